@@ -1,0 +1,2 @@
+build/plain/common/duration.o: common/duration.c common/duration.h
+common/duration.h:

@@ -1,0 +1,190 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "log.h"
+
+#define LOG_LINE_MAX 4000
+
+enum log_target { LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_FILE };
+
+enum log_level { LEVEL_DEBUG, LEVEL_INFO, LEVEL_WARN, LEVEL_ERROR, LEVEL_FATAL, LEVEL_PANIC };
+
+static const char *const level_tag[] = { "", "", "warning: ", "error: ", "fatal: ", "panic: " };
+static const int level_priority[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT, LOG_CRIT };
+
+static struct {
+    enum log_target target;
+    int fd;
+    int verbose;
+    char ident[64];
+    char host[64];
+} log_state = { LOG_TO_STDERR, 2, 0, "etrnkit", "localhost" };
+
+/* log_open - choose where log lines go */
+int log_open(const char *ident, const char *target, char *err, size_t errlen)
+{
+    int fd = -1;
+    enum log_target kind;
+
+    if (target == NULL || *target == 0 || strcmp(target, "syslog") == 0) {
+        kind = LOG_TO_SYSLOG;
+    } else if (strcmp(target, "stderr") == 0) {
+        kind = LOG_TO_STDERR;
+    } else if (strcmp(target, "/dev/stderr") == 0) {
+        kind = LOG_TO_FILE;
+        fd = 2;
+    } else {
+        kind = LOG_TO_FILE;
+        fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(errno));
+            return -1;
+        }
+    }
+    log_close();
+    snprintf(log_state.ident, sizeof(log_state.ident), "%s", ident);
+    if (gethostname(log_state.host, sizeof(log_state.host)) != 0)
+        snprintf(log_state.host, sizeof(log_state.host), "localhost");
+    log_state.host[sizeof(log_state.host) - 1] = 0;
+    log_state.host[strcspn(log_state.host, ".")] = 0;
+    log_state.target = kind;
+    log_state.fd = kind == LOG_TO_STDERR ? 2 : fd;
+    if (kind == LOG_TO_SYSLOG)
+        openlog(log_state.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    return 0;
+}
+
+/* log_close - return to logging on standard error */
+void log_close(void)
+{
+    if (log_state.target == LOG_TO_SYSLOG)
+        closelog();
+    if (log_state.target == LOG_TO_FILE && log_state.fd > 2)
+        close(log_state.fd);
+    log_state.target = LOG_TO_STDERR;
+    log_state.fd = 2;
+}
+
+void log_set_verbose(int verbose)
+{
+    log_state.verbose = verbose;
+}
+
+int log_verbose(void)
+{
+    return log_state.verbose;
+}
+
+/* log_write - format one line, neutralise control characters, emit it */
+static void log_write(enum log_level level, const char *fmt, va_list ap)
+{
+    char text[LOG_LINE_MAX];
+    char line[LOG_LINE_MAX + 256];
+    int saved_errno = errno;
+    int len;
+    size_t n;
+
+    len = vsnprintf(text, sizeof(text), fmt, ap);
+    if (len < 0)
+        snprintf(text, sizeof(text), "(unformattable log text)");
+    for (char *p = text; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = '?';
+
+    switch (log_state.target) {
+    case LOG_TO_SYSLOG:
+        syslog(level_priority[level], "%s%s", level_tag[level], text);
+        break;
+    case LOG_TO_STDERR:
+        len = snprintf(line, sizeof(line), "%s: %s%s\n", log_state.ident, level_tag[level], text);
+        n = len < 0 ? 0 : (size_t) len < sizeof(line) ? (size_t) len : sizeof(line) - 1;
+        if (write(log_state.fd, line, n) < 0) {
+            /* nowhere left to report it */
+        }
+        break;
+    case LOG_TO_FILE: {
+        char stamp[32];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        localtime_r(&now, &tm);
+        if (strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
+            stamp[0] = 0;
+        len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp, log_state.host,
+                       log_state.ident, (long) getpid(), level_tag[level], text);
+        n = len < 0 ? 0 : (size_t) len < sizeof(line) ? (size_t) len : sizeof(line) - 1;
+        if (n > 0 && line[n - 1] != '\n')
+            line[n - 1] = '\n';
+        if (write(log_state.fd, line, n) < 0) {
+            /* nowhere left to report it */
+        }
+        break;
+    }
+    }
+    errno = saved_errno;
+}
+
+#define LOG_FUNCTION(name, level)               \
+    void name(const char *fmt, ...)             \
+    {                                           \
+        va_list ap;                             \
+        va_start(ap, fmt);                      \
+        log_write(level, fmt, ap);              \
+        va_end(ap);                             \
+    }
+
+void log_debug(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!log_state.verbose)
+        return;
+    va_start(ap, fmt);
+    log_write(LEVEL_INFO, fmt, ap);
+    va_end(ap);
+}
+
+LOG_FUNCTION(log_info, LEVEL_INFO)
+LOG_FUNCTION(log_warn, LEVEL_WARN)
+LOG_FUNCTION(log_error, LEVEL_ERROR)
+
+/* log_fatal - log and exit with EX_SOFTWARE */
+void log_fatal(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_write(LEVEL_FATAL, fmt, ap);
+    va_end(ap);
+    exit(EXIT_SOFTWARE);
+}
+
+/* log_fatal_code - log and exit with the given status */
+void log_fatal_code(int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_write(LEVEL_FATAL, fmt, ap);
+    va_end(ap);
+    exit(status);
+}
+
+/* log_panic - a broken invariant: log and dump core */
+void log_panic(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_write(LEVEL_PANIC, fmt, ap);
+    va_end(ap);
+    abort();
+}

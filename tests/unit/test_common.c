@@ -1,0 +1,211 @@
+/* Unit tests for common/: durations, domains, ETRN arguments, buffers, config. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "domain.h"
+#include "duration.h"
+#include "test.h"
+
+static void test_duration(void)
+{
+    static const struct {
+        const char *text;
+        int ok;
+        long long want;
+    } cases[] = {
+        { "900s", 1, 900 }, { "15m", 1, 900 }, { "1h", 1, 3600 }, { "1d", 1, 86400 },
+        { "1w", 1, 604800 }, { "42", 1, 42 }, { "0", 1, 0 }, { "2S", 1, 2 },
+        { "", 0, 0 }, { "5x", 0, 0 }, { "-1", 0, 0 }, { "1.5h", 0, 0 }, { "h", 0, 0 },
+        { "10ss", 0, 0 }, { " 5s", 0, 0 }, { "99999999999999999999", 0, 0 },
+        { "9999999999999999w", 0, 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long long got = -1;
+        const char *why = NULL;
+        int rc = duration_parse(cases[i].text, &got, &why);
+
+        TEST_CHECK((rc == 0) == cases[i].ok, "duration_parse(\"%s\"): got rc %d, want %s",
+                   cases[i].text, rc, cases[i].ok ? "ok" : "error");
+        if (cases[i].ok)
+            TEST_INTEQ(got, cases[i].want);
+        else
+            TEST_CHECK(why != NULL && *why, "duration_parse(\"%s\") gives a reason", cases[i].text);
+    }
+    char out[32];
+    duration_format(900, out, sizeof(out));
+    TEST_STREQ(out, "15m");
+    duration_format(90, out, sizeof(out));
+    TEST_STREQ(out, "90s");
+}
+
+static void test_etrn_args(void)
+{
+    char longlabel[80], longname[300];
+
+    memset(longlabel, 'a', 64);
+    strcpy(longlabel + 64, ".org");
+    for (int i = 0; i < 299; i++)
+        longname[i] = i % 2 ? '.' : 'a';
+    longname[299] = 0;
+    static const struct {
+        const char *arg;
+        enum etrn_arg_kind want;
+    } cases[] = {
+        { "example.org", ETRN_ARG_HOST }, { "EXAMPLE.org", ETRN_ARG_HOST },
+        { "a-b.example", ETRN_ARG_HOST }, { "localhost", ETRN_ARG_HOST },
+        { "@example.org", ETRN_ARG_SUBDOMAINS }, { "#branch", ETRN_ARG_QUEUE },
+        { "#a_b-c.d", ETRN_ARG_QUEUE }, { "[192.0.2.1]", ETRN_ARG_LITERAL },
+        { "[IPv6:2001:db8::1]", ETRN_ARG_LITERAL },
+        { "", ETRN_ARG_INVALID }, { "../x", ETRN_ARG_INVALID }, { "/etc", ETRN_ARG_INVALID },
+        { "a/b", ETRN_ARG_INVALID }, { "a..b", ETRN_ARG_INVALID }, { "a.b.", ETRN_ARG_INVALID },
+        { "example.org\r\nRCPT TO:<x>", ETRN_ARG_INVALID }, { "exa mple.org", ETRN_ARG_INVALID },
+        { "*", ETRN_ARG_INVALID }, { "%s", ETRN_ARG_INVALID }, { "b\xc3\xbcro.de", ETRN_ARG_INVALID },
+        { "@@example.org", ETRN_ARG_INVALID }, { "#", ETRN_ARG_INVALID }, { "#a/b", ETRN_ARG_INVALID },
+        { "#..", ETRN_ARG_INVALID }, { "-a.org", ETRN_ARG_INVALID }, { "a-.org", ETRN_ARG_INVALID },
+        { "[999.1.1.1]", ETRN_ARG_INVALID }, { "[192.0.2.1", ETRN_ARG_INVALID },
+        { "@", ETRN_ARG_INVALID }, { ".org", ETRN_ARG_INVALID },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *why = NULL;
+        enum etrn_arg_kind got = domain_etrn_arg(cases[i].arg, &why);
+
+        TEST_CHECK(got == cases[i].want, "domain_etrn_arg(\"%s\"): got %d, want %d (%s)",
+                   cases[i].arg, (int) got, (int) cases[i].want, why ? why : "");
+    }
+    TEST_CHECK(!domain_is_hostname(longlabel, NULL), "64-octet label refused");
+    TEST_CHECK(!domain_is_hostname(longname, NULL), "299-octet name refused");
+}
+
+static void test_buf(void)
+{
+    struct buf b = BUF_INIT;
+
+    TEST_STREQ(buf_cstr(&b), "");
+    for (int i = 0; i < 1000; i++)
+        buf_printf(&b, "%d,", i);
+    TEST_INTEQ(b.len, 3890);
+    buf_reset(&b);
+    buf_json_string(&b, "a\"b\\c\r\n\x01");
+    TEST_STREQ(buf_cstr(&b), "\"a\\\"b\\\\c\\r\\n\\u0001\"");
+    char *s = buf_steal(&b);
+    TEST_CHECK(b.data == NULL && b.len == 0, "buf_steal resets");
+    free(s);
+    buf_free(&b);
+}
+
+struct sample_conf {
+    char *name;
+    long long timeout;
+    long long count;
+    int flag;
+    int mode;
+    struct cfg_list items;
+};
+
+static const char *const sample_modes[] = { "none", "starttls", "tls", NULL };
+
+static const struct cfg_key sample_keys[] = {
+    { "name", CFG_STRING, NULL, 0, 0, NULL, offsetof(struct sample_conf, name), CFG_REQUIRED },
+    { "timeout", CFG_DURATION, "30s", 1, 3600, NULL, offsetof(struct sample_conf, timeout), 0 },
+    { "count", CFG_INT, "5", 0, 100, NULL, offsetof(struct sample_conf, count), 0 },
+    { "flag", CFG_BOOL, "yes", 0, 0, NULL, offsetof(struct sample_conf, flag), 0 },
+    { "mode", CFG_ENUM, "starttls", 0, 0, sample_modes, offsetof(struct sample_conf, mode), 0 },
+    { "items", CFG_LIST, NULL, 0, 0, NULL, offsetof(struct sample_conf, items), 0 },
+    { NULL, 0, NULL, 0, 0, NULL, 0, 0 },
+};
+
+static int sample_handler(void *ctx, const struct cfg_item *item, char *why, size_t whylen)
+{
+    struct cfg_section *sec = ctx;
+
+    if (strcmp(item->section, "s") != 0) {
+        snprintf(why, whylen, "[%s]: unknown section", item->section);
+        return -1;
+    }
+    return cfg_section_set(sec, item, why, whylen);
+}
+
+/* parse_text - write text to a file, parse it, return rc and the message */
+static int parse_text(const char *text, struct sample_conf *conf, char *msg, size_t msglen)
+{
+    char path[] = "/tmp/etrnkit-test-XXXXXX";
+    int fd = mkstemp(path);
+    struct cfg_section sec;
+    struct cfg_error err = { "" };
+    int rc;
+
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t) strlen(text))
+        return -2;
+    close(fd);
+    memset(conf, 0, sizeof(*conf));
+    cfg_section_init(&sec, path, "s", sample_keys, conf);
+    rc = cfg_parse(path, sample_handler, &sec, &err);
+    if (rc == 0)
+        rc = cfg_section_check(&sec, 1, &err);
+    cfg_section_done(&sec);
+    /* keep only "LINE: text", the path is random */
+    const char *colon = strchr(err.msg, ':');
+    snprintf(msg, msglen, "%s", colon ? colon + 1 : err.msg);
+    unlink(path);
+    return rc;
+}
+
+static void test_config(void)
+{
+    static const struct {
+        const char *text;
+        const char *want; /* error message after "FILE:", or NULL for success */
+    } cases[] = {
+        { "[s]\nname = x\n", NULL },
+        { "[s]\nname = x ; comment\ntimeout = 2m\nitems = a b,c\n  d e\n", NULL },
+        { "[s]\nname = x\nbogus = 1\n", "3: [s] bogus: unknown key" },
+        { "[s]\nname = x\ntimeout = 5x\n", "3: [s] timeout: \"5x\": bad time unit (use s, m, h, d or w)" },
+        { "[s]\nname = x\ntimeout = 2h\n", "3: [s] timeout: 2h is out of range (1..3600 seconds)" },
+        { "[s]\ntimeout = 5s\n", "1: [s] name: required key is missing" },
+        { "[s]\nname = x\nname = y\n", "3: [s] name: set twice (first at line 2)" },
+        { "[s]\nname = x\nmode = ssl\n", "3: [s] mode: \"ssl\" is not one of: none, starttls, tls" },
+        { "[s]\nname = x\nflag = maybe\n", "3: [s] flag: \"maybe\" is not yes or no" },
+        { "[s]\nname = x\nthis line has no equals sign\n",
+          "3: syntax error: expected \"[section]\" or \"key = value\"" },
+        { "[t]\nname = x\n", "2: [t]: unknown section" },
+    };
+    struct sample_conf conf;
+    char msg[1024];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = parse_text(cases[i].text, &conf, msg, sizeof(msg));
+
+        if (cases[i].want == NULL)
+            TEST_CHECK(rc == 0, "case %zu: got error \"%s\", want success", i, msg);
+        else
+            TEST_STREQ(msg, cases[i].want);
+        if (i == 1) {
+            TEST_INTEQ(conf.timeout, 120);
+            TEST_INTEQ(conf.items.count, 5);
+            TEST_STREQ(conf.items.count == 5 ? conf.items.items[4] : "", "e");
+            TEST_STREQ(conf.name, "x");
+            TEST_INTEQ(conf.mode, 1);
+        }
+        cfg_section_free(sample_keys, &conf);
+    }
+
+    /* a line over inih's limit is an error naming the line, never cut */
+    char longtext[600];
+    snprintf(longtext, sizeof(longtext), "[s]\nname = x\nitems = %0300d\n", 7);
+    TEST_CHECK(parse_text(longtext, &conf, msg, sizeof(msg)) != 0, "long line refused");
+    TEST_CHECK(strncmp(msg, "3: line longer than", 19) == 0, "long line message: %s", msg);
+    cfg_section_free(sample_keys, &conf);
+}
+
+int main(void)
+{
+    test_duration();
+    test_etrn_args();
+    test_buf();
+    test_config();
+    return test_summary();
+}
