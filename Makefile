@@ -5,6 +5,8 @@
 #   make demo                run the paired demo
 #   make install             install under $(DESTDIR)$(PREFIX)
 #   make SANITIZE=address,undefined check
+#   make check E2E=tests/e2e/x.sh   run the unit tests and only the named e2e scripts
+#   make O=build/mine BIN=build/mine/bin   build somewhere else (parallel work trees)
 #
 # Objects go to build/plain or build/san-<list>, so plain and sanitizer
 # builds never mix; bin/ holds the binaries of the variant built last.
@@ -33,13 +35,16 @@ LDFLAGS  += -fsanitize=$(SANITIZE)
 else
 VARIANT  := plain
 endif
-B := build/$(VARIANT)
+O   ?= build/$(VARIANT)
+BIN ?= bin
+B := $(O)
 
 COMMON_SRC := $(wildcard common/*.c)
 AGENT_MAIN := agent/etrn_agent.c
 AGENT_SRC  := $(filter-out $(AGENT_MAIN),$(wildcard agent/*.c))
 SERVER_MAINS := server-lite/etrn_server.c server-lite/etrn_queue.c
 SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server-lite/*.c))
+E2E        ?= $(E2E)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 
@@ -49,8 +54,8 @@ LIBCOMMON := $(B)/libcommon.a
 LIBAGENT  := $(B)/libagent.a
 LIBSERVER := $(B)/libserver.a
 
-PROGRAMS := bin/etrn-agent $(if $(wildcard server-lite/etrn_server.c),bin/etrn-server) \
-            $(if $(wildcard server-lite/etrn_queue.c),bin/etrn-queue)
+PROGRAMS := $(BIN)/etrn-agent $(if $(wildcard server-lite/etrn_server.c),$(BIN)/etrn-server) \
+            $(if $(wildcard server-lite/etrn_queue.c),$(BIN)/etrn-queue)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 
@@ -58,8 +63,8 @@ TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 all: $(PROGRAMS)
 
 # bin/ follows the variant: switching SANITIZE relinks even if objects are old.
-bin/.variant: FORCE
-	@mkdir -p bin
+$(BIN)/.variant: FORCE
+	@mkdir -p $(BIN)
 	@echo $(VARIANT) | cmp -s - $@ || echo $(VARIANT) > $@
 
 $(B)/%.o: %.c
@@ -73,11 +78,11 @@ $(LIBAGENT): $(call obj,$(AGENT_SRC))
 $(LIBSERVER): $(call obj,$(SERVER_SRC))
 	@mkdir -p $(dir $@); rm -f $@; $(AR) rcs $@ $^
 
-bin/etrn-agent: $(call obj,$(AGENT_MAIN)) $(LIBAGENT) $(LIBCOMMON) bin/.variant
+$(BIN)/etrn-agent: $(call obj,$(AGENT_MAIN)) $(LIBAGENT) $(LIBCOMMON) $(BIN)/.variant
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
-bin/etrn-server: $(call obj,server-lite/etrn_server.c) $(LIBSERVER) $(LIBCOMMON) bin/.variant
+$(BIN)/etrn-server: $(call obj,server-lite/etrn_server.c) $(LIBSERVER) $(LIBCOMMON) $(BIN)/.variant
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
-bin/etrn-queue: $(call obj,server-lite/etrn_queue.c) $(LIBSERVER) $(LIBCOMMON) bin/.variant
+$(BIN)/etrn-queue: $(call obj,server-lite/etrn_queue.c) $(LIBSERVER) $(LIBCOMMON) $(BIN)/.variant
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIBAGENT) $(LIBSERVER) $(LIBCOMMON)
@@ -90,13 +95,13 @@ unit: $(UNIT_BINS)
 	@tests/run.sh --unit $(UNIT_BINS)
 
 check: all $(UNIT_BINS) $(TOOL_BINS)
-	@TOOLS_DIR=$(B)/tools tests/run.sh $(UNIT_BINS) $(sort $(wildcard tests/e2e/*.sh))
+	@BIN_DIR=$(abspath $(BIN)) TOOLS_DIR=$(abspath $(B)/tools) tests/run.sh $(UNIT_BINS) $(E2E)
 
 e2e: all $(TOOL_BINS)
-	@TOOLS_DIR=$(B)/tools tests/run.sh $(sort $(wildcard tests/e2e/*.sh))
+	@BIN_DIR=$(abspath $(BIN)) TOOLS_DIR=$(abspath $(B)/tools) tests/run.sh $(E2E)
 
 demo: all
-	@tests/demo/run.sh
+	@BIN_DIR=$(abspath $(BIN)) tests/demo/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/etrnkit

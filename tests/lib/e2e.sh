@@ -1,0 +1,118 @@
+# e2e.sh - shared helpers for end-to-end tests (POSIX sh, sourced).
+#
+#   . "$(dirname "$0")/../lib/e2e.sh"
+#   e2e_init                      temp dir in $T, cleanup trap, counters
+#   port=$(free_port)             a free TCP port on 127.0.0.1
+#   start_bg NAME cmd args...     start in background, PID recorded; killed at exit
+#   stop_pid PID                  TERM, then KILL after 5 s
+#   wait_port PORT [SECS] [ADDR]  wait until a TCP port accepts (bounded)
+#   wait_for SECS cmd...          poll cmd every 0.1 s until it succeeds (bounded)
+#   check "what" cmd...           one assertion: cmd must succeed
+#   check_eq "what" GOT WANT      one assertion: strings equal
+#   skip "why"                    count a skipped assertion
+#   e2e_done                      print "N passed, N failed, N skipped"; exit status
+#
+# $BIN_DIR holds the programs (default: bin/ at the top), $TOOLS_DIR the test
+# tools built from tests/tools. Only loopback addresses and namespaces the
+# test itself makes are ever used. Every wait is bounded.
+
+E2E_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BIN_DIR=${BIN_DIR:-$E2E_TOP/bin}
+TOOLS_DIR=${TOOLS_DIR:-$E2E_TOP/build/plain/tools}
+PY=/usr/bin/python3
+E2E_PASS=0
+E2E_FAIL=0
+E2E_SKIP=0
+E2E_PIDS=""
+
+e2e_cleanup() {
+    for pid in $E2E_PIDS; do
+        kill "$pid" 2>/dev/null
+    done
+    for pid in $E2E_PIDS; do
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -9 "$pid" 2>/dev/null
+    done
+    [ -n "${E2E_CLEANUP_HOOK:-}" ] && eval "$E2E_CLEANUP_HOOK"
+    [ -n "${T:-}" ] && [ -z "${E2E_KEEP:-}" ] && rm -rf "$T"
+}
+
+e2e_init() {
+    T=$(mktemp -d /tmp/etrnkit-e2e.XXXXXX)
+    chmod 755 "$T"
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+free_port() {
+    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start_bg() {
+    name=$1; shift
+    "$@" >"$T/$name.out" 2>&1 &
+    E2E_LAST_PID=$!
+    E2E_PIDS="$E2E_PIDS $E2E_LAST_PID"
+}
+
+stop_pid() {
+    kill "$1" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    return 0
+}
+
+wait_port() {
+    $PY - "$1" "${2:-10}" "${3:-127.0.0.1}" <<'PYEOF'
+import socket, sys, time
+port, secs, addr = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+end = time.time() + secs
+while time.time() < end:
+    try:
+        socket.create_connection((addr, port), 0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PYEOF
+}
+
+wait_for() {
+    secs=$1; shift
+    n=$(( secs * 10 ))
+    while [ $n -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+
+check() {
+    what=$1; shift
+    if "$@" >/dev/null 2>&1; then
+        E2E_PASS=$((E2E_PASS + 1)); echo "ok   $what"
+    else
+        E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $what"
+    fi
+}
+
+check_eq() {
+    if [ "$2" = "$3" ]; then
+        E2E_PASS=$((E2E_PASS + 1)); echo "ok   $1"
+    else
+        E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $1: got [$2], want [$3]"
+    fi
+}
+
+skip() {
+    E2E_SKIP=$((E2E_SKIP + 1)); echo "SKIP $1"
+}
+
+e2e_done() {
+    echo "$E2E_PASS passed, $E2E_FAIL failed, $E2E_SKIP skipped"
+    [ "$E2E_FAIL" -eq 0 ]
+}
