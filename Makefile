@@ -44,7 +44,7 @@ AGENT_MAIN := agent/etrn_agent.c
 AGENT_SRC  := $(filter-out $(AGENT_MAIN),$(wildcard agent/*.c))
 SERVER_MAINS := server-lite/etrn_server.c server-lite/etrn_queue.c
 SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server-lite/*.c))
-E2E        ?= $(E2E)
+E2E        ?= $(sort $(wildcard tests/e2e/*.sh))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 
