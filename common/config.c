@@ -20,6 +20,7 @@ struct cfg_parse_state {
     const char *path;
     int line;          /* line most recently handed to inih */
     int indented;      /* that line started with white space */
+    int section_line;  /* line of the latest [section] header */
     int too_long_line; /* first line over the limit, 0 if none */
     cfg_handler handler;
     void *ctx;
@@ -50,6 +51,8 @@ static char *cfg_reader(char *str, int num, void *stream)
     str[n] = 0;
     st->line++;
     st->indented = str[0] == ' ' || str[0] == '\t';
+    if (str[strspn(str, " \t")] == '[')
+        st->section_line = st->line;
     return str;
 }
 
@@ -57,7 +60,8 @@ static char *cfg_reader(char *str, int num, void *stream)
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
     struct cfg_parse_state *st = user;
-    struct cfg_item item = { st->path, section, name, value, st->line, st->indented };
+    struct cfg_item item = { st->path, section, name, value, st->line, st->indented,
+                             st->section_line };
 
     if (st->failed_line)
         return 0;

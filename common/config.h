@@ -56,6 +56,7 @@ struct cfg_item {
     const char *value;
     int line;
     int continued; /* indented continuation of the previous key */
+    int section_line; /* line of the [section] header; 0 before any */
 };
 
 typedef int (*cfg_handler)(void *ctx, const struct cfg_item *item, char *why, size_t whylen);

@@ -1,0 +1,114 @@
+/* etrn-agent - send ETRN to every provider host when the link comes up. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "agent_config.h"
+#include "daemon.h"
+#include "exitcode.h"
+#include "log.h"
+#include "round.h"
+
+#define AGENT_DEFAULT_CONFIG "/etc/etrnkit/agent.ini"
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: etrn-agent [-c FILE] [--once] [--dry-run] [--check-config] [-v]\n"
+                "  -c, --config FILE  configuration (default " AGENT_DEFAULT_CONFIG ")\n"
+                "  --once             one round now, then exit (0 ok, 75 temporary, 69 refused, 78 config)\n"
+                "  --dry-run          print what would be sent where, send nothing\n"
+                "  --check-config     validate the configuration and exit\n"
+                "  -v, --verbose      log the SMTP dialogue\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "once", no_argument, NULL, 'o' },
+        { "dry-run", no_argument, NULL, 'n' },
+        { "check-config", no_argument, NULL, 'C' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = AGENT_DEFAULT_CONFIG;
+    int once = 0, dry_run = 0, check_only = 0, verbose = 0;
+    struct agent_config conf;
+    struct cfg_error err;
+    char why[512];
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'o':
+            once = 1;
+            break;
+        case 'n':
+            dry_run = 1;
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "etrn-agent: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    log_set_verbose(verbose);
+    if (agent_config_load(path, &conf, &err) != 0) {
+        fprintf(stderr, "etrn-agent: fatal: %s\n", err.msg);
+        return EXIT_CONFIG;
+    }
+    if (check_only) {
+        if (verbose)
+            printf("%s: %zu provider(s), configuration OK\n", path, conf.nproviders);
+        agent_config_free(&conf);
+        return EXIT_OK;
+    }
+    if (!dry_run && log_open("etrn-agent", conf.log, why, sizeof(why)) != 0) {
+        fprintf(stderr, "etrn-agent: fatal: %s: [agent] log: %s\n", path, why);
+        agent_config_free(&conf);
+        return EXIT_CONFIG;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("libcurl initialisation failed");
+        agent_config_free(&conf);
+        return EXIT_SOFTWARE;
+    }
+    if (once || dry_run) {
+        struct round_options opt = { 0 };
+        struct round_report report;
+        int status;
+
+        opt.dry_run = dry_run;
+        round_run(&conf, &opt, &report);
+        status = round_exit_status(&report);
+        round_report_free(&report);
+        agent_config_free(&conf);
+        curl_global_cleanup();
+        log_close();
+        return status;
+    }
+    c = daemon_run(path, &conf);
+    curl_global_cleanup();
+    log_close();
+    return c;
+}
