@@ -157,7 +157,7 @@ static void test_config(void)
     int rc = load_text("[provider isp]\nhosts = r\ndomains = a.org\n[agent]\nlog = stderr\n"
                        "[provider isp]\nhosts = s\n", 0600, &conf, msg, sizeof(msg));
     TEST_CHECK(rc != 0, "a provider section given twice is refused");
-    TEST_STREQ(msg, "6: [provider isp]: section given twice (first at line 1)");
+    TEST_STREQ(msg, "7: [provider isp]: section given twice (first at line 1)");
 
     /* a password in a config that others can read is refused */
     rc = load_text("[provider isp]\nhosts = r\ndomains = a.org\nusername = u\npassword = secret\n",
