@@ -59,7 +59,7 @@ PROGRAMS := $(BIN)/etrn-agent $(if $(wildcard server-lite/etrn_server.c),$(BIN)/
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 
-.PHONY: all check unit e2e demo install clean FORCE
+.PHONY: all check unit e2e demo deps install clean FORCE
 all: $(PROGRAMS)
 
 # bin/ follows the variant: switching SANITIZE relinks even if objects are old.
@@ -94,14 +94,23 @@ $(B)/tools/%: $(B)/tests/tools/%.o $(LIBCOMMON)
 unit: $(UNIT_BINS)
 	@tests/run.sh --unit $(UNIT_BINS)
 
-check: all $(UNIT_BINS) $(TOOL_BINS)
+# check and demo install missing Debian packages first (packaging/install-deps.sh),
+# then build in a sub-make that sees the new pkg-config files.
+check:
+	@packaging/install-deps.sh
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(TOOL_BINS)
 	@BIN_DIR=$(abspath $(BIN)) TOOLS_DIR=$(abspath $(B)/tools) tests/run.sh $(UNIT_BINS) $(E2E)
 
 e2e: all $(TOOL_BINS)
 	@BIN_DIR=$(abspath $(BIN)) TOOLS_DIR=$(abspath $(B)/tools) tests/run.sh $(E2E)
 
-demo: all
+demo:
+	@packaging/install-deps.sh
+	@$(MAKE) --no-print-directory all
 	@BIN_DIR=$(abspath $(BIN)) tests/demo/run.sh
+
+deps:
+	@packaging/install-deps.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/etrnkit
