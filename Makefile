@@ -87,7 +87,7 @@ $(BIN)/etrn-queue: $(call obj,server-lite/etrn_queue.c) $(LIBSERVER) $(LIBCOMMON
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIBAGENT) $(LIBSERVER) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/tools/%: $(B)/tests/tools/%.o $(LIBCOMMON)
+$(B)/tools/%: $(B)/tests/tools/%.o $(LIBAGENT) $(LIBSERVER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "domain.h"
 #include "log.h"
+#include "mx.h"
 
 static const char *const tls_modes[] = { "starttls", "tls", "none", NULL };
 
@@ -370,18 +371,15 @@ static int agent_check(struct agent_parse *ps)
         free(h);
     }
     if (conf->resolver) {
-        char *h = NULL;
-        int port = 0;
-        unsigned char bin[16];
+        char why[256];
+        struct mx_resolver *res = mx_resolver_new(conf->resolver, why, sizeof(why));
 
-        if (agent_parse_hostport(conf->resolver, &h, &port, &reason) != 0
-            || (inet_pton(AF_INET, h, bin) != 1 && inet_pton(AF_INET6, h, bin) != 1)) {
-            free(h);
+        if (res == NULL) {
             cfg_error_set(&ps->err, conf->path, cfg_section_line(&ps->agent_sec, "resolver"),
-                          "[agent] resolver: \"%s\": expected IP or IP:port", conf->resolver);
+                          "[agent] resolver: \"%s\": %s", conf->resolver, why);
             return -1;
         }
-        free(h);
+        mx_resolver_free(res);
     }
     for (size_t i = 0; i < conf->nproviders; i++) {
         struct agent_provider *p = &conf->providers[i];
