@@ -1,0 +1,857 @@
+/*
+ * Queue file format (version 1). Text header, one field per line, then the
+ * content exactly as smtpd stored it:
+ *
+ *   ETRNKIT-QUEUE 1\n
+ *   size NNNNNNNNNNNNNNNNNNNN\n    content bytes, 20 digits, written at commit
+ *   arrival SECONDS\n              arrival time, seconds since the epoch
+ *   id QUEUEID\n                   must equal the file name
+ *   sender ADDRESS\n               empty for the null sender <>
+ *   client TEXT\n                  e.g. "pop[192.168.11.12]"
+ *   rcpts N\n                      N >= 1 records follow
+ *   R S DDDDDDDDD REASON... ADDRESS\n   one per recipient, see below
+ *   data\n
+ *   CONTENT (size bytes; the file ends right after it)
+ *
+ * A recipient record has fixed-width fields so that it can be updated in
+ * place with one pwrite and fsync: "R", blank, state (P pending, D
+ * delivered, B bounced), blank, the enhanced status code left-aligned in 9
+ * bytes (blanks when none), blank, the last reason left-aligned in 256 bytes
+ * (blanks pad it; control characters become '?'), blank, the address.
+ * Header values never hold CR, LF or NUL. A file whose size is not
+ * data_offset + size, or whose header does not parse, is corrupt.
+ * The next retry time is the file's mtime.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "log.h"
+#include "queue.h"
+
+#define MAGIC "ETRNKIT-QUEUE 1\n"
+#define SIZE_DIGITS 20
+#define SIZE_FIELD_OFF (sizeof(MAGIC) - 1 + 5) /* after "size " */
+#define RCPT_FIXED (2 + 1 + 1 + QUEUE_DSN_MAX + 1 + QUEUE_REASON_MAX + 1)
+#define RCPT_MAX 1000000
+
+static const char *const dir_names[QUEUE_NDIRS] = {
+    "incoming", "active", "deferred", "hold", "corrupt",
+};
+
+/* qerr - record the last error text; returns status */
+static int qerr(struct queue *q, int status, const char *fmt, ...) LOG_PRINTF(3, 4);
+static int qerr(struct queue *q, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(q->err, sizeof(q->err), fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* io_status - map errno to a queue status */
+static int io_status(int err)
+{
+    if (err == ENOSPC || err == EDQUOT)
+        return QUEUE_NOSPACE;
+    if (err == ENOENT)
+        return QUEUE_NOTFOUND;
+    return QUEUE_ERR;
+}
+
+/* queue_error - text of the last error */
+const char *queue_error(const struct queue *q)
+{
+    return q->err;
+}
+
+/* queue_dir_name - "incoming", "active", ... */
+const char *queue_dir_name(enum queue_dir dir)
+{
+    return (unsigned) dir < QUEUE_NDIRS ? dir_names[dir] : "?";
+}
+
+/* queue_id_valid - 1..QUEUE_ID_MAX upper-case hex digits, nothing else */
+int queue_id_valid(const char *id)
+{
+    size_t n = 0;
+
+    if (id == NULL)
+        return 0;
+    for (; id[n]; n++)
+        if (n >= QUEUE_ID_MAX || !((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'A' && id[n] <= 'F')))
+            return 0;
+    return n > 0;
+}
+
+/* check_args - a message directory index and a valid queue ID */
+static int check_args(struct queue *q, enum queue_dir dir, const char *id)
+{
+    if ((unsigned) dir >= QUEUE_NDIRS)
+        return qerr(q, QUEUE_INVAL, "bad queue directory %d", (int) dir);
+    if (!queue_id_valid(id))
+        return qerr(q, QUEUE_BADID, "bad queue ID");
+    return QUEUE_OK;
+}
+
+/* open_subdir - mkdir (when creating) and open one subdirectory */
+static int open_subdir(struct queue *q, int top, const char *name, int create)
+{
+    int fd;
+
+    if (create && mkdirat(top, name, 0700) != 0 && errno != EEXIST)
+        return qerr(q, io_status(errno), "mkdir %s/%s: %s", q->path, name, strerror(errno));
+    fd = openat(top, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return qerr(q, io_status(errno), "open %s/%s: %s", q->path, name, strerror(errno));
+    return fd;
+}
+
+/* queue_open - open (and with create, make) the queue directory tree */
+int queue_open(struct queue *q, const char *path, int create)
+{
+    static const char *const extra[] = { "flush", "public" };
+    int top, rc = QUEUE_OK;
+
+    memset(q, 0, sizeof(*q));
+    for (int i = 0; i < QUEUE_NDIRS; i++)
+        q->dirfd[i] = -1;
+    q->tmpfd = -1;
+    q->path = xstrdup(path);
+    if (create && mkdir(path, 0700) != 0 && errno != EEXIST)
+        return qerr(q, io_status(errno), "mkdir %s: %s", path, strerror(errno));
+    top = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0)
+        return qerr(q, io_status(errno), "open %s: %s", path, strerror(errno));
+    for (int i = 0; i < QUEUE_NDIRS && rc == QUEUE_OK; i++) {
+        int fd = open_subdir(q, top, dir_names[i], create);
+
+        if (fd < 0)
+            rc = fd;
+        else
+            q->dirfd[i] = fd;
+    }
+    if (rc == QUEUE_OK) {
+        int fd = open_subdir(q, top, "tmp", create);
+
+        if (fd < 0)
+            rc = fd;
+        else
+            q->tmpfd = fd;
+    }
+    for (size_t i = 0; i < 2 && rc == QUEUE_OK; i++) {
+        int fd = open_subdir(q, top, extra[i], create);
+
+        if (fd < 0)
+            rc = fd;
+        else if (close(fd) != 0)
+            rc = qerr(q, QUEUE_ERR, "close %s/%s: %s", path, extra[i], strerror(errno));
+    }
+    if (create && rc == QUEUE_OK && fsync(top) != 0)
+        rc = qerr(q, io_status(errno), "fsync %s: %s", path, strerror(errno));
+    if (close(top) != 0 && rc == QUEUE_OK)
+        rc = qerr(q, QUEUE_ERR, "close %s: %s", path, strerror(errno));
+    return rc;
+}
+
+/* queue_close - release the directory handles */
+void queue_close(struct queue *q)
+{
+    for (int i = 0; i < QUEUE_NDIRS; i++)
+        if (q->dirfd[i] >= 0)
+            close(q->dirfd[i]);
+    if (q->tmpfd >= 0)
+        close(q->tmpfd);
+    free(q->path);
+    q->path = NULL;
+    for (int i = 0; i < QUEUE_NDIRS; i++)
+        q->dirfd[i] = -1;
+    q->tmpfd = -1;
+}
+
+/* header_safe - no control characters (CR, LF, ...) in a header value */
+static int header_safe(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char) *s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* dsn_valid - "" or class.subject.detail (RFC 3463) */
+static int dsn_valid(const char *dsn)
+{
+    int parts = 0, digits = 0;
+
+    if (*dsn == 0)
+        return 1;
+    if (strlen(dsn) > QUEUE_DSN_MAX || (dsn[0] != '2' && dsn[0] != '4' && dsn[0] != '5'))
+        return 0;
+    for (const char *p = dsn;; p++) {
+        if (isdigit((unsigned char) *p)) {
+            if (++digits > 3)
+                return 0;
+        } else if (*p == '.' || *p == 0) {
+            if (digits == 0 || (parts == 0 && digits != 1))
+                return 0;
+            parts++;
+            digits = 0;
+            if (*p == 0)
+                break;
+        } else {
+            return 0;
+        }
+    }
+    return parts == 3;
+}
+
+/* fill_fixed - state, DSN and reason fields of a record (without "R " and address) */
+static void fill_fixed(char *out, int state, const char *dsn, const char *reason)
+{
+    size_t n;
+
+    memset(out, ' ', RCPT_FIXED - 2);
+    out[0] = (char) state;
+    memcpy(out + 2, dsn, strlen(dsn));
+    n = strlen(reason);
+    if (n > QUEUE_REASON_MAX)
+        n = QUEUE_REASON_MAX;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) reason[i];
+
+        out[2 + QUEUE_DSN_MAX + 1 + i] = c < 0x20 || c == 0x7f ? '?' : (char) c;
+    }
+}
+
+/* write_all - write or pwrite everything */
+static int write_all(int fd, const void *data, size_t len, off_t off, int positioned)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = positioned ? pwrite(fd, p, len, off) : write(fd, p, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t) n;
+        off += n;
+    }
+    return 0;
+}
+
+/* queue_create - start a message in tmp/ with its envelope */
+int queue_create(struct queue *q, const char *sender, const char *client,
+                 const char *const *rcpts, size_t nrcpt, struct queue_file *qf)
+{
+    struct buf b = BUF_INIT;
+    struct timeval tv;
+    struct stat st;
+    char fixed[RCPT_FIXED];
+    int rc;
+
+    memset(qf, 0, sizeof(*qf));
+    qf->q = q;
+    qf->fd = -1;
+    if (nrcpt == 0 || nrcpt > RCPT_MAX)
+        return qerr(q, QUEUE_INVAL, "a message needs 1..%d recipients", RCPT_MAX);
+    if (!header_safe(sender) || !header_safe(client))
+        return qerr(q, QUEUE_INVAL, "control character in sender or client");
+    for (size_t i = 0; i < nrcpt; i++)
+        if (!header_safe(rcpts[i]) || *rcpts[i] == 0)
+            return qerr(q, QUEUE_INVAL, "empty recipient or control character in recipient");
+    for (int tries = 0; qf->fd < 0; tries++) {
+        snprintf(qf->tmpname, sizeof(qf->tmpname), "t%ld.%lu", (long) getpid(), q->counter++);
+        qf->fd = openat(q->tmpfd, qf->tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (qf->fd < 0 && (errno != EEXIST || tries > 100))
+            return qerr(q, io_status(errno), "create %s/tmp/%s: %s", q->path, qf->tmpname,
+                        strerror(errno));
+    }
+    /* Postfix-style ID: microseconds and inode; unique while the file exists */
+    if (fstat(qf->fd, &st) != 0) {
+        rc = qerr(q, QUEUE_ERR, "fstat %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+        goto fail;
+    }
+    gettimeofday(&tv, NULL);
+    snprintf(qf->id, sizeof(qf->id), "%05lX%lX", (unsigned long) tv.tv_usec & 0xFFFFF,
+             (unsigned long) st.st_ino);
+    buf_printf(&b, "%ssize %0*d\narrival %lld\nid %s\nsender %s\nclient %s\nrcpts %zu\n", MAGIC,
+               SIZE_DIGITS, 0, (long long) tv.tv_sec, qf->id, sender, client, nrcpt);
+    fill_fixed(fixed, QUEUE_RCPT_PENDING, "", "");
+    for (size_t i = 0; i < nrcpt; i++) {
+        buf_puts(&b, "R ");
+        buf_append(&b, fixed, sizeof(fixed) - 2);
+        buf_printf(&b, "%s\n", rcpts[i]);
+    }
+    buf_puts(&b, "data\n");
+    if (write_all(qf->fd, b.data, b.len, 0, 0) != 0) {
+        rc = qerr(q, io_status(errno), "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+        goto fail;
+    }
+    buf_free(&b);
+    return QUEUE_OK;
+fail:
+    buf_free(&b);
+    queue_abort(qf);
+    return rc;
+}
+
+/* queue_write - append content */
+int queue_write(struct queue_file *qf, const void *data, size_t len)
+{
+    if (qf->fd < 0)
+        return qerr(qf->q, QUEUE_INVAL, "queue_write: no open file");
+    if (write_all(qf->fd, data, len, 0, 0) != 0)
+        return qerr(qf->q, io_status(errno), "write %s/tmp/%s: %s", qf->q->path, qf->tmpname,
+                    strerror(errno));
+    qf->size += (off_t) len;
+    return QUEUE_OK;
+}
+
+/* queue_commit - size field, fsync, rename into incoming/, fsync the directory */
+int queue_commit(struct queue_file *qf)
+{
+    struct queue *q = qf->q;
+    char size[SIZE_DIGITS + 1];
+    int rc, fd = qf->fd;
+
+    if (fd < 0)
+        return qerr(q, QUEUE_INVAL, "queue_commit: no open file");
+    snprintf(size, sizeof(size), "%0*lld", SIZE_DIGITS, (long long) qf->size);
+    if (write_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF, 1) != 0 || fsync(fd) != 0) {
+        rc = qerr(q, io_status(errno), "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+        goto fail;
+    }
+    qf->fd = -1;
+    if (close(fd) != 0) {
+        rc = qerr(q, io_status(errno), "close %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+        goto fail;
+    }
+    if (renameat(q->tmpfd, qf->tmpname, q->dirfd[QUEUE_INCOMING], qf->id) != 0) {
+        rc = qerr(q, io_status(errno), "rename %s/tmp/%s to incoming/%s: %s", q->path, qf->tmpname,
+                  qf->id, strerror(errno));
+        goto fail;
+    }
+    if (fsync(q->dirfd[QUEUE_INCOMING]) != 0) {
+        int err = errno;
+
+        rc = qerr(q, io_status(err), "fsync %s/incoming: %s", q->path, strerror(err));
+        /* not known to be durable: take it back so nobody delivers it after a 4xx */
+        if (unlinkat(q->dirfd[QUEUE_INCOMING], qf->id, 0) != 0)
+            log_error("%s: cannot remove %s/incoming/%s after a failed fsync: %s", qf->id,
+                      q->path, qf->id, strerror(errno));
+        return rc;
+    }
+    return QUEUE_OK;
+fail:
+    queue_abort(qf);
+    return rc;
+}
+
+/* queue_abort - close and remove a partial file */
+void queue_abort(struct queue_file *qf)
+{
+    if (qf->fd >= 0) {
+        close(qf->fd);
+        qf->fd = -1;
+    }
+    if (qf->tmpname[0] && unlinkat(qf->q->tmpfd, qf->tmpname, 0) != 0 && errno != ENOENT)
+        log_warn("cannot remove %s/tmp/%s: %s", qf->q->path, qf->tmpname, strerror(errno));
+    qf->tmpname[0] = 0;
+}
+
+/* field - "name value" line: the value, or NULL */
+static const char *field(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(line, name, n) != 0 || line[n] != ' ')
+        return NULL;
+    return line + n + 1;
+}
+
+/* parse_num - all digits, no overflow */
+static int parse_num(const char *s, long long *v)
+{
+    *v = 0;
+    if (*s == 0)
+        return -1;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char) *s) || *v > (0x7fffffffffffffffLL - 9) / 10)
+            return -1;
+        *v = *v * 10 + (*s - '0');
+    }
+    return 0;
+}
+
+/* trim_copy - copy a fixed-width field without its trailing blanks */
+static void trim_copy(char *out, const char *in, size_t width)
+{
+    while (width > 0 && in[width - 1] == ' ')
+        width--;
+    memcpy(out, in, width);
+    out[width] = 0;
+}
+
+/* parse_file - read and check a queue file's header from fp */
+static int parse_file(struct queue *q, FILE *fp, const char *id, struct queue_msg *msg)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long long v, nrcpt = 0;
+    const char *val;
+    int rc = QUEUE_CORRUPT;
+    struct stat st;
+
+#define NEXT() ((n = getline(&line, &cap, fp)) > 0 && line[n - 1] == '\n' ? (line[--n] = 0, 1) : 0)
+#define BAD(...) do { qerr(q, QUEUE_CORRUPT, __VA_ARGS__); goto out; } while (0)
+    if (!NEXT() || strcmp(line, "ETRNKIT-QUEUE 1") != 0)
+        BAD("not a version 1 queue file");
+    if (!NEXT() || (val = field(line, "size")) == NULL || strlen(val) != SIZE_DIGITS
+        || parse_num(val, &v) != 0)
+        BAD("bad size line");
+    msg->size = (off_t) v;
+    if (!NEXT() || (val = field(line, "arrival")) == NULL || parse_num(val, &v) != 0)
+        BAD("bad arrival line");
+    msg->arrival = (time_t) v;
+    if (!NEXT() || (val = field(line, "id")) == NULL || strcmp(val, id) != 0)
+        BAD("id line does not match the file name");
+    if (!NEXT() || (val = field(line, "sender")) == NULL)
+        BAD("bad sender line");
+    msg->sender = xstrdup(val);
+    if (!NEXT() || (val = field(line, "client")) == NULL)
+        BAD("bad client line");
+    msg->client = xstrdup(val);
+    if (!NEXT() || (val = field(line, "rcpts")) == NULL || parse_num(val, &nrcpt) != 0
+        || nrcpt < 1 || nrcpt > RCPT_MAX)
+        BAD("bad rcpts line");
+    msg->rcpts = xcalloc((size_t) nrcpt, sizeof(*msg->rcpts));
+    for (long long i = 0; i < nrcpt; i++) {
+        struct queue_rcpt *r = &msg->rcpts[i];
+        off_t at = ftello(fp);
+
+        if (!NEXT())
+            BAD("recipient %lld: truncated", i + 1);
+        if ((size_t) n <= RCPT_FIXED || line[0] != 'R' || line[1] != ' '
+            || line[3] != ' ' || line[4 + QUEUE_DSN_MAX] != ' ' || line[RCPT_FIXED - 1] != ' ')
+            BAD("recipient %lld: bad record", i + 1);
+        if (line[2] != QUEUE_RCPT_PENDING && line[2] != QUEUE_RCPT_DELIVERED
+            && line[2] != QUEUE_RCPT_BOUNCED)
+            BAD("recipient %lld: bad state '%c'", i + 1, line[2]);
+        r->state = line[2];
+        r->offset = at;
+        trim_copy(r->dsn, line + 4, QUEUE_DSN_MAX);
+        trim_copy(r->reason, line + 5 + QUEUE_DSN_MAX, QUEUE_REASON_MAX);
+        r->address = xstrdup(line + RCPT_FIXED);
+        msg->nrcpt++;
+        if (!dsn_valid(r->dsn))
+            BAD("recipient %lld: bad status code", i + 1);
+    }
+    if (!NEXT() || strcmp(line, "data") != 0)
+        BAD("missing data line");
+    msg->data_offset = ftello(fp);
+    if (fstat(fileno(fp), &st) != 0) {
+        rc = qerr(q, QUEUE_ERR, "fstat: %s", strerror(errno));
+        goto out;
+    }
+    if (st.st_size != msg->data_offset + msg->size)
+        BAD("file is %lld bytes, header says %lld", (long long) st.st_size,
+            (long long) (msg->data_offset + msg->size));
+    msg->retry_time = st.st_mtime;
+    rc = QUEUE_OK;
+out:
+#undef NEXT
+#undef BAD
+    free(line);
+    return rc;
+}
+
+/* queue_load - read a message's envelope */
+int queue_load(struct queue *q, enum queue_dir dir, const char *id, struct queue_msg *msg)
+{
+    int rc, fd;
+    FILE *fp;
+
+    memset(msg, 0, sizeof(*msg));
+    if ((rc = check_args(q, dir, id)) != QUEUE_OK)
+        return rc;
+    fd = openat(q->dirfd[dir], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return qerr(q, io_status(errno), "%s/%s: %s", dir_names[dir], id, strerror(errno));
+    if ((fp = fdopen(fd, "r")) == NULL) {
+        close(fd);
+        return qerr(q, QUEUE_ERR, "fdopen: %s", strerror(errno));
+    }
+    snprintf(msg->id, sizeof(msg->id), "%s", id);
+    msg->dir = dir;
+    rc = parse_file(q, fp, id, msg);
+    fclose(fp);
+    if (rc != QUEUE_OK)
+        queue_msg_free(msg);
+    return rc;
+}
+
+/* queue_msg_free - release a loaded envelope */
+void queue_msg_free(struct queue_msg *msg)
+{
+    for (size_t i = 0; i < msg->nrcpt; i++)
+        free(msg->rcpts[i].address);
+    free(msg->rcpts);
+    free(msg->sender);
+    free(msg->client);
+    memset(msg, 0, sizeof(*msg));
+}
+
+/* queue_open_content - read-only fd positioned at the content, or a negative status */
+int queue_open_content(struct queue *q, const struct queue_msg *msg)
+{
+    int rc, fd;
+
+    if ((rc = check_args(q, msg->dir, msg->id)) != QUEUE_OK)
+        return rc;
+    fd = openat(q->dirfd[msg->dir], msg->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return qerr(q, io_status(errno), "%s/%s: %s", dir_names[msg->dir], msg->id, strerror(errno));
+    if (lseek(fd, msg->data_offset, SEEK_SET) != msg->data_offset) {
+        close(fd);
+        return qerr(q, QUEUE_ERR, "%s/%s: seek: %s", dir_names[msg->dir], msg->id, strerror(errno));
+    }
+    return fd;
+}
+
+/* sync_dir - fsync one queue directory */
+static int sync_dir(struct queue *q, int fd, const char *name)
+{
+    if (fsync(fd) != 0)
+        return qerr(q, io_status(errno), "fsync %s/%s: %s", q->path, name, strerror(errno));
+    return QUEUE_OK;
+}
+
+/* queue_move - rename a message between directories, durably */
+int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
+{
+    int rc;
+
+    if ((rc = check_args(q, from, id)) != QUEUE_OK || (rc = check_args(q, to, id)) != QUEUE_OK)
+        return rc;
+    if (renameat(q->dirfd[from], id, q->dirfd[to], id) != 0)
+        return qerr(q, io_status(errno), "rename %s/%s to %s/%s: %s", dir_names[from], id,
+                    dir_names[to], id, strerror(errno));
+    if ((rc = sync_dir(q, q->dirfd[to], dir_names[to])) != QUEUE_OK)
+        return rc;
+    return sync_dir(q, q->dirfd[from], dir_names[from]);
+}
+
+/* queue_mark_recipient - set one recipient's state, DSN and reason in place, durably */
+int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
+                         enum queue_rcpt_state state, const char *dsn, const char *reason)
+{
+    struct queue_msg msg;
+    char fixed[RCPT_FIXED];
+    int rc, fd;
+
+    if (state != QUEUE_RCPT_PENDING && state != QUEUE_RCPT_DELIVERED && state != QUEUE_RCPT_BOUNCED)
+        return qerr(q, QUEUE_INVAL, "bad recipient state %d", (int) state);
+    if (dsn == NULL)
+        dsn = "";
+    if (!dsn_valid(dsn))
+        return qerr(q, QUEUE_INVAL, "bad status code \"%s\"", dsn);
+    if ((rc = queue_load(q, dir, id, &msg)) != QUEUE_OK)
+        return rc;
+    if (idx >= msg.nrcpt) {
+        queue_msg_free(&msg);
+        return qerr(q, QUEUE_INVAL, "%s: no recipient %zu", id, idx);
+    }
+    off_t at = msg.rcpts[idx].offset + 2;
+    queue_msg_free(&msg);
+    fill_fixed(fixed, state, dsn, reason ? reason : "");
+    fd = openat(q->dirfd[dir], id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return qerr(q, io_status(errno), "%s/%s: %s", dir_names[dir], id, strerror(errno));
+    if (write_all(fd, fixed, sizeof(fixed) - 2, at, 1) != 0 || fsync(fd) != 0) {
+        rc = qerr(q, io_status(errno), "%s/%s: update: %s", dir_names[dir], id, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    if (close(fd) != 0)
+        return qerr(q, io_status(errno), "%s/%s: close: %s", dir_names[dir], id, strerror(errno));
+    return QUEUE_OK;
+}
+
+/* queue_set_retry_time - store the next retry time as the file's mtime */
+int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, time_t when)
+{
+    struct timespec ts[2];
+    int rc;
+
+    if ((rc = check_args(q, dir, id)) != QUEUE_OK)
+        return rc;
+    ts[0].tv_sec = ts[1].tv_sec = when;
+    ts[0].tv_nsec = ts[1].tv_nsec = 0;
+    if (utimensat(q->dirfd[dir], id, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        return qerr(q, io_status(errno), "%s/%s: utimensat: %s", dir_names[dir], id, strerror(errno));
+    return QUEUE_OK;
+}
+
+/* queue_delete - remove a message, durably */
+int queue_delete(struct queue *q, enum queue_dir dir, const char *id)
+{
+    int rc;
+
+    if ((rc = check_args(q, dir, id)) != QUEUE_OK)
+        return rc;
+    if (unlinkat(q->dirfd[dir], id, 0) != 0)
+        return qerr(q, io_status(errno), "remove %s/%s: %s", dir_names[dir], id, strerror(errno));
+    return sync_dir(q, q->dirfd[dir], dir_names[dir]);
+}
+
+/* open_dir_stream - a DIR for one queue directory (its own descriptor) */
+static DIR *open_dir_stream(struct queue *q, int dirfd, const char *name)
+{
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d;
+
+    if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+        qerr(q, io_status(errno), "open %s/%s: %s", q->path, name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    return d;
+}
+
+/* queue_walk - call fn for every queue ID in dir; fn returns non-zero to stop */
+int queue_walk(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx)
+{
+    struct dirent *de;
+    DIR *d;
+
+    if ((unsigned) dir >= QUEUE_NDIRS)
+        return qerr(q, QUEUE_INVAL, "bad queue directory %d", (int) dir);
+    if ((d = open_dir_stream(q, q->dirfd[dir], dir_names[dir])) == NULL)
+        return QUEUE_ERR;
+    errno = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!queue_id_valid(de->d_name))
+            continue;
+        if (fn(ctx, dir, de->d_name) != 0)
+            break;
+        errno = 0;
+    }
+    if (de == NULL && errno != 0) {
+        int err = errno;
+
+        closedir(d);
+        return qerr(q, io_status(err), "read %s/%s: %s", q->path, dir_names[dir], strerror(err));
+    }
+    closedir(d);
+    return QUEUE_OK;
+}
+
+/* to_corrupt - move a file that cannot be used to corrupt/, with a warning */
+static void to_corrupt(struct queue *q, enum queue_dir dir, const char *name, const char *why)
+{
+    if (renameat(q->dirfd[dir], name, q->dirfd[QUEUE_CORRUPT_DIR], name) != 0) {
+        log_warn("%s/%s/%s: %s; cannot move it to corrupt/: %s", q->path, dir_names[dir], name,
+                 why, strerror(errno));
+        return;
+    }
+    log_warn("%s/%s/%s: %s; moved to corrupt/", q->path, dir_names[dir], name, why);
+}
+
+/* recover_dir - check every file of dir; active/ files go back to incoming/ */
+static int recover_dir(struct queue *q, enum queue_dir dir, int *moved)
+{
+    struct dirent *de;
+    DIR *d;
+    int rc = QUEUE_OK;
+
+    if ((d = open_dir_stream(q, q->dirfd[dir], dir_names[dir])) == NULL)
+        return QUEUE_ERR;
+    while ((de = readdir(d)) != NULL) {
+        struct queue_msg msg;
+        struct stat st;
+        const char *name = de->d_name;
+
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+            continue;
+        if (fstatat(q->dirfd[dir], name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (!S_ISREG(st.st_mode)) {
+            log_warn("%s/%s/%s: not a regular file; left alone", q->path, dir_names[dir], name);
+            continue;
+        }
+        if (!queue_id_valid(name)) {
+            to_corrupt(q, dir, name, "file name is not a queue ID");
+            *moved = 1;
+            continue;
+        }
+        int lrc = queue_load(q, dir, name, &msg);
+        if (lrc == QUEUE_CORRUPT) {
+            to_corrupt(q, dir, name, q->err);
+            *moved = 1;
+            continue;
+        }
+        if (lrc != QUEUE_OK) {
+            rc = lrc;
+            continue;
+        }
+        queue_msg_free(&msg);
+        if (dir == QUEUE_ACTIVE) {
+            if (renameat(q->dirfd[QUEUE_ACTIVE], name, q->dirfd[QUEUE_INCOMING], name) != 0)
+                rc = qerr(q, io_status(errno), "rename active/%s to incoming/: %s", name,
+                          strerror(errno));
+            else
+                *moved = 1;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* queue_recover - startup: empty tmp/, active/ back to incoming/, bad files to corrupt/ */
+int queue_recover(struct queue *q)
+{
+    static const enum queue_dir check[] = { QUEUE_ACTIVE, QUEUE_INCOMING, QUEUE_DEFERRED, QUEUE_HOLD };
+    struct dirent *de;
+    DIR *d;
+    int rc = QUEUE_OK, moved = 0;
+
+    if ((d = open_dir_stream(q, q->tmpfd, "tmp")) == NULL)
+        return QUEUE_ERR;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (unlinkat(q->tmpfd, de->d_name, 0) != 0)
+            rc = qerr(q, io_status(errno), "remove tmp/%s: %s", de->d_name, strerror(errno));
+        else
+            log_info("removed unfinished %s/tmp/%s", q->path, de->d_name);
+    }
+    closedir(d);
+    for (size_t i = 0; i < sizeof(check) / sizeof(check[0]); i++) {
+        int r = recover_dir(q, check[i], &moved);
+
+        if (r != QUEUE_OK && rc == QUEUE_OK)
+            rc = r;
+    }
+    if (moved || rc == QUEUE_OK) {
+        for (int i = 0; i < QUEUE_NDIRS; i++) {
+            int r = sync_dir(q, q->dirfd[i], dir_names[i]);
+
+            if (r != QUEUE_OK && rc == QUEUE_OK)
+                rc = r;
+        }
+        int r = sync_dir(q, q->tmpfd, "tmp");
+        if (r != QUEUE_OK && rc == QUEUE_OK)
+            rc = r;
+    }
+    return rc;
+}
+
+/* IDs collected by a walk */
+struct id_list {
+    char **ids;
+    size_t count;
+};
+
+/* collect_id - queue_walk callback: remember one ID */
+static int collect_id(void *ctx, enum queue_dir dir, const char *id)
+{
+    struct id_list *l = ctx;
+
+    (void) dir;
+    l->ids = xreallocarray(l->ids, l->count + 1, sizeof(char *));
+    l->ids[l->count++] = xstrdup(id);
+    return 0;
+}
+
+/* list_message - one message in Postfix mailq format */
+static void list_message(struct buf *out, const struct queue_msg *msg)
+{
+    char when[32], idstat[QUEUE_ID_MAX + 2];
+    struct tm tm;
+    const char *last = "";
+
+    if (localtime_r(&msg->arrival, &tm) == NULL || strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm) == 0)
+        snprintf(when, sizeof(when), "?");
+    snprintf(idstat, sizeof(idstat), "%s%s", msg->id,
+             msg->dir == QUEUE_ACTIVE ? "*" : msg->dir == QUEUE_HOLD ? "!" : "");
+    buf_printf(out, "%-11s %7lld %-20.20s %s\n", idstat, (long long) msg->size, when,
+               *msg->sender ? msg->sender : "MAILER-DAEMON");
+    for (size_t i = 0; i < msg->nrcpt; i++) {
+        const struct queue_rcpt *r = &msg->rcpts[i];
+
+        if (r->state != QUEUE_RCPT_PENDING)
+            continue;
+        if (*r->reason && strcmp(r->reason, last) != 0)
+            buf_printf(out, "%14s(%s)\n", "", r->reason);
+        last = r->reason;
+        buf_printf(out, "%41s%s\n", "", r->address);
+    }
+    buf_puts(out, "\n");
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* queue_list - the mailq listing of incoming, active, deferred and hold */
+int queue_list(struct queue *q, struct buf *out)
+{
+    static const enum queue_dir dirs[] = { QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD };
+    long long total = 0;
+    size_t count = 0;
+    int rc = QUEUE_OK;
+    struct buf body = BUF_INIT;
+
+    for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]) && rc == QUEUE_OK; d++) {
+        struct id_list l = { NULL, 0 };
+
+        rc = queue_walk(q, dirs[d], collect_id, &l);
+        if (l.count)
+            qsort(l.ids, l.count, sizeof(char *), cmp_id);
+        for (size_t i = 0; i < l.count; i++) {
+            struct queue_msg msg;
+
+            /* a message that moved or was finished meanwhile is skipped */
+            if (rc == QUEUE_OK && queue_load(q, dirs[d], l.ids[i], &msg) == QUEUE_OK) {
+                if (count == 0)
+                    buf_puts(&body, "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+                list_message(&body, &msg);
+                total += (long long) msg.size;
+                count++;
+                queue_msg_free(&msg);
+            }
+            free(l.ids[i]);
+        }
+        free(l.ids);
+    }
+    if (rc == QUEUE_OK) {
+        if (count == 0)
+            buf_puts(out, "Mail queue is empty\n");
+        else {
+            buf_append(out, body.data, body.len);
+            buf_printf(out, "-- %lld Kbytes in %zu Request%s.\n", total / 1024, count,
+                       count == 1 ? "" : "s");
+        }
+    }
+    buf_free(&body);
+    return rc;
+}

@@ -1,0 +1,118 @@
+/*
+ * queue - the durable on-disk mail queue: one file per message (format: queue.c).
+ *
+ * incoming/ active/ deferred/ hold/ corrupt/ hold complete messages only;
+ * files are written in tmp/. queue_create + queue_write + queue_commit
+ * (fsync, rename into incoming/, fsync the directory): only after QUEUE_OK
+ * may smtpd answer 250; queue_abort removes a partial file. Recipient state
+ * is updated in place (pwrite + fsync); the next retry time is the mtime.
+ * queue_recover() at startup; queue_list() appends the mailq listing to out;
+ * queue_open_content() returns a read-only fd at the content (caller closes).
+ * Every int function returns QUEUE_OK or a negative enum queue_status
+ * (QUEUE_NOSPACE on ENOSPC/EDQUOT: 452 4.3.1); text in queue_error(q).
+ * IDs are checked before they become a path. queue_msg_free() frees a msg.
+ */
+#ifndef ETRNKIT_QUEUE_H
+#define ETRNKIT_QUEUE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define QUEUE_ID_MAX 32      /* upper-case hex digits */
+#define QUEUE_DSN_MAX 9      /* "5.123.456" */
+#define QUEUE_REASON_MAX 256 /* a longer reason keeps its first 256 bytes */
+
+enum queue_status {
+    QUEUE_OK = 0,
+    QUEUE_ERR = -1,      /* I/O or system error */
+    QUEUE_NOSPACE = -2,  /* disk full or quota: 452 4.3.1 */
+    QUEUE_NOTFOUND = -3, /* no such message in that directory */
+    QUEUE_BADID = -4,    /* the ID is not a queue ID */
+    QUEUE_CORRUPT = -5,  /* the file cannot be parsed */
+    QUEUE_INVAL = -6,    /* bad argument (CR/LF in an address, bad DSN, index) */
+};
+
+/* message directories; the order is the order etrn-queue -p lists them */
+enum queue_dir {
+    QUEUE_INCOMING,
+    QUEUE_ACTIVE,
+    QUEUE_DEFERRED,
+    QUEUE_HOLD,
+    QUEUE_CORRUPT_DIR,
+    QUEUE_NDIRS
+};
+
+enum queue_rcpt_state {
+    QUEUE_RCPT_PENDING = 'P',
+    QUEUE_RCPT_DELIVERED = 'D',
+    QUEUE_RCPT_BOUNCED = 'B',
+};
+
+struct queue {
+    char *path;
+    int dirfd[QUEUE_NDIRS];
+    int tmpfd;
+    unsigned long counter;
+    char err[512];
+};
+
+/* a message being written */
+struct queue_file {
+    struct queue *q;
+    int fd;                 /* -1 when closed */
+    char tmpname[64];
+    char id[QUEUE_ID_MAX + 1];
+    off_t size;             /* content bytes written so far */
+};
+
+struct queue_rcpt {
+    char *address;
+    int state;                        /* enum queue_rcpt_state */
+    char dsn[QUEUE_DSN_MAX + 1];      /* "" when none */
+    char reason[QUEUE_REASON_MAX + 1];
+    off_t offset;                     /* of the record in the file */
+};
+
+struct queue_msg {
+    char id[QUEUE_ID_MAX + 1];
+    enum queue_dir dir;
+    time_t arrival;
+    time_t retry_time;       /* the file's mtime */
+    char *sender;            /* "" for the null sender */
+    char *client;            /* e.g. "pop[192.168.11.12]" */
+    struct queue_rcpt *rcpts;
+    size_t nrcpt;
+    off_t data_offset;       /* where the content starts */
+    off_t size;              /* content bytes */
+};
+
+typedef int (*queue_walk_fn)(void *ctx, enum queue_dir dir, const char *id);
+
+int queue_open(struct queue *q, const char *path, int create);
+void queue_close(struct queue *q);
+const char *queue_error(const struct queue *q);
+const char *queue_dir_name(enum queue_dir dir);
+int queue_id_valid(const char *id);
+
+int queue_create(struct queue *q, const char *sender, const char *client,
+                 const char *const *rcpts, size_t nrcpt, struct queue_file *qf);
+int queue_write(struct queue_file *qf, const void *data, size_t len);
+int queue_commit(struct queue_file *qf);
+void queue_abort(struct queue_file *qf);
+
+int queue_load(struct queue *q, enum queue_dir dir, const char *id, struct queue_msg *msg);
+void queue_msg_free(struct queue_msg *msg);
+int queue_open_content(struct queue *q, const struct queue_msg *msg);
+int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
+int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
+                         enum queue_rcpt_state state, const char *dsn, const char *reason);
+int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, time_t when);
+int queue_delete(struct queue *q, enum queue_dir dir, const char *id);
+int queue_walk(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx);
+int queue_recover(struct queue *q);
+
+struct buf;
+int queue_list(struct queue *q, struct buf *out);
+
+#endif

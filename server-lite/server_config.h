@@ -1,0 +1,187 @@
+/*
+ * server_config - etrn-server's configuration (server-lite.ini).
+ *
+ * server_config_load() reads [main] (Postfix names and time units, "$name"
+ * expansion with loops refused; in list parameters "/path" elements name
+ * files of further elements), [transport], [etrn_queues], [etrn_users] and
+ * the transport_maps files. Every error is "FILE:LINE: [section] key: what is
+ * wrong" (the list or map file's line when the problem is there); on error
+ * nothing stays allocated. The struct owns its memory: server_config_free().
+ * Pure helpers: server_cidr_*, server_netlist_match (mynetworks),
+ * server_domain_match ("name" itself, ".name" its subdomains),
+ * server_transport_lookup (domain -> transport, next hop, defer),
+ * server_etrn_queue_find/_user_find. server_hostport_parse and
+ * server_nexthop_parse return a host the caller frees.
+ */
+#ifndef ETRNKIT_SERVER_CONFIG_H
+#define ETRNKIT_SERVER_CONFIG_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "domain.h"
+
+enum server_etrn_reply { SERVER_ETRN_REPLY_RFC1985, SERVER_ETRN_REPLY_POSTFIX };
+
+/* smtpd_etrn_restrictions elements, in the order given */
+enum server_restriction {
+    SERVER_RESTRICT_PERMIT,
+    SERVER_RESTRICT_REJECT,
+    SERVER_RESTRICT_DEFER,
+    SERVER_RESTRICT_PERMIT_MYNETWORKS,
+    SERVER_RESTRICT_PERMIT_SASL_AUTHENTICATED,
+};
+
+enum server_transport {
+    SERVER_TRANSPORT_SMTP,
+    SERVER_TRANSPORT_ETRN_ONLY, /* smtp, but deferred until a flush */
+    SERVER_TRANSPORT_LOCAL,     /* Maildir delivery (mydestination) */
+    SERVER_TRANSPORT_COUNT
+};
+
+/* one network: family AF_INET or AF_INET6, address with host bits zero */
+struct server_cidr {
+    int family;
+    unsigned char addr[16];
+    unsigned prefix;
+};
+
+struct server_netlist {
+    struct server_cidr *nets;
+    size_t count;
+};
+
+/* inet_interfaces entry: host without brackets, port */
+struct server_listen {
+    char *host;
+    int port;
+};
+
+/* "[host]:port" (mx = 0: connect to host) or "host[:port]" (mx = 1: its MX) */
+struct server_nexthop {
+    char *host; /* NULL: the recipient domain itself, by MX */
+    int port;   /* 0: 25 */
+    int mx;
+};
+
+/* one transport table entry ([transport] or a transport_maps file) */
+struct server_transport_entry {
+    char *pattern;   /* "example.org", ".example.org" (subdomains) or "*" */
+    int transport;   /* enum server_transport, -1: the default transport */
+    struct server_nexthop nexthop;
+    const char *file; /* points into the config's file names */
+    int line;
+    size_t order;    /* first match wins across tables */
+};
+
+struct server_etrn_queue {
+    char *name;              /* without '#' */
+    struct cfg_list domains; /* "host" or "@host", lower case */
+};
+
+struct server_etrn_user {
+    char *user;
+    struct cfg_list domains; /* "host" or "@host", lower case */
+};
+
+struct server_config {
+    char *path;
+    /* [main], as in the file (lists after /file and $name expansion) */
+    char *myhostname;
+    struct cfg_list inet_interfaces;
+    char *queue_directory;
+    char *mail_owner;
+    char *maillog_file;            /* NULL or "": syslog */
+    struct cfg_list mynetworks;
+    struct cfg_list relay_domains; /* domain lists: lower case, sorted, unique */
+    struct cfg_list mydestination;
+    char *home_mailbox;
+    char *local_maildir_base;
+    long long message_size_limit;  /* 0: no limit */
+    long long smtpd_recipient_limit;
+    long long smtpd_timeout;
+    long long smtpd_client_connection_count_limit; /* 0: no limit */
+    char *smtpd_tls_cert_file;
+    char *smtpd_tls_key_file;
+    char *smtpd_sasl_users_file;
+    struct cfg_list smtpd_etrn_restrictions;
+    long long etrn_rate_limit;     /* 0: off */
+    long long anvil_rate_time_unit;
+    struct cfg_list smtpd_client_event_limit_exceptions;
+    struct cfg_list fast_flush_domains;
+    long long fast_flush_refresh_time;
+    long long fast_flush_purge_time;
+    int etrn_reply;                /* enum server_etrn_reply */
+    struct cfg_list etrn_only_domains;
+    struct cfg_list defer_transports;
+    struct cfg_list transport_maps;
+    char *default_transport;
+    char *relayhost;
+    long long queue_run_delay;
+    long long minimal_backoff_time;
+    long long maximal_backoff_time;
+    long long maximal_queue_lifetime;
+    long long bounce_queue_lifetime;
+    long long default_destination_concurrency_limit;
+
+    /* derived from the above */
+    struct server_listen *listen;
+    size_t nlisten;
+    struct server_netlist mynetworks_nets;
+    struct server_netlist event_limit_exception_nets;
+    enum server_restriction *etrn_restrictions;
+    size_t netrn_restrictions;
+    unsigned defer_mask;           /* bit (1u << enum server_transport) */
+    int default_transport_kind;    /* enum server_transport */
+    struct server_nexthop default_nexthop; /* from "smtp:nexthop"; host NULL if none */
+    struct server_nexthop relayhost_nexthop; /* host NULL: no relayhost */
+
+    /* tables */
+    struct server_transport_entry *transports; /* sorted by pattern, unique */
+    size_t ntransports;
+    char **files;                  /* map file names the entries point to */
+    size_t nfiles;
+    struct server_etrn_queue *queues;
+    size_t nqueues;
+    struct server_etrn_user *users;
+    size_t nusers;
+};
+
+/* where server_transport_lookup found its answer */
+enum server_route_source {
+    SERVER_ROUTE_TABLE,     /* [transport] or transport_maps */
+    SERVER_ROUTE_ETRN_ONLY, /* etrn_only_domains, next hop the domain's MX */
+    SERVER_ROUTE_LOCAL,     /* mydestination */
+    SERVER_ROUTE_RELAYHOST, /* default_transport via relayhost */
+    SERVER_ROUTE_DEFAULT,   /* default_transport, next hop the domain */
+};
+
+struct server_route {
+    enum server_transport transport;
+    char host[DOMAIN_MAX + 1]; /* next hop, without brackets */
+    int port;                  /* 25 unless given */
+    int mx;                    /* 1: look up MX records of host */
+    int defer;                 /* 1: etrn-only or in defer_transports: wait for a flush */
+    enum server_route_source source;
+};
+
+int server_config_load(const char *path, struct server_config *conf, struct cfg_error *err);
+void server_config_free(struct server_config *conf);
+
+int server_cidr_parse(const char *text, struct server_cidr *net, const char **why);
+int server_cidr_match(const struct server_cidr *net, int family, const void *addr);
+int server_netlist_match(const struct server_netlist *list, int family, const void *addr);
+int server_domain_match(const struct cfg_list *list, const char *domain);
+int server_hostport_parse(const char *text, int default_port, char **host, int *port,
+                          const char **why);
+int server_nexthop_parse(const char *text, struct server_nexthop *hop, const char **why);
+int server_transport_parse(const char *name);
+const char *server_transport_name(int transport);
+int server_transport_lookup(const struct server_config *conf, const char *domain,
+                            struct server_route *route);
+const struct server_etrn_queue *server_etrn_queue_find(const struct server_config *conf,
+                                                       const char *name);
+const struct server_etrn_user *server_etrn_user_find(const struct server_config *conf,
+                                                     const char *user);
+
+#endif

@@ -1,0 +1,74 @@
+#!/bin/sh
+# server_queue_list.sh - etrn-queue -p lists a queue in Postfix mailq format
+# without a running server; messages are made with the queue API (queue_inject).
+. "$(dirname "$0")/../lib/e2e.sh"
+e2e_init
+
+Q="$BIN_DIR/etrn-queue"
+INJ="$TOOLS_DIR/queue_inject"
+cat >"$T/server.ini" <<INI
+[main]
+myhostname = relay.test
+inet_interfaces = 127.0.0.1:2525
+queue_directory = $T/spool
+relay_domains = yahoo.co.jp example.org
+INI
+
+# no queue directory yet: a clear error, not an empty listing
+out=$("$Q" -c "$T/server.ini" -p 2>&1); rc=$?
+check_eq "missing queue: exit status" "$rc" 74
+check "missing queue: message names the directory" sh -c "echo '$out' | grep -q '$T/spool'"
+
+# a bad configuration is a config error naming file and line
+printf '[main]\nqueue_directory = %s/spool\nbogus = 1\n' "$T" >"$T/bad.ini"
+out=$("$Q" -c "$T/bad.ini" -p 2>&1); rc=$?
+check_eq "bad config: exit status" "$rc" 78
+check_eq "bad config: message" "$out" "etrn-queue: $T/bad.ini:3: [main] bogus: unknown key"
+
+out=$("$Q" -c "$T/server.ini" -x 2>&1); rc=$?
+check_eq "unknown option: exit status" "$rc" 64
+
+# the DESIGN sample: one deferred message, 508 bytes, one reason
+head -c 508 /dev/zero | tr '\0' 'x' >"$T/m1"
+set -- $("$INJ" -q "$T/spool" -f relay@test.local -c 'pop[192.168.11.12]' -m deferred \
+    -R '0:P:4.4.1:connect to 192.168.11.11[192.168.11.11]:25: Connection refused' \
+    aaaabc@yahoo.co.jp <"$T/m1")
+id1=$1 at1=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
+check "inject 1 gave an ID" test -n "$id1"
+
+"$Q" -c "$T/server.ini" -p >"$T/out1"; rc=$?
+check_eq "one message: exit status" "$rc" 0
+printf '%s\n' "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------" >"$T/want1"
+printf '%-11s %7d %-20s %s\n' "$id1" 508 "$at1" relay@test.local >>"$T/want1"
+printf '%s\n' "              (connect to 192.168.11.11[192.168.11.11]:25: Connection refused)" \
+    "                                         aaaabc@yahoo.co.jp" "" \
+    "-- 0 Kbytes in 1 Request." >>"$T/want1"
+check "one message: exact mailq format" cmp "$T/out1" "$T/want1"
+[ -n "${E2E_VERBOSE:-}" ] && diff "$T/out1" "$T/want1"
+
+# a held message from <> with a delivered recipient, and an active one
+head -c 2000 /dev/zero | tr '\0' 'y' >"$T/m2"
+set -- $("$INJ" -q "$T/spool" -f '' -m hold -R '0:D:2.0.0:250 ok' -R '1:P::' \
+    done@example.org wait@example.org <"$T/m2")
+id2=$1 at2=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
+set -- $(printf 'hi\r\n' | "$INJ" -q "$T/spool" -f a@example.org -m active b@example.org)
+id3=$1 at3=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
+
+"$Q" -c "$T/server.ini" -p >"$T/out2"
+{
+    printf '%s\n' "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------"
+    printf '%-11s %7d %-20s %s\n' "$id3*" 4 "$at3" a@example.org
+    printf '%41s%s\n\n' "" b@example.org
+    cat "$T/want1" | sed -n '2,5p'
+    printf '%-11s %7d %-20s %s\n' "$id2!" 2000 "$at2" MAILER-DAEMON
+    printf '%41s%s\n\n' "" wait@example.org
+    printf '%s\n' "-- 2 Kbytes in 3 Requests."
+} >"$T/want2"
+check "three messages: active *, hold !, null sender, delivered recipient hidden" cmp "$T/out2" "$T/want2"
+[ -n "${E2E_VERBOSE:-}" ] && diff "$T/out2" "$T/want2"
+
+# empty again
+rm -f "$T"/spool/deferred/* "$T"/spool/hold/* "$T"/spool/active/*
+check_eq "empty queue" "$("$Q" -c "$T/server.ini" -p)" "Mail queue is empty"
+
+e2e_done

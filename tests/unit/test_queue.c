@@ -1,0 +1,328 @@
+/* Unit tests for server-lite/queue: round trip, durable recipient state, recovery, IDs, disk full. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "queue.h"
+#include "test.h"
+
+static char top[64];
+
+/* count_files - regular entries in top/sub */
+static int count_files(const char *sub)
+{
+    char cmd[256];
+    FILE *fp;
+    int n = -1;
+
+    snprintf(cmd, sizeof(cmd), "ls -A %s/%s | wc -l", top, sub);
+    if ((fp = popen(cmd, "r")) == NULL)
+        return -1;
+    if (fscanf(fp, "%d", &n) != 1)
+        n = -1;
+    pclose(fp);
+    return n;
+}
+
+/* exists - top/sub/name exists */
+static int exists(const char *sub, const char *name)
+{
+    char path[256];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", top, sub, name);
+    return stat(path, &st) == 0;
+}
+
+/* put - write a file under top */
+static void put(const char *rel, const char *text, size_t len)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", top, rel);
+    fp = fopen(path, "w");
+    if (fp == NULL || fwrite(text, 1, len, fp) != len || fclose(fp) != 0) {
+        printf("cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+/* make_msg - commit one message; returns status, id in out */
+static int make_msg(struct queue *q, const char *content, char *id, size_t idlen)
+{
+    static const char *const rcpts[] = { "a@example.org", "b@example.org", "c@example.net" };
+    struct queue_file qf;
+    int rc = queue_create(q, "sender@test.local", "pop[192.168.11.12]", rcpts, 3, &qf);
+
+    if (rc != QUEUE_OK)
+        return rc;
+    size_t half = strlen(content) / 2;
+    if ((rc = queue_write(&qf, content, half)) != QUEUE_OK
+        || (rc = queue_write(&qf, content + half, strlen(content) - half)) != QUEUE_OK) {
+        queue_abort(&qf);
+        return rc;
+    }
+    TEST_INTEQ(count_files("tmp"), 1);
+    TEST_INTEQ(count_files("incoming"), 0);
+    rc = queue_commit(&qf);
+    snprintf(id, idlen, "%s", qf.id);
+    return rc;
+}
+
+static void test_round_trip(void)
+{
+    struct queue q;
+    struct queue_msg msg;
+    const char *content = "Subject: test\r\n\r\nhello\r\n";
+    char id[QUEUE_ID_MAX + 1], got[256];
+
+    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    static const char *const subs[] = { "incoming", "active", "deferred", "hold", "corrupt", "flush",
+                                        "tmp", "public" };
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+        TEST_CHECK(exists(subs[i], "."), "%s/ made", subs[i]);
+    TEST_INTEQ(make_msg(&q, content, id, sizeof(id)), QUEUE_OK);
+    TEST_CHECK(queue_id_valid(id), "commit gives a valid ID: %s", id);
+    TEST_INTEQ(count_files("tmp"), 0);
+    TEST_CHECK(exists("incoming", id), "incoming/%s exists", id);
+
+    TEST_INTEQ(queue_load(&q, QUEUE_INCOMING, id, &msg), QUEUE_OK);
+    TEST_STREQ(msg.sender, "sender@test.local");
+    TEST_STREQ(msg.client, "pop[192.168.11.12]");
+    TEST_INTEQ(msg.nrcpt, 3);
+    TEST_INTEQ(msg.size, strlen(content));
+    TEST_CHECK(msg.arrival > time(NULL) - 60 && msg.arrival <= time(NULL), "arrival is now");
+    if (msg.nrcpt == 3) {
+        TEST_STREQ(msg.rcpts[2].address, "c@example.net");
+        TEST_INTEQ(msg.rcpts[0].state, QUEUE_RCPT_PENDING);
+        TEST_STREQ(msg.rcpts[0].dsn, "");
+    }
+    int fd = queue_open_content(&q, &msg);
+    TEST_CHECK(fd >= 0, "content fd");
+    if (fd >= 0) {
+        ssize_t n = read(fd, got, sizeof(got) - 1);
+        got[n > 0 ? n : 0] = 0;
+        TEST_STREQ(got, content);
+        close(fd);
+    }
+    queue_msg_free(&msg);
+
+    /* per-recipient updates survive closing and reopening */
+    TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, id, 0, QUEUE_RCPT_DELIVERED, "2.0.0",
+                                    "250 2.0.0 Ok: queued as X"), QUEUE_OK);
+    TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, id, 2, QUEUE_RCPT_PENDING, "4.4.1",
+                                    "connect to 192.0.2.11[192.0.2.11]:25: Connection refused\r\n"),
+               QUEUE_OK);
+    TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, id, 3, QUEUE_RCPT_BOUNCED, "5.1.1", "x"),
+               QUEUE_INVAL);
+    TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, id, 1, QUEUE_RCPT_BOUNCED, "5.1", "x"),
+               QUEUE_INVAL);
+    TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, id, 1, QUEUE_RCPT_BOUNCED, "4.4.1\nX", "x"),
+               QUEUE_INVAL);
+    TEST_INTEQ(queue_set_retry_time(&q, QUEUE_INCOMING, id, 2000000000), QUEUE_OK);
+    queue_close(&q);
+
+    TEST_INTEQ(queue_open(&q, top, 0), QUEUE_OK);
+    TEST_INTEQ(queue_move(&q, id, QUEUE_INCOMING, QUEUE_DEFERRED), QUEUE_OK);
+    TEST_INTEQ(queue_load(&q, QUEUE_INCOMING, id, &msg), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, id, &msg), QUEUE_OK);
+    if (msg.nrcpt == 3) {
+        TEST_INTEQ(msg.rcpts[0].state, QUEUE_RCPT_DELIVERED);
+        TEST_STREQ(msg.rcpts[0].dsn, "2.0.0");
+        TEST_STREQ(msg.rcpts[0].reason, "250 2.0.0 Ok: queued as X");
+        TEST_INTEQ(msg.rcpts[1].state, QUEUE_RCPT_PENDING);
+        TEST_STREQ(msg.rcpts[1].reason, "");
+        TEST_STREQ(msg.rcpts[2].dsn, "4.4.1");
+        TEST_STREQ(msg.rcpts[2].reason, "connect to 192.0.2.11[192.0.2.11]:25: Connection refused??");
+        TEST_STREQ(msg.rcpts[2].address, "c@example.net");
+    }
+    TEST_INTEQ(msg.retry_time, 2000000000);
+    TEST_INTEQ(msg.size, strlen(content));
+    queue_msg_free(&msg);
+
+    /* a reason longer than the field keeps its first QUEUE_REASON_MAX bytes */
+    char longreason[600];
+    memset(longreason, 'x', sizeof(longreason) - 1);
+    longreason[sizeof(longreason) - 1] = 0;
+    TEST_INTEQ(queue_mark_recipient(&q, QUEUE_DEFERRED, id, 1, QUEUE_RCPT_BOUNCED, "5.1.1", longreason),
+               QUEUE_OK);
+    TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, id, &msg), QUEUE_OK);
+    if (msg.nrcpt == 3) {
+        TEST_INTEQ(strlen(msg.rcpts[1].reason), QUEUE_REASON_MAX);
+        TEST_INTEQ(msg.rcpts[1].state, QUEUE_RCPT_BOUNCED);
+        TEST_STREQ(msg.rcpts[2].address, "c@example.net");
+    }
+    queue_msg_free(&msg);
+
+    /* listing: one deferred message with two pending recipients' reasons */
+    struct buf out = BUF_INIT;
+    TEST_INTEQ(queue_list(&q, &out), QUEUE_OK);
+    TEST_CHECK(strstr(buf_cstr(&out), "\n              (connect to 192.0.2.11[192.0.2.11]:25: "
+                                      "Connection refused?\?)\n"
+                                      "                                         c@example.net\n\n"
+                                      "-- 0 Kbytes in 1 Request.\n") != NULL,
+               "listing: %s", buf_cstr(&out));
+    TEST_CHECK(strstr(buf_cstr(&out), "a@example.org") == NULL, "delivered recipient not listed");
+    buf_free(&out);
+
+    TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id), QUEUE_OK);
+    TEST_INTEQ(count_files("deferred"), 0);
+    TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_list(&q, &out), QUEUE_OK);
+    TEST_STREQ(buf_cstr(&out), "Mail queue is empty\n");
+    buf_free(&out);
+
+    /* abort leaves nothing behind */
+    struct queue_file qf;
+    const char *one[] = { "x@example.org" };
+    TEST_INTEQ(queue_create(&q, "", "c", one, 1, &qf), QUEUE_OK);
+    TEST_INTEQ(queue_write(&qf, "abc", 3), QUEUE_OK);
+    queue_abort(&qf);
+    TEST_INTEQ(count_files("tmp"), 0);
+    TEST_INTEQ(count_files("incoming"), 0);
+
+    /* envelope values that would break the format are refused */
+    const char *bad[] = { "x@example.org\r\nR P" };
+    TEST_INTEQ(queue_create(&q, "", "c", bad, 1, &qf), QUEUE_INVAL);
+    TEST_INTEQ(queue_create(&q, "a\nb", "c", one, 1, &qf), QUEUE_INVAL);
+    TEST_INTEQ(queue_create(&q, "", "c", one, 0, &qf), QUEUE_INVAL);
+    TEST_INTEQ(count_files("tmp"), 0);
+    queue_close(&q);
+}
+
+static void test_bad_ids(void)
+{
+    static const char *const ids[] = { "../x", "a/b", "", "0123456789ABCDEF0123456789ABCDEF0", ".", "..",
+                                       "abcdef", "ABC DEF", "/etc/passwd", "ABC\n" };
+    struct queue q;
+    struct queue_msg msg;
+
+    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        TEST_CHECK(!queue_id_valid(ids[i]), "queue_id_valid(\"%s\") refused", ids[i]);
+        TEST_INTEQ(queue_load(&q, QUEUE_INCOMING, ids[i], &msg), QUEUE_BADID);
+        TEST_INTEQ(queue_move(&q, ids[i], QUEUE_INCOMING, QUEUE_HOLD), QUEUE_BADID);
+        TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, ids[i]), QUEUE_BADID);
+        TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, ids[i], 0, QUEUE_RCPT_DELIVERED, "", ""),
+                   QUEUE_BADID);
+        TEST_INTEQ(queue_set_retry_time(&q, QUEUE_INCOMING, ids[i], 1), QUEUE_BADID);
+    }
+    TEST_CHECK(queue_id_valid("3813B8AF7DB"), "Postfix-style ID accepted");
+    TEST_CHECK(queue_id_valid("0123456789ABCDEF0123456789ABCDEF"), "32 digits accepted");
+    queue_close(&q);
+}
+
+static void test_recover(void)
+{
+    struct queue q;
+    struct queue_msg msg;
+    char id[QUEUE_ID_MAX + 1], id2[QUEUE_ID_MAX + 1], path[256];
+
+    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(make_msg(&q, "body\r\n", id, sizeof(id)), QUEUE_OK);
+    TEST_INTEQ(queue_move(&q, id, QUEUE_INCOMING, QUEUE_ACTIVE), QUEUE_OK);
+    TEST_INTEQ(queue_set_retry_time(&q, QUEUE_ACTIVE, id, 1700000000), QUEUE_OK);
+    TEST_INTEQ(make_msg(&q, "second\r\n", id2, sizeof(id2)), QUEUE_OK);
+    TEST_INTEQ(queue_move(&q, id2, QUEUE_INCOMING, QUEUE_DEFERRED), QUEUE_OK);
+    /* a truncated copy of a good file: the size no longer matches */
+    snprintf(path, sizeof(path), "cp %s/deferred/%s %s/deferred/ABCD01 && truncate -s -2 %s/deferred/ABCD01 "
+             "&& sed -i 's/^id .*/id ABCD01/' %s/deferred/ABCD01", top, id2, top, top, top);
+    TEST_INTEQ(system(path), 0);
+    put("tmp/t999.1", "half a message", 14);
+    put("incoming/ABCDEF", "garbage\n", 8);
+    put("hold/junk", "x", 1);
+
+    /* capture the warnings */
+    char logpath[128];
+    snprintf(logpath, sizeof(logpath), "%s.log", top);
+    fflush(stderr);
+    int saved = dup(2);
+    int lfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(lfd, 2);
+    int rc = queue_recover(&q);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(lfd);
+    TEST_INTEQ(rc, QUEUE_OK);
+    TEST_INTEQ(count_files("tmp"), 0);
+    TEST_INTEQ(count_files("active"), 0);
+    TEST_CHECK(exists("incoming", id), "active message back in incoming");
+    TEST_INTEQ(queue_load(&q, QUEUE_INCOMING, id, &msg), QUEUE_OK);
+    TEST_INTEQ(msg.retry_time, 1700000000);
+    queue_msg_free(&msg);
+    TEST_CHECK(exists("deferred", id2), "good deferred message stays");
+    TEST_CHECK(exists("corrupt", "ABCDEF"), "garbage to corrupt/");
+    TEST_CHECK(exists("corrupt", "ABCD01"), "truncated file to corrupt/");
+    TEST_CHECK(exists("corrupt", "junk"), "bad name to corrupt/");
+    TEST_INTEQ(count_files("corrupt"), 3);
+
+    char log[4096] = "";
+    FILE *fp = fopen(logpath, "r");
+    if (fp) {
+        size_t n = fread(log, 1, sizeof(log) - 1, fp);
+        log[n] = 0;
+        fclose(fp);
+    }
+    unlink(logpath);
+    char want[256];
+    snprintf(want, sizeof(want), "warning: %s/incoming/ABCDEF: not a version 1 queue file; moved to corrupt/", top);
+    TEST_CHECK(strstr(log, want) != NULL, "log names the file and problem: %s", log);
+    TEST_CHECK(strstr(log, "deferred/ABCD01: file is ") != NULL, "size mismatch logged: %s", log);
+    TEST_CHECK(strstr(log, "hold/junk: file name is not a queue ID; moved to corrupt/") != NULL,
+               "bad name logged: %s", log);
+    queue_close(&q);
+}
+
+/* test_disk_full - ENOSPC comes back as QUEUE_NOSPACE (needs root for a tiny tmpfs) */
+static void test_disk_full(void)
+{
+    char mnt[128], spool[160];
+    struct queue q;
+    struct queue_file qf;
+    const char *one[] = { "x@example.org" };
+    static char block[65536];
+
+    snprintf(mnt, sizeof(mnt), "%s-full", top);
+    if (mkdir(mnt, 0700) != 0 || mount("tmpfs", mnt, "tmpfs", 0, "size=64k") != 0) {
+        printf("SKIP disk full: cannot mount a small tmpfs: %s\n", strerror(errno));
+        rmdir(mnt);
+        return;
+    }
+    snprintf(spool, sizeof(spool), "%s/spool", mnt);
+    TEST_INTEQ(queue_open(&q, spool, 1), QUEUE_OK);
+    TEST_INTEQ(queue_create(&q, "", "c", one, 1, &qf), QUEUE_OK);
+    int rc = QUEUE_OK;
+    memset(block, 'x', sizeof(block));
+    for (int i = 0; i < 8 && rc == QUEUE_OK; i++)
+        rc = queue_write(&qf, block, sizeof(block));
+    TEST_INTEQ(rc, QUEUE_NOSPACE);
+    queue_abort(&qf);
+    queue_close(&q);
+    if (umount(mnt) != 0)
+        printf("warning: umount %s: %s\n", mnt, strerror(errno));
+    rmdir(mnt);
+}
+
+int main(void)
+{
+    snprintf(top, sizeof(top), "/tmp/etrnkit-q-XXXXXX");
+    if (mkdtemp(top) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_round_trip();
+    test_bad_ids();
+    test_recover();
+    test_disk_full();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+    if (system(cmd) != 0)
+        printf("warning: could not remove %s\n", top);
+    return test_summary();
+}
