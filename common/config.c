@@ -85,6 +85,10 @@ void cfg_error_set(struct cfg_error *err, const char *file, int line, const char
         snprintf(err->msg, sizeof(err->msg), "%s:%d: %s", file, line, text);
     else
         snprintf(err->msg, sizeof(err->msg), "%s: %s", file, text);
+    /* values from the file may hold CR or other controls: never echo them raw */
+    for (char *p = err->msg; *p; p++)
+        if ((unsigned char) *p < 0x20 || *p == 0x7f)
+            *p = '?';
 }
 
 /* cfg_parse - read one INI file, calling handler for each key */

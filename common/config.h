@@ -6,7 +6,8 @@
  * indented continuation. inih's line limit (CFG_LINE_MAX) is enforced loudly:
  * a longer line is an error naming the file and line, never cut. Syntax
  * errors and handler errors come back in struct cfg_error as
- * "FILE:LINE: [section] key: what is wrong"; the first error stops parsing.
+ * "FILE:LINE: [section] key: what is wrong" (control characters shown as
+ * '?'); the first error stops parsing.
  *
  * A struct cfg_key table describes one section's keys: name, type, default
  * (as text), limits and the offset of the field it fills. cfg_section_*

@@ -1,0 +1,407 @@
+#!/usr/bin/python3
+"""scripted_smtpd - a scripted ESMTP server that records the exact dialogue.
+
+Used by the agent's end-to-end tests as the "provider": it answers ETRN with
+replies given on the command line and writes every protocol line to a log,
+so a test can assert what the agent really sent.
+
+  scripted_smtpd.py --listen ADDR:PORT --log FILE
+      [--etrn-reply 'DOMAIN=CODE TEXT' ...] [--default-etrn-reply 'CODE TEXT']
+      [--no-starttls] [--tls-cert CERT --tls-key KEY] [--implicit-tls]
+      [--auth USER:PASS] [--no-auth-advertised] [--silent] [--ready-file FILE]
+
+Log FILE (appended, flushed per line; one line per protocol line):
+  <unix time, 3 decimals> *: connect from ADDR:PORT
+  <time> C: <client line>          (after STARTTLS: the decrypted line)
+  <time> S: <server line>
+  <time> *: tls established
+  <time> *: tls failed: <reason>
+  <time> *: discarded after STARTTLS: <plaintext pipelined after it>
+  <time> *: disconnect
+A client line ending in CRLF is recorded without it; every other control
+byte (and a bare LF line end, a bare CR inside a line, NUL, bytes >= 0x7f)
+appears escaped as text (\\r, \\n, \\t, \\xNN; a backslash as \\\\), so an
+injection attempt is visible. A partial line left at disconnect is recorded
+too. ADDR may be an IPv4 address or [IPv6]; PORT 0 picks a free port (the
+ready file then holds the real ADDR:PORT).
+
+Behaviour: 220 greeting; EHLO advertises ETRN, PIPELINING, STARTTLS (with a
+certificate, without --no-starttls, before TLS) and AUTH PLAIN LOGIN (with
+--auth, once TLS is active or when no certificate is given, without
+--no-auth-advertised); HELO; STARTTLS; AUTH PLAIN / LOGIN (235 on the right
+USER:PASS, 535 5.7.8 otherwise); ETRN ARG answers the reply configured for
+exactly ARG, else --default-etrn-reply (default "250 Queuing started");
+NOOP and RSET 250; QUIT 221 and close; anything else 502. ETRN or AUTH
+before EHLO/HELO get 503 (as in Postfix). --silent accepts connections and
+never sends a byte. --implicit-tls starts TLS at the first byte. Each
+connection runs in its own thread. SIGTERM ends the server (exit 0).
+Standard library only.
+"""
+
+import argparse
+import base64
+import binascii
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+
+HOSTNAME = "scripted.test"
+MAX_LINE = 65536
+IDLE_TIMEOUT = 120.0
+
+
+class Recorder:
+    """Appends timestamped lines to the log file, one write and flush each."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.fh = open(path, "a", encoding="ascii", errors="backslashreplace")
+
+    def put(self, tag, text):
+        line = "%.3f %s: %s\n" % (time.time(), tag, text)
+        with self.lock:
+            self.fh.write(line)
+            self.fh.flush()
+
+
+def escape(raw):
+    """Bytes of one line (terminator removed) as printable ASCII text."""
+    out = []
+    for b in raw:
+        if b == 0x5C:
+            out.append("\\\\")
+        elif b == 0x0D:
+            out.append("\\r")
+        elif b == 0x0A:
+            out.append("\\n")
+        elif b == 0x09:
+            out.append("\\t")
+        elif b < 0x20 or b >= 0x7F:
+            out.append("\\x%02x" % b)
+        else:
+            out.append(chr(b))
+    return "".join(out)
+
+
+def parse_hostport(text):
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError("want [ADDR]:PORT")
+        return socket.AF_INET6, host, int(port)
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError("want ADDR:PORT")
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return fam, host, int(port)
+
+
+def fmt_peer(addr):
+    if ":" in addr[0]:
+        return "[%s]:%d" % (addr[0], addr[1])
+    return "%s:%d" % (addr[0], addr[1])
+
+
+class Closed(Exception):
+    """The peer went away (or the connection must end)."""
+
+
+class Session:
+    """One SMTP connection, run in its own thread."""
+
+    def __init__(self, opts, rec, sock, peer):
+        self.opts = opts
+        self.rec = rec
+        self.sock = sock
+        self.peer = peer
+        self.buf = b""
+        self.tls = False
+        self.greeted = False
+        self.authed = False
+
+    # --- I/O ---------------------------------------------------------------
+
+    def send(self, *lines):
+        data = b""
+        for line in lines:
+            self.rec.put("S", line)
+            data += line.encode("ascii") + b"\r\n"
+        try:
+            self.sock.sendall(data)
+        except (OSError, ssl.SSLError) as e:
+            raise Closed() from e
+
+    def readline(self):
+        """The next client line (bytes, CRLF or LF removed; a bare LF end
+        is kept as a trailing LF byte so it is recorded escaped)."""
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                raw, self.buf = self.buf[:nl + 1], self.buf[nl + 1:]
+                if raw.endswith(b"\r\n"):
+                    line = raw[:-2]
+                else:
+                    line = raw  # bare LF: keep it visible
+                self.rec.put("C", escape(line))
+                return line.rstrip(b"\n")
+            if len(self.buf) > MAX_LINE:
+                self.rec.put("C", escape(self.buf))
+                self.buf = b""
+                if not self.opts.silent:
+                    self.send("500 5.5.2 Line too long")
+                raise Closed()
+            try:
+                chunk = self.sock.recv(4096)
+            except (socket.timeout, OSError, ssl.SSLError) as e:
+                raise Closed() from e
+            if not chunk:
+                if self.buf:
+                    self.rec.put("C", escape(self.buf))
+                    self.buf = b""
+                raise Closed()
+            self.buf += chunk
+
+    def start_tls(self):
+        try:
+            self.sock = self.opts.ssl_ctx.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.rec.put("*", "tls failed: %s" % escape(str(e).encode("ascii", "replace")))
+            raise Closed() from e
+        self.tls = True
+        self.rec.put("*", "tls established")
+
+    # --- protocol ------------------------------------------------------------
+
+    def auth_offered(self):
+        o = self.opts
+        return (o.auth is not None and not o.no_auth_advertised
+                and (self.tls or o.ssl_ctx is None))
+
+    def starttls_offered(self):
+        o = self.opts
+        return o.ssl_ctx is not None and not o.no_starttls and not self.tls
+
+    def run(self):
+        try:
+            if self.opts.implicit_tls:
+                self.start_tls()
+            if self.opts.silent:
+                while True:
+                    self.readline()
+            self.send("220 %s ESMTP scripted_smtpd" % HOSTNAME)
+            while True:
+                line = self.readline()
+                self.command(line)
+        except Closed:
+            pass
+        finally:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.rec.put("*", "disconnect")
+
+    def command(self, line):
+        text = line.decode("latin-1")
+        verb, _, arg = text.partition(" ")
+        verb = verb.upper()
+        if verb == "EHLO":
+            if not arg:
+                self.send("501 5.5.4 Syntax: EHLO hostname")
+                return
+            self.greeted = True
+            ext = ["ETRN", "PIPELINING"]
+            if self.starttls_offered():
+                ext.append("STARTTLS")
+            if self.auth_offered():
+                ext.append("AUTH PLAIN LOGIN")
+            lines = ["250-%s" % HOSTNAME]
+            lines += ["250-" + e for e in ext[:-1]]
+            lines.append("250 " + ext[-1])
+            self.send(*lines)
+        elif verb == "HELO":
+            if not arg:
+                self.send("501 5.5.4 Syntax: HELO hostname")
+                return
+            self.greeted = True
+            self.send("250 %s" % HOSTNAME)
+        elif verb == "STARTTLS" and self.starttls_offered():
+            if arg:
+                self.send("501 5.5.4 Syntax: STARTTLS")
+                return
+            self.send("220 2.0.0 Ready to start TLS")
+            if self.buf:
+                # plaintext pipelined after STARTTLS: never acted on
+                self.rec.put("*", "discarded after STARTTLS: %s" % escape(self.buf))
+                self.buf = b""
+            self.start_tls()
+            self.greeted = False
+            self.authed = False
+        elif verb == "AUTH" and self.opts.auth is not None and not self.opts.no_auth_advertised:
+            self.auth(arg)
+        elif verb == "ETRN":
+            if not self.greeted:
+                self.send("503 5.5.1 Error: send HELO/EHLO first")
+            elif not arg:
+                self.send("501 5.5.4 Syntax: ETRN domain")
+            else:
+                self.send(self.opts.etrn_replies.get(arg, self.opts.default_etrn_reply))
+        elif verb == "NOOP":
+            self.send("250 2.0.0 Ok")
+        elif verb == "RSET":
+            self.send("250 2.0.0 Ok")
+        elif verb == "QUIT":
+            self.send("221 2.0.0 Bye")
+            raise Closed()
+        else:
+            self.send("502 5.5.2 Error: command not recognized")
+
+    def auth(self, arg):
+        if not self.greeted:
+            self.send("503 5.5.1 Error: send HELO/EHLO first")
+            return
+        if not self.auth_offered():
+            self.send("538 5.7.11 Encryption required for requested authentication mechanism")
+            return
+        if self.authed:
+            self.send("503 5.5.1 Error: already authenticated")
+            return
+        mech, _, initial = arg.partition(" ")
+        mech = mech.upper()
+        if mech == "PLAIN":
+            resp = initial if initial else self.challenge("")
+            if resp is None:
+                return
+            data = self.b64(resp)
+            if data is None:
+                return
+            parts = data.split(b"\0")
+            ok = len(parts) == 3 and (parts[1], parts[2]) == self.opts.auth
+        elif mech == "LOGIN":
+            user = initial if initial else self.challenge("VXNlcm5hbWU6")
+            if user is None:
+                return
+            user = self.b64(user)
+            if user is None:
+                return
+            pw = self.challenge("UGFzc3dvcmQ6")
+            if pw is None:
+                return
+            pw = self.b64(pw)
+            if pw is None:
+                return
+            ok = (user, pw) == self.opts.auth
+        else:
+            self.send("504 5.5.4 Unrecognized authentication type")
+            return
+        if ok:
+            self.authed = True
+            self.send("235 2.7.0 Authentication successful")
+        else:
+            self.send("535 5.7.8 Error: authentication failed")
+
+    def challenge(self, text):
+        self.send("334 " + text if text else "334 ")
+        line = self.readline().decode("latin-1")
+        if line == "*":
+            self.send("501 5.7.0 Authentication aborted")
+            return None
+        return line
+
+    def b64(self, text):
+        if text == "=":
+            return b""
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            self.send("501 5.5.2 Cannot decode response")
+            return None
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="scripted ESMTP server for tests")
+    p.add_argument("--listen", required=True, help="ADDR:PORT or [ADDR6]:PORT")
+    p.add_argument("--log", required=True)
+    p.add_argument("--etrn-reply", action="append", default=[],
+                   help="DOMAIN=CODE TEXT (exact match on the ETRN argument)")
+    p.add_argument("--default-etrn-reply", default="250 Queuing started")
+    p.add_argument("--no-starttls", action="store_true")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--implicit-tls", action="store_true")
+    p.add_argument("--auth", help="USER:PASS")
+    p.add_argument("--no-auth-advertised", action="store_true")
+    p.add_argument("--silent", action="store_true")
+    p.add_argument("--ready-file")
+    o = p.parse_args(argv)
+
+    def check_reply(text, what):
+        code = text[:3]
+        if len(text) < 3 or not code.isdigit() or (len(text) > 3 and text[3] != " "):
+            p.error("%s: want 'CODE TEXT', got %r" % (what, text))
+        if any(ord(c) < 0x20 or ord(c) > 0x7E for c in text):
+            p.error("%s: control or non-ASCII character in %r" % (what, text))
+
+    o.etrn_replies = {}
+    for item in o.etrn_reply:
+        dom, sep, reply = item.partition("=")
+        if not sep or not dom:
+            p.error("--etrn-reply: want DOMAIN=CODE TEXT, got %r" % item)
+        check_reply(reply, "--etrn-reply " + dom)
+        o.etrn_replies[dom] = reply
+    check_reply(o.default_etrn_reply, "--default-etrn-reply")
+    if bool(o.tls_cert) != bool(o.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if o.implicit_tls and not o.tls_cert:
+        p.error("--implicit-tls needs --tls-cert and --tls-key")
+    o.ssl_ctx = None
+    if o.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(o.tls_cert, o.tls_key)
+        o.ssl_ctx = ctx
+    if o.auth is not None:
+        user, sep, pw = o.auth.partition(":")
+        if not sep:
+            p.error("--auth: want USER:PASS")
+        o.auth = (user.encode("utf-8"), pw.encode("utf-8"))
+    try:
+        o.family, o.addr, o.port = parse_hostport(o.listen)
+    except ValueError as e:
+        p.error("--listen %s: %s" % (o.listen, e))
+    return o
+
+
+def main(argv):
+    opts = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    rec = Recorder(opts.log)
+    srv = socket.socket(opts.family, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((opts.addr, opts.port))
+    srv.listen(64)
+    if opts.ready_file:
+        bound = srv.getsockname()
+        tmp = opts.ready_file + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(fmt_peer(bound) + "\n")
+        os.rename(tmp, opts.ready_file)
+    while True:
+        try:
+            conn, peer = srv.accept()
+        except InterruptedError:
+            continue
+        conn.settimeout(IDLE_TIMEOUT)
+        rec.put("*", "connect from %s" % fmt_peer(peer))
+        s = Session(opts, rec, conn, peer)
+        threading.Thread(target=s.run, daemon=True).start()
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except KeyboardInterrupt:
+        sys.exit(0)
