@@ -32,7 +32,9 @@ certificate, without --no-starttls, before TLS) and AUTH PLAIN LOGIN (with
 USER:PASS, 535 5.7.8 otherwise); ETRN ARG answers the reply configured for
 exactly ARG, else --default-etrn-reply (default "250 Queuing started");
 NOOP and RSET 250; QUIT 221 and close; anything else 502. ETRN or AUTH
-before EHLO/HELO get 503 (as in Postfix). --silent accepts connections and
+before EHLO/HELO get 503 (as in Postfix); AUTH before TLS when a
+certificate is given gets 538; a second AUTH 503; ETRN without an
+argument 501. Plaintext pipelined after STARTTLS is discarded (logged). --silent accepts connections and
 never sends a byte. --implicit-tls starts TLS at the first byte. Each
 connection runs in its own thread. SIGTERM ends the server (exit 0).
 Standard library only.
