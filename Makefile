@@ -121,6 +121,8 @@ install: all
 	install -m 0755 packaging/hooks/* $(DESTDIR)$(PREFIX)/lib/etrnkit/hooks/
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0644 packaging/systemd/* $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 packaging/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build bin

@@ -29,8 +29,8 @@ if [ "${FAKE_MODE:-ok}" = hang ]; then
 fi
 if [ -e "$d/running" ]; then echo "overlap: $*" >>"$d/overlap"; fi
 : >"$d/running"
+printf '%s %s\n' "$(id -un)" "$*" >>"$d/users"
 printf '%s\n' "$*" >>"$d/calls"
-id -un >>"$d/users"
 case ${FAKE_MODE:-ok} in
     ok) rc=0 ;;
     tempfail) echo "etrn-agent: relay1.isp.example[192.0.2.9]:25: Connection refused" >&2; rc=75 ;;
@@ -49,6 +49,7 @@ ETRN_AGENT_USER=
 ETRN_HOOK_TIMEOUT=30
 export ETRN_AGENT ETRNKIT_RUNDIR ETRN_HOOK_LOG ETRN_AGENT_USER ETRN_HOOK_TIMEOUT
 : >"$T/calls"
+: >"$T/users"
 : >"$T/hook.log"
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -237,11 +238,13 @@ check "a missing agent is logged" logged "NetworkManager: eth5 up, but $T/no-suc
 # --- ETRN_AGENT_USER: the round runs as that user, not as root ---------------
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1; then
     chmod 1777 "$T"
-    : >"$T/users"
     chmod 666 "$T/calls" "$T/users"
     hook nd-user env ETRN_AGENT_USER=nobody IFACE=eth6 STATE=routable "$H/networkd-dispatcher"
     expect_run nd-user
-    check_eq "ETRN_AGENT_USER=nobody runs the agent as nobody" "$(cat "$T/users")" nobody
+    check_eq "ETRN_AGENT_USER=nobody runs the agent as nobody" \
+        "$(grep -F -- "--once -c $T/nd-user.ini" "$T/users")" "nobody --once -c $T/nd-user.ini"
+    check_eq "ETRN_AGENT_USER= (empty) runs the agent as the caller" \
+        "$(grep -F -- "--once -c $T/nd-eth0.ini" "$T/users")" "$(id -un) --once -c $T/nd-eth0.ini"
     chmod 755 "$T"
 else
     skip "user switch needs root, setpriv and user nobody"
