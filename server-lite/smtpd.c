@@ -1,0 +1,1000 @@
+/*
+ * smtpd.c - SMTP sessions: one bufferevent per client, a state enum and a
+ * command table. Replies are queued on the bufferevent, so pipelined
+ * commands are answered in order; a client that does not read its replies
+ * is not read from until they drained.
+ *
+ * DATA is read line by line. Only <CRLF>.<CRLF> ends it: a "." line counts
+ * only when it and the line before it ended in CRLF. A bare LF, a bare CR
+ * or a line over SMTPD_TEXT_MAX anywhere in the data is read to the end and
+ * then the whole message is refused with 550 5.5.2 (no normalising: that is
+ * the SMTP smuggling defence). A message over message_size_limit is read to
+ * the end, nothing is queued, and the reply is 552 5.3.4.
+ * The client name is always "unknown" (no reverse DNS lookup yet).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "domain.h"
+#include "log.h"
+#include "queue.h"
+#include "server_config.h"
+#include "smtpd.h"
+
+#define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
+#define WRITE_CHUNK (64 * 1024)
+#define ADDR_MAX 256
+
+enum smtpd_state {
+    ST_INIT,    /* no HELO/EHLO yet */
+    ST_READY,   /* greeted, no transaction */
+    ST_MAIL,    /* MAIL accepted, RCPTs may follow */
+    ST_DATA,    /* reading message content */
+    ST_CLOSING, /* last reply queued; close when written */
+};
+
+struct smtpd;
+
+struct session {
+    struct smtpd *srv;
+    struct session *next, *prev;
+    struct bufferevent *bev;
+    enum smtpd_state state;
+    char addr[INET6_ADDRSTRLEN];
+    char client[INET6_ADDRSTRLEN + 16]; /* "unknown[addr]" */
+    int family;
+    unsigned char rawaddr[16];
+    int mynet;
+    char last_cmd[8];      /* for "lost connection after CMD" */
+    int esmtp;
+    char *helo;
+    int discard;           /* skipping the rest of an over-long line */
+    int discard_cr;        /* the last discarded byte was CR */
+    unsigned last_code;    /* code of the last reply */
+    unsigned *ok, *total;  /* per command table entry */
+    unsigned unknown_total;
+    /* transaction */
+    char *sender;
+    char **rcpts;
+    size_t nrcpt;
+    /* DATA */
+    struct queue_file qf;
+    int qf_open;
+    struct buf out;        /* content not yet written */
+    long long size;        /* content octets received (unstuffed, CRLF) */
+    int prev_crlf;         /* the previous data line ended in CRLF */
+    int bad_eol, too_long, too_big, write_status;
+    int in_headers, have_msgid;
+    char *msgid;
+};
+
+struct smtpd {
+    struct event_base *base;
+    const struct server_config *conf;
+    struct queue *q;
+    struct evconnlistener **listeners;
+    size_t nlisteners;
+    struct session *sessions;
+    size_t nsessions;
+};
+
+typedef void (*cmd_fn)(struct session *s, char *arg);
+
+struct command {
+    const char *name;
+    cmd_fn fn;
+};
+
+static void cmd_helo(struct session *s, char *arg);
+static void cmd_ehlo(struct session *s, char *arg);
+static void cmd_mail(struct session *s, char *arg);
+static void cmd_rcpt(struct session *s, char *arg);
+static void cmd_data(struct session *s, char *arg);
+static void cmd_rset(struct session *s, char *arg);
+static void cmd_noop(struct session *s, char *arg);
+static void cmd_quit(struct session *s, char *arg);
+static void cmd_vrfy(struct session *s, char *arg);
+static void cmd_help(struct session *s, char *arg);
+static void cmd_etrn(struct session *s, char *arg);
+
+/* the order is the order of the counters in the disconnect line */
+static const struct command commands[] = {
+    { "helo", cmd_helo }, { "ehlo", cmd_ehlo }, { "etrn", cmd_etrn },
+    { "mail", cmd_mail }, { "rcpt", cmd_rcpt }, { "data", cmd_data },
+    { "rset", cmd_rset }, { "noop", cmd_noop }, { "vrfy", cmd_vrfy },
+    { "help", cmd_help }, { "quit", cmd_quit },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void session_free(struct session *s);
+static void session_input(struct session *s);
+
+/* reply - queue one reply line; the code is remembered for the counters */
+static void reply(struct session *s, const char *fmt, ...) LOG_PRINTF(2, 3);
+static void reply(struct session *s, const char *fmt, ...)
+{
+    struct buf b = BUF_INIT;
+    va_list ap;
+
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    s->last_code = (unsigned) atoi(buf_cstr(&b));
+    buf_puts(&b, "\r\n");
+    if (bufferevent_write(s->bev, b.data, b.len) != 0)
+        log_warn("%s: cannot queue reply", s->client);
+    buf_free(&b);
+}
+
+/* close_after_reply - stop reading; the session ends when the output drained */
+static void close_after_reply(struct session *s)
+{
+    s->state = ST_CLOSING;
+    bufferevent_disable(s->bev, EV_READ);
+}
+
+/* transaction_reset - forget sender, recipients and any partial message */
+static void transaction_reset(struct session *s)
+{
+    free(s->sender);
+    s->sender = NULL;
+    for (size_t i = 0; i < s->nrcpt; i++)
+        free(s->rcpts[i]);
+    free(s->rcpts);
+    s->rcpts = NULL;
+    s->nrcpt = 0;
+    if (s->qf_open)
+        queue_abort(&s->qf);
+    s->qf_open = 0;
+    buf_reset(&s->out);
+    free(s->msgid);
+    s->msgid = NULL;
+    if (s->state == ST_MAIL || s->state == ST_DATA)
+        s->state = ST_READY;
+}
+
+/* helo_common - shared part of HELO and EHLO */
+static int helo_common(struct session *s, const char *cmd, char *arg)
+{
+    if (*arg == 0 || strchr(arg, ' ') != NULL) {
+        reply(s, "501 5.5.4 Syntax: %s hostname", cmd);
+        return -1;
+    }
+    transaction_reset(s);
+    free(s->helo);
+    s->helo = xstrdup(arg);
+    s->state = ST_READY;
+    return 0;
+}
+
+/* cmd_helo - HELO name */
+static void cmd_helo(struct session *s, char *arg)
+{
+    if (helo_common(s, "HELO", arg) == 0) {
+        s->esmtp = 0;
+        reply(s, "250 %s", s->srv->conf->myhostname);
+    }
+}
+
+/* cmd_ehlo - EHLO name and the extension list */
+static void cmd_ehlo(struct session *s, char *arg)
+{
+    const struct server_config *conf = s->srv->conf;
+
+    if (helo_common(s, "EHLO", arg) != 0)
+        return;
+    s->esmtp = 1;
+    reply(s, "250-%s", conf->myhostname);
+    reply(s, "250-PIPELINING");
+    if (conf->message_size_limit > 0)
+        reply(s, "250-SIZE %lld", conf->message_size_limit);
+    else
+        reply(s, "250-SIZE");
+    reply(s, "250-ETRN");
+    reply(s, "250-ENHANCEDSTATUSCODES");
+    reply(s, "250 8BITMIME");
+}
+
+/* is_atext - RFC 5322 atext, without '%' and '!' (handled by the caller) */
+static int is_atext(int c)
+{
+    return isalnum(c) || (c != 0 && strchr("#$&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+enum addr_result { ADDR_OK, ADDR_SYNTAX, ADDR_ROUTING };
+
+/*
+ * parse_path - "<local@domain>" from "FROM:<...> params" or "TO:<...> params".
+ * The address goes to addr (without brackets), the domain after its '@' to
+ * domain, the rest of the line to *params. Source routes, quoted local parts,
+ * empty parts and trailing dots are ADDR_SYNTAX; '%' and '!' in the local
+ * part (relay through the recipient host) are ADDR_ROUTING.
+ */
+static enum addr_result parse_path(char *arg, const char *keyword, int allow_null, char *addr,
+                                   char *domain, char **params)
+{
+    size_t klen = strlen(keyword), n;
+    char *p = arg, *end, *at;
+    int routing = 0;
+
+    if (strncasecmp(p, keyword, klen) != 0)
+        return ADDR_SYNTAX;
+    p += klen;
+    while (*p == ' ')
+        p++;
+    if (*p != '<' || (end = strchr(p, '>')) == NULL)
+        return ADDR_SYNTAX;
+    p++;
+    n = (size_t) (end - p);
+    if (n >= ADDR_MAX)
+        return ADDR_SYNTAX;
+    memcpy(addr, p, n);
+    addr[n] = 0;
+    *params = end + 1;
+    if (**params != 0 && **params != ' ')
+        return ADDR_SYNTAX;
+    while (**params == ' ')
+        (*params)++;
+    domain[0] = 0;
+    if (n == 0)
+        return allow_null ? ADDR_OK : ADDR_SYNTAX;
+    at = strrchr(addr, '@');
+    if (at == NULL || at == addr || at[1] == 0)
+        return ADDR_SYNTAX;
+    /* local part: dot-atom only; a quoted string or a second '@' is refused */
+    if (addr[0] == '.' || at[-1] == '.')
+        return ADDR_SYNTAX;
+    for (char *c = addr; c < at; c++) {
+        if (*c == '%' || *c == '!')
+            routing = 1;
+        else if (*c == '.' && c[1] == '.')
+            return ADDR_SYNTAX;
+        else if (*c != '.' && !is_atext((unsigned char) *c))
+            return ADDR_SYNTAX;
+    }
+    snprintf(domain, DOMAIN_MAX + 1, "%s", at + 1);
+    if (strlen(at + 1) > DOMAIN_MAX)
+        return ADDR_SYNTAX;
+    if (!domain_is_hostname(domain, NULL) && !domain_is_address_literal(domain))
+        return ADDR_SYNTAX;
+    return routing ? ADDR_ROUTING : ADDR_OK;
+}
+
+/* cmd_mail - MAIL FROM:<sender> [SIZE=n] [BODY=...] */
+static void cmd_mail(struct session *s, char *arg)
+{
+    const struct server_config *conf = s->srv->conf;
+    char addr[ADDR_MAX], domain[DOMAIN_MAX + 1], *params, *tok, *save;
+
+    if (s->state == ST_INIT) {
+        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->state != ST_READY) {
+        reply(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (parse_path(arg, "FROM:", 1, addr, domain, &params) == ADDR_SYNTAX) {
+        reply(s, "501 5.1.7 Bad sender address syntax");
+        return;
+    }
+    for (tok = strtok_r(params, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (strncasecmp(tok, "SIZE=", 5) == 0 && s->esmtp) {
+            char *e;
+            long long size;
+
+            errno = 0;
+            size = strtoll(tok + 5, &e, 10);
+            if (!isdigit((unsigned char) tok[5]) || *e != 0 || errno != 0) {
+                reply(s, "501 5.5.4 Bad message size syntax");
+                return;
+            }
+            if (conf->message_size_limit > 0 && size > conf->message_size_limit) {
+                reply(s, "552 5.3.4 Message size exceeds fixed limit");
+                return;
+            }
+        } else if (strcasecmp(tok, "BODY=8BITMIME") == 0 || strcasecmp(tok, "BODY=7BIT") == 0) {
+            if (!s->esmtp) {
+                reply(s, "555 5.5.4 Unsupported option: %s", tok);
+                return;
+            }
+        } else {
+            reply(s, "555 5.5.4 Unsupported option: %s", tok);
+            return;
+        }
+    }
+    s->sender = xstrdup(addr);
+    s->state = ST_MAIL;
+    reply(s, "250 2.1.0 Ok");
+}
+
+/* relay_allowed - relay_domains for anyone, any domain from mynetworks */
+static int relay_allowed(const struct session *s, const char *domain)
+{
+    if (s->mynet)
+        return 1;
+    return domain[0] != '[' && server_domain_match(&s->srv->conf->relay_domains, domain);
+}
+
+/* cmd_rcpt - RCPT TO:<recipient>, with relay control */
+static void cmd_rcpt(struct session *s, char *arg)
+{
+    const struct server_config *conf = s->srv->conf;
+    char addr[ADDR_MAX], domain[DOMAIN_MAX + 1], *params;
+    enum addr_result r;
+
+    if (s->state != ST_MAIL) {
+        reply(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    r = parse_path(arg, "TO:", 0, addr, domain, &params);
+    if (r == ADDR_SYNTAX) {
+        reply(s, "501 5.1.3 Bad recipient address syntax");
+        return;
+    }
+    if (*params) {
+        reply(s, "555 5.5.4 Unsupported option: %s", params);
+        return;
+    }
+    if (r == ADDR_ROUTING || !relay_allowed(s, domain)) {
+        reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
+        log_info("NOQUEUE: reject: RCPT from %s: 554 5.7.1 <%s>: Relay access denied; "
+                 "from=<%s> to=<%s> proto=%s helo=<%s>", s->client, addr, s->sender, addr,
+                 s->esmtp ? "ESMTP" : "SMTP", s->helo);
+        return;
+    }
+    if (conf->smtpd_recipient_limit > 0 && (long long) s->nrcpt >= conf->smtpd_recipient_limit) {
+        reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    s->rcpts = xreallocarray(s->rcpts, s->nrcpt + 1, sizeof(char *));
+    s->rcpts[s->nrcpt++] = xstrdup(addr);
+    reply(s, "250 2.1.5 Ok");
+}
+
+/* content_flush - write buffered content to the queue file */
+static void content_flush(struct session *s)
+{
+    int rc;
+
+    if (!s->qf_open || s->out.len == 0)
+        return;
+    rc = queue_write(&s->qf, s->out.data, s->out.len);
+    buf_reset(&s->out);
+    if (rc != QUEUE_OK) {
+        log_error("%s: %s", s->qf.id, queue_error(s->srv->q));
+        s->write_status = rc;
+        queue_abort(&s->qf);
+        s->qf_open = 0;
+    }
+}
+
+/* content_put - append content (with CRLF), written in chunks */
+static void content_put(struct session *s, const char *data, size_t len)
+{
+    if (!s->qf_open)
+        return;
+    buf_append(&s->out, data, len);
+    if (s->out.len >= WRITE_CHUNK)
+        content_flush(s);
+}
+
+/* queue_fail_reply - the reply for a failed queue operation */
+static void queue_fail_reply(struct session *s, int rc)
+{
+    if (rc == QUEUE_NOSPACE)
+        reply(s, "452 4.3.1 Insufficient system storage");
+    else
+        reply(s, "451 4.3.0 Error: queue file write error");
+}
+
+/* cmd_data - open the queue file, add Received:, switch to content */
+static void cmd_data(struct session *s, char *arg)
+{
+    const struct server_config *conf = s->srv->conf;
+    struct buf b = BUF_INIT;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    if (*arg) {
+        reply(s, "501 5.5.4 Syntax: DATA");
+        return;
+    }
+    if (s->state != ST_MAIL) {
+        reply(s, "503 5.5.1 Error: need RCPT command");
+        return;
+    }
+    if (s->nrcpt == 0) {
+        reply(s, "554 5.5.1 Error: no valid recipients");
+        return;
+    }
+    rc = queue_create(s->srv->q, s->sender, s->client, (const char *const *) s->rcpts, s->nrcpt,
+                      &s->qf);
+    if (rc != QUEUE_OK) {
+        log_error("%s: cannot create queue file: %s", s->client, queue_error(s->srv->q));
+        queue_fail_reply(s, rc);
+        return;
+    }
+    s->qf_open = 1;
+    log_info("%s: client=%s", s->qf.id, s->client);
+    localtime_r(&now, &tm);
+    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+        date[0] = 0;
+    buf_printf(&b, "Received: from %s (unknown [%s])\r\n\tby %s (etrn-server) with %s id %s",
+               s->helo, s->addr, conf->myhostname, s->esmtp ? "ESMTP" : "SMTP", s->qf.id);
+    if (s->nrcpt == 1)
+        buf_printf(&b, "\r\n\tfor <%s>", s->rcpts[0]);
+    buf_printf(&b, "; %s\r\n", date);
+    buf_reset(&s->out);
+    s->size = 0;
+    s->prev_crlf = 1;
+    s->bad_eol = s->too_long = s->too_big = 0;
+    s->write_status = QUEUE_OK;
+    s->in_headers = 1;
+    s->have_msgid = 0;
+    content_put(s, b.data, b.len);
+    buf_free(&b);
+    s->state = ST_DATA;
+    reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* header_end - first non-header line: add a Message-Id if the client sent none */
+static void header_end(struct session *s)
+{
+    struct buf b = BUF_INIT;
+
+    s->in_headers = 0;
+    if (s->have_msgid)
+        return;
+    buf_printf(&b, "<%s@%s>", s->qf.id, s->srv->conf->myhostname);
+    s->msgid = buf_steal(&b);
+    buf_printf(&b, "Message-Id: %s\r\n", s->msgid);
+    content_put(s, b.data, b.len);
+    buf_free(&b);
+}
+
+/* header_line - note the Message-ID of one header line */
+static void header_line(struct session *s, const char *line, size_t len)
+{
+    const char *p;
+
+    if (len == 0 || (line[0] != ' ' && line[0] != '\t' && memchr(line, ':', len) == NULL)) {
+        header_end(s);
+        return;
+    }
+    if (s->have_msgid || len < 11 || strncasecmp(line, "message-id:", 11) != 0)
+        return;
+    p = line + 11;
+    while (p < line + len && (*p == ' ' || *p == '\t'))
+        p++;
+    s->have_msgid = 1;
+    s->msgid = xstrndup(p, (size_t) (line + len - p));
+}
+
+/* data_done - end of DATA: commit or refuse, then a fresh transaction */
+static void data_done(struct session *s)
+{
+    int rc;
+
+    if (s->in_headers && s->qf_open)
+        header_end(s);
+    if (s->bad_eol || s->too_long) {
+        reply(s, "550 5.5.2 Error: %s in message data",
+              s->bad_eol ? "bare <CR> or <LF>" : "line too long");
+        log_info("%s: reject: %s in message data from %s", s->qf_open ? s->qf.id : "NOQUEUE",
+                 s->bad_eol ? "bare CR or LF" : "text line too long", s->client);
+    } else if (s->too_big) {
+        reply(s, "552 5.3.4 Error: message file too big");
+        log_info("NOQUEUE: reject: message from %s larger than message_size_limit", s->client);
+    } else if (s->write_status != QUEUE_OK) {
+        queue_fail_reply(s, s->write_status);
+    } else {
+        content_flush(s);
+        if (s->write_status != QUEUE_OK) {
+            queue_fail_reply(s, s->write_status);
+        } else if ((rc = queue_commit(&s->qf)) != QUEUE_OK) {
+            s->qf_open = 0;
+            log_error("%s: %s", s->qf.id, queue_error(s->srv->q));
+            queue_fail_reply(s, rc);
+        } else {
+            s->qf_open = 0;
+            log_info("%s: message-id=%s", s->qf.id, s->msgid ? s->msgid : "");
+            log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", s->qf.id, s->sender,
+                     (long long) s->qf.size, s->nrcpt);
+            reply(s, "250 2.0.0 Ok: queued as %s", s->qf.id);
+        }
+    }
+    if (s->last_code >= 400) {
+        /* the 354 counted DATA as a success; the message was not taken after all */
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            if (commands[i].fn == cmd_data && s->ok[i] > 0)
+                s->ok[i]--;
+    }
+    s->state = ST_MAIL; /* transaction_reset returns it to ST_READY */
+    transaction_reset(s);
+}
+
+/* data_line - one line of content (without its line end) */
+static void data_line(struct session *s, char *line, size_t len, int crlf)
+{
+    const struct server_config *conf = s->srv->conf;
+
+    if (crlf && s->prev_crlf && len == 1 && line[0] == '.') {
+        data_done(s);
+        return;
+    }
+    s->prev_crlf = crlf;
+    if (!crlf || memchr(line, '\r', len) != NULL)
+        s->bad_eol = 1;
+    if (len > 0 && line[0] == '.') {
+        line++;
+        len--;
+    }
+    s->size += (long long) len + 2;
+    if (conf->message_size_limit > 0 && s->size > conf->message_size_limit && !s->too_big) {
+        s->too_big = 1;
+        if (s->qf_open)
+            queue_abort(&s->qf);
+        s->qf_open = 0;
+    }
+    if (s->bad_eol || s->too_big || !s->qf_open)
+        return;
+    if (s->in_headers)
+        header_line(s, line, len);
+    content_put(s, line, len);
+    content_put(s, "\r\n", 2);
+}
+
+/* cmd_rset - RSET */
+static void cmd_rset(struct session *s, char *arg)
+{
+    (void) arg;
+    transaction_reset(s);
+    reply(s, "250 2.0.0 Ok");
+}
+
+/* cmd_noop - NOOP */
+static void cmd_noop(struct session *s, char *arg)
+{
+    (void) arg;
+    reply(s, "250 2.0.0 Ok");
+}
+
+/* cmd_quit - QUIT */
+static void cmd_quit(struct session *s, char *arg)
+{
+    (void) arg;
+    reply(s, "221 2.0.0 Bye");
+    close_after_reply(s);
+}
+
+/* cmd_vrfy - VRFY never reveals anything */
+static void cmd_vrfy(struct session *s, char *arg)
+{
+    if (*arg == 0)
+        reply(s, "501 5.5.4 Syntax: VRFY address");
+    else
+        reply(s, "252 2.0.0 Cannot VRFY user; try RCPT to attempt delivery");
+}
+
+/* cmd_help - HELP */
+static void cmd_help(struct session *s, char *arg)
+{
+    (void) arg;
+    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN");
+}
+
+/* cmd_etrn - ETRN: the flush service is not part of this build */
+static void cmd_etrn(struct session *s, char *arg)
+{
+    (void) arg;
+    reply(s, "502 5.5.1 ETRN not yet implemented");
+}
+
+/* command_line - dispatch one command line (without its line end) */
+static void command_line(struct session *s, char *line, size_t len)
+{
+    char *arg;
+    size_t n;
+
+    if (memchr(line, 0, len) != NULL || memchr(line, '\r', len) != NULL) {
+        s->unknown_total++;
+        reply(s, "500 5.5.2 Error: bad character in command");
+        return;
+    }
+    line[len] = 0;
+    n = strcspn(line, " ");
+    arg = line + n;
+    while (*arg == ' ')
+        arg++;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strlen(commands[i].name) == n && strncasecmp(line, commands[i].name, n) == 0) {
+            size_t alen = strlen(arg);
+
+            while (alen > 0 && arg[alen - 1] == ' ')
+                arg[--alen] = 0;
+            s->total[i]++;
+            for (size_t k = 0; k <= n && k < sizeof(s->last_cmd) - 1; k++)
+                s->last_cmd[k] = (char) toupper((unsigned char) commands[i].name[k]);
+            commands[i].fn(s, arg);
+            if (s->last_code < 400)
+                s->ok[i]++;
+            return;
+        }
+    }
+    s->unknown_total++;
+    snprintf(s->last_cmd, sizeof(s->last_cmd), "UNKNOWN");
+    reply(s, "502 5.5.2 Error: command not recognized");
+}
+
+/* discard_input - skip to the end of an over-long line; 1 when the LF was seen */
+static int discard_input(struct session *s, struct evbuffer *in)
+{
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+    size_t len = evbuffer_get_length(in);
+    char c;
+
+    if (eol.pos < 0) {
+        struct evbuffer_ptr last;
+
+        if (len > 0 && evbuffer_ptr_set(in, &last, len - 1, EVBUFFER_PTR_SET) == 0
+            && evbuffer_copyout_from(in, &last, &c, 1) == 1)
+            s->discard_cr = c == '\r';
+        evbuffer_drain(in, len);
+        return 0;
+    }
+    if (eol.pos > 0) {
+        struct evbuffer_ptr before;
+
+        if (evbuffer_ptr_set(in, &before, (size_t) eol.pos - 1, EVBUFFER_PTR_SET) == 0
+            && evbuffer_copyout_from(in, &before, &c, 1) == 1)
+            s->discard_cr = c == '\r';
+    }
+    evbuffer_drain(in, (size_t) eol.pos + 1);
+    s->discard = 0;
+    return 1;
+}
+
+/* session_input - handle every complete line that is buffered */
+static void session_input(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer *outbuf = bufferevent_get_output(s->bev);
+    char line[SMTPD_TEXT_MAX + 1];
+
+    while (s->state != ST_CLOSING) {
+        size_t limit = s->state == ST_DATA ? SMTPD_TEXT_MAX : SMTPD_LINE_MAX;
+        struct evbuffer_ptr eol;
+        size_t len;
+        int crlf;
+
+        if (evbuffer_get_length(outbuf) > OUT_MAX) {
+            bufferevent_disable(s->bev, EV_READ);
+            return;
+        }
+        if (s->discard) {
+            if (!discard_input(s, in))
+                return;
+            if (s->state == ST_DATA) {
+                s->prev_crlf = s->discard_cr;
+            } else {
+                s->unknown_total++;
+                reply(s, "500 5.5.2 Error: line too long");
+            }
+            continue;
+        }
+        eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+        len = evbuffer_get_length(in);
+        if (eol.pos < 0 ? len >= limit : (size_t) eol.pos + 1 > limit) {
+            s->discard = 1;
+            s->discard_cr = 0;
+            if (s->state == ST_DATA) {
+                s->too_long = 1;
+                s->size += (long long) (eol.pos < 0 ? len : (size_t) eol.pos);
+            }
+            continue;
+        }
+        if (eol.pos < 0)
+            return;
+        len = (size_t) eol.pos + 1;
+        if (evbuffer_remove(in, line, len) != (int) len) {
+            log_error("%s: cannot read input buffer", s->client);
+            close_after_reply(s);
+            return;
+        }
+        len--; /* the LF */
+        crlf = len > 0 && line[len - 1] == '\r';
+        if (crlf)
+            len--;
+        line[len] = 0;
+        if (s->state == ST_DATA)
+            data_line(s, line, len, crlf);
+        else
+            command_line(s, line, len);
+    }
+}
+
+/* read_cb - bufferevent: input arrived */
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    (void) bev;
+    session_input(s);
+    if (s->state == ST_CLOSING && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        session_free(s);
+}
+
+/* write_cb - bufferevent: output drained */
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    (void) bev;
+    if (s->state == ST_CLOSING) {
+        session_free(s);
+        return;
+    }
+    if (!(bufferevent_get_enabled(s->bev) & EV_READ)) {
+        bufferevent_enable(s->bev, EV_READ);
+        read_cb(s->bev, s);
+    }
+}
+
+/* event_cb - bufferevent: EOF, error or timeout */
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void) bev;
+    if ((what & BEV_EVENT_TIMEOUT) && s->state != ST_CLOSING) {
+        log_info("timeout after %s from %s", s->state == ST_DATA ? "END-OF-MESSAGE"
+                 : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
+        reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->myhostname);
+        close_after_reply(s);
+        bufferevent_enable(s->bev, EV_WRITE);
+        return;
+    }
+    if (what & BEV_EVENT_ERROR)
+        log_info("lost connection from %s: %s", s->client, strerror(errno));
+    else if ((what & BEV_EVENT_EOF) && s->state != ST_CLOSING)
+        log_info("lost connection after %s from %s", s->state == ST_DATA ? "END-OF-MESSAGE"
+                 : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
+    session_free(s);
+}
+
+/* counter - " name=ok" or " name=ok/total" */
+static void counter(struct buf *b, const char *name, unsigned ok, unsigned total)
+{
+    if (total == 0)
+        return;
+    if (ok == total)
+        buf_printf(b, " %s=%u", name, ok);
+    else
+        buf_printf(b, " %s=%u/%u", name, ok, total);
+}
+
+/* session_free - log the disconnect line and release everything */
+static void session_free(struct session *s)
+{
+    struct smtpd *srv = s->srv;
+    struct buf b = BUF_INIT;
+    unsigned ok = 0, total = s->unknown_total;
+
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        counter(&b, commands[i].name, s->ok[i], s->total[i]);
+        ok += s->ok[i];
+        total += s->total[i];
+    }
+    counter(&b, "unknown", 0, s->unknown_total);
+    counter(&b, "commands", ok, total);
+    if (total == 0)
+        buf_puts(&b, " commands=0");
+    log_info("disconnect from %s%s", s->client, buf_cstr(&b));
+    buf_free(&b);
+    transaction_reset(s);
+    buf_free(&s->out);
+    bufferevent_free(s->bev);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    free(s->helo);
+    free(s->ok);
+    free(s->total);
+    free(s);
+}
+
+/* refuse_busy - answer 421 and close without a session */
+static void refuse_busy(struct smtpd *srv, evutil_socket_t fd, const char *client)
+{
+    char msg[300];
+    int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: too many connections from %s\r\n",
+                     srv->conf->myhostname, client);
+
+    log_warn("too many connections: refusing %s", client);
+    if (n > 0 && write(fd, msg, (size_t) n) < 0)
+        log_info("cannot send 421 to %s: %s", client, strerror(errno));
+    if (close(fd) != 0)
+        log_warn("close: %s", strerror(errno));
+}
+
+/* accept_cb - new connection: connection limit, then a session */
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct smtpd *srv = arg;
+    const struct server_config *conf = srv->conf;
+    struct session *s;
+    struct timeval tv;
+    char addr[INET6_ADDRSTRLEN] = "unknown", client[sizeof(s->client)];
+    unsigned char raw[16] = { 0 };
+    int family = sa->sa_family;
+
+    (void) l;
+    (void) salen;
+    if (family == AF_INET) {
+        memcpy(raw, &((struct sockaddr_in *) sa)->sin_addr, 4);
+        inet_ntop(AF_INET, raw, addr, sizeof(addr));
+    } else if (family == AF_INET6) {
+        memcpy(raw, &((struct sockaddr_in6 *) sa)->sin6_addr, 16);
+        inet_ntop(AF_INET6, raw, addr, sizeof(addr));
+    }
+    snprintf(client, sizeof(client), "unknown[%s]", addr);
+    log_info("connect from %s", client);
+    if (conf->smtpd_client_connection_count_limit > 0
+        && (long long) srv->nsessions >= conf->smtpd_client_connection_count_limit
+        && !server_netlist_match(&conf->event_limit_exception_nets, family, raw)) {
+        refuse_busy(srv, fd, client);
+        return;
+    }
+    s = xcalloc(1, sizeof(*s));
+    s->srv = srv;
+    s->family = family;
+    memcpy(s->rawaddr, raw, sizeof(raw));
+    snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    snprintf(s->client, sizeof(s->client), "%s", client);
+    s->mynet = server_netlist_match(&conf->mynetworks_nets, family, raw);
+    s->ok = xcalloc(NCOMMANDS, sizeof(unsigned));
+    s->total = xcalloc(NCOMMANDS, sizeof(unsigned));
+    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL) {
+        log_error("cannot make a bufferevent for %s", client);
+        close(fd);
+        free(s->ok);
+        free(s->total);
+        free(s);
+        return;
+    }
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+    tv.tv_sec = (time_t) conf->smtpd_timeout;
+    tv.tv_usec = 0;
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    reply(s, "220 %s ESMTP etrn-server", conf->myhostname);
+}
+
+/* listen_one - bind every address of one inet_interfaces entry */
+static int listen_one(struct smtpd *srv, const struct server_listen *l, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res, *ai;
+    char port[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%d", l->port);
+    rc = getaddrinfo(l->host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "inet_interfaces %s:%d: %s", l->host, l->port, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        struct evconnlistener *lev;
+        int fd, on = 1;
+
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0
+            || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0
+            || (ai->ai_family == AF_INET6
+                && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
+            || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            snprintf(err, errlen, "bind %s:%d: %s", l->host, l->port, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            freeaddrinfo(res);
+            return -1;
+        }
+        lev = evconnlistener_new(srv->base, accept_cb, srv,
+                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+        if (lev == NULL) {
+            snprintf(err, errlen, "listen %s:%d: %s", l->host, l->port, strerror(errno));
+            close(fd);
+            freeaddrinfo(res);
+            return -1;
+        }
+        srv->listeners = xreallocarray(srv->listeners, srv->nlisteners + 1, sizeof(*srv->listeners));
+        srv->listeners[srv->nlisteners++] = lev;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* smtpd_new - bind the listeners and register them on base */
+struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
+                        struct queue *q, char *err, size_t errlen)
+{
+    struct smtpd *srv = xcalloc(1, sizeof(*srv));
+
+    srv->base = base;
+    srv->conf = conf;
+    srv->q = q;
+    if (conf->nlisten == 0) {
+        snprintf(err, errlen, "inet_interfaces: no address to listen on");
+        smtpd_free(srv);
+        return NULL;
+    }
+    for (size_t i = 0; i < conf->nlisten; i++) {
+        if (listen_one(srv, &conf->listen[i], err, errlen) != 0) {
+            smtpd_free(srv);
+            return NULL;
+        }
+    }
+    return srv;
+}
+
+/* smtpd_set_config - use a reloaded configuration from now on */
+void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
+{
+    srv->conf = conf;
+    for (struct session *s = srv->sessions; s; s = s->next)
+        s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
+}
+
+/* smtpd_sessions - number of open sessions */
+size_t smtpd_sessions(const struct smtpd *srv)
+{
+    return srv->nsessions;
+}
+
+/* smtpd_free - close every session and listener */
+void smtpd_free(struct smtpd *srv)
+{
+    if (srv == NULL)
+        return;
+    while (srv->sessions)
+        session_free(srv->sessions);
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_free(srv->listeners[i]);
+    free(srv->listeners);
+    free(srv);
+}

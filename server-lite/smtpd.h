@@ -1,0 +1,37 @@
+/*
+ * smtpd - the SMTP receiving side of etrn-server (RFC 5321) on libevent.
+ *
+ * smtpd_new() binds every conf->listen address (call it before dropping
+ * privileges) and registers the listeners and sessions on base; it returns
+ * NULL with a message in err when a bind fails. Each session is a state
+ * machine driven by a command table; accepted mail goes through
+ * queue_create/queue_write/queue_commit and is answered 250 only after
+ * queue_commit succeeded. Limits: 512-octet command lines, 1000-octet text
+ * lines, message_size_limit, smtpd_recipient_limit, smtpd_timeout,
+ * smtpd_client_connection_count_limit. Bare CR or LF in DATA rejects the
+ * message (550 5.5.2); <LF>.<LF> never ends DATA.
+ * The caller owns conf and q and keeps them alive while smtpd runs;
+ * smtpd_set_config() swaps in a reloaded conf (listeners and the queue
+ * directory stay as bound). smtpd_free() closes every session (aborting
+ * unfinished queue files) and every listener.
+ */
+#ifndef ETRNKIT_SMTPD_H
+#define ETRNKIT_SMTPD_H
+
+#include <stddef.h>
+
+struct event_base;
+struct queue;
+struct server_config;
+struct smtpd;
+
+#define SMTPD_LINE_MAX 512   /* command line, CRLF included (RFC 5321 4.5.3.1.4) */
+#define SMTPD_TEXT_MAX 1000  /* text line in DATA, CRLF included (4.5.3.1.6) */
+
+struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
+                        struct queue *q, char *err, size_t errlen);
+void smtpd_set_config(struct smtpd *srv, const struct server_config *conf);
+size_t smtpd_sessions(const struct smtpd *srv);
+void smtpd_free(struct smtpd *srv);
+
+#endif
