@@ -194,11 +194,15 @@ int main(int argc, char **argv)
         if (p == NULL) {
             fprintf(stderr, "%s: mail_owner %s: no such user; refusing to run as root\n", IDENT,
                     sv.conf->mail_owner ? sv.conf->mail_owner : "(unset)");
+            server_config_free(sv.conf);
+            free(sv.conf);
             return EXIT_CONFIG;
         }
         if (p->pw_uid == 0) {
             fprintf(stderr, "%s: mail_owner %s is root; refusing to run as root\n", IDENT,
                     sv.conf->mail_owner);
+            server_config_free(sv.conf);
+            free(sv.conf);
             return EXIT_CONFIG;
         }
         pw_copy = *p;
@@ -208,6 +212,10 @@ int main(int argc, char **argv)
     log_set_verbose(verbose);
     if (log_open(IDENT, sv.conf->maillog_file, errbuf, sizeof(errbuf)) != 0) {
         fprintf(stderr, "%s: %s\n", IDENT, errbuf);
+        if (pw)
+            free(pw_copy.pw_name);
+        server_config_free(sv.conf);
+        free(sv.conf);
         return EXIT_IOERR;
     }
     if (queue_open(&q, sv.conf->queue_directory, 1) != QUEUE_OK)
