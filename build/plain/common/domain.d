@@ -1,2 +1,0 @@
-build/plain/common/domain.o: common/domain.c common/domain.h
-common/domain.h:

@@ -1,2 +1,0 @@
-build/plain/common/duration.o: common/duration.c common/duration.h
-common/duration.h:
