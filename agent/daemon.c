@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "daemon.h"
 #include "exitcode.h"
 #include "linkwatch.h"
@@ -44,15 +45,6 @@ struct retry_filter {
 };
 
 static int signal_pipe[2] = { -1, -1 };
-
-/* now_ms - milliseconds on the monotonic clock */
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* on_signal - hand the signal number to the event loop through the pipe */
 static void on_signal(int sig)
@@ -180,7 +172,7 @@ static void run_round(struct daemon *d, enum round_kind kind)
     struct round_report rep;
     struct round_options opt;
     struct retry_filter filter;
-    long long start = now_ms();
+    long long start = clock_now_ms();
 
     memset(&opt, 0, sizeof(opt));
     opt.skip_link_up_steps = kind != ROUND_LINK_UP;
@@ -194,7 +186,7 @@ static void run_round(struct daemon *d, enum round_kind kind)
     }
     log_info("round: %s", kind_name[kind]);
     round_run(d->conf, &opt, &rep);
-    schedule(d, &rep, now_ms());
+    schedule(d, &rep, clock_now_ms());
     if (kind == ROUND_RETRY) {
         size_t dropped = backoff_table_drop_due(&d->backoff, start + RETRY_BATCH_MS);
 
@@ -203,8 +195,8 @@ static void run_round(struct daemon *d, enum round_kind kind)
                       "stood for a whole provider); dropped", dropped);
     } else if (d->conf->interval > 0) {
         d->next_full = start + d->conf->interval * 1000;
-        if (d->next_full < now_ms())
-            d->next_full = now_ms();
+        if (d->next_full < clock_now_ms())
+            d->next_full = clock_now_ms();
     } else {
         d->next_full = -1;
     }
@@ -242,7 +234,7 @@ static void judge(struct daemon *d)
 
     if (linkwatch_probe(d->lw, d->conf, &v, err, sizeof(err)) != 0) {
         log_error("link state: %s; trying again", err);
-        d->settle_due = now_ms() + PROBE_RETRY_MS;
+        d->settle_due = clock_now_ms() + PROBE_RETRY_MS;
         d->burst_start = d->settle_due;
         return;
     }
@@ -287,12 +279,12 @@ static void reload(struct daemon *d)
     *d->conf = fresh;
     backoff_table_limits(&d->backoff, d->conf->retry_min * 1000, d->conf->retry_max * 1000);
     if (d->up && d->conf->interval > 0)
-        d->next_full = now_ms() + d->conf->interval * 1000;
+        d->next_full = clock_now_ms() + d->conf->interval * 1000;
     else
         d->next_full = -1;
     log_info("reload: configuration read from %s", path);
     /* providers or watched interfaces may have changed: judge the link again now */
-    d->settle_due = now_ms();
+    d->settle_due = clock_now_ms();
     d->burst_start = d->settle_due;
 }
 
@@ -354,7 +346,7 @@ static int loop(struct daemon *d)
             { signal_pipe[0], POLLIN, 0 },
             { linkwatch_fd(d->lw), POLLIN, 0 },
         };
-        long long now = now_ms();
+        long long now = clock_now_ms();
         int n = poll(fds, 2, poll_timeout(d, now));
         long long due;
 
@@ -366,7 +358,7 @@ static int loop(struct daemon *d)
             read_signals(d);
         if (d->stop)
             break;
-        now = now_ms();
+        now = clock_now_ms();
         if (n > 0 && fds[1].revents) {
             int events = linkwatch_read(d->lw, err, sizeof(err));
 

@@ -3,13 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
 #include "agent_config.h"
 #include "alloc.h"
 #include "buf.h"
+#include "clock.h"
 #include "domain.h"
 #include "etrn_session.h"
 #include "log.h"
@@ -98,14 +98,6 @@ static size_t session_discard(char *ptr, size_t size, size_t nmemb, void *ctx)
     return size * nmemb;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* curl_verdict - how bad a libcurl failure is when no reply code decides */
 static enum etrn_verdict curl_verdict(CURLcode rc, int last_code)
 {
@@ -170,16 +162,17 @@ static void session_setup(CURL *curl, const struct etrn_target *t, struct sessio
 }
 
 /* session_perform - one command (NOOP, or ETRN arg) within the deadline */
-static CURLcode session_perform(CURL *curl, const char *command, const char *arg, double deadline)
+static CURLcode session_perform(CURL *curl, const char *command, const char *arg,
+                                long long deadline_ms)
 {
     struct curl_slist *rcpt = NULL;
-    double left = deadline - now_seconds();
+    long long left_ms = deadline_ms - clock_now_ms();
     CURLcode rc;
 
-    if (left <= 0)
+    if (left_ms <= 0)
         return CURLE_OPERATION_TIMEDOUT;
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) (left * 1000) + 1);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) (left * 1000) + 1);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) left_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) left_ms);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, command);
     if (arg)
         rcpt = curl_slist_append(NULL, arg);
@@ -192,7 +185,7 @@ static CURLcode session_perform(CURL *curl, const char *command, const char *arg
 
 /* session_open - connect, EHLO, TLS, AUTH, then NOOP; 0 when usable */
 static int session_open(CURL *curl, const struct etrn_target *t, struct session_trace *tr,
-                        double deadline, struct etrn_session *out, char *errbuf)
+                        long long deadline_ms, struct etrn_session *out, char *errbuf)
 {
     CURLcode rc;
 
@@ -200,7 +193,7 @@ static int session_open(CURL *curl, const struct etrn_target *t, struct session_
     tr->greeted = 0;
     tr->last_code = 0;
     errbuf[0] = 0;
-    rc = session_perform(curl, "NOOP", NULL, deadline);
+    rc = session_perform(curl, "NOOP", NULL, deadline_ms);
     if (rc != CURLE_OK) {
         const char *what = errbuf[0] ? errbuf : curl_easy_strerror(rc);
 
@@ -231,7 +224,7 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
     struct session_trace tr;
     struct curl_slist *resolve = NULL;
     char errbuf[CURL_ERROR_SIZE];
-    double deadline = now_seconds() + (double) t->timeout;
+    long long deadline_ms = clock_now_ms() + t->timeout * 1000;
     int connected = 0;
     int failed_open = 0;
     CURL *curl;
@@ -268,14 +261,14 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
             continue;
         }
         if (!connected) {
-            if (session_open(curl, t, &tr, deadline, out, errbuf) != 0) {
+            if (session_open(curl, t, &tr, deadline_ms, out, errbuf) != 0) {
                 failed_open = 1;
                 break;
             }
             connected = 1;
         }
         errbuf[0] = 0;
-        rc = session_perform(curl, "ETRN", domains[i], deadline);
+        rc = session_perform(curl, "ETRN", domains[i], deadline_ms);
         if (tr.etrn_code) {
             r->code = tr.etrn_code;
             r->text = xstrdup(buf_cstr(&tr.etrn_text));
@@ -302,8 +295,8 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
         }
     }
     /* QUIT, on a live connection, within what is left of the session */
-    double left = deadline - now_seconds();
-    curl_easy_setopt(curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, left > 1 ? (long) left : 1L);
+    long long left_s = (deadline_ms - clock_now_ms()) / 1000;
+    curl_easy_setopt(curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, left_s > 1 ? (long) left_s : 1L);
     curl_easy_cleanup(curl);
     curl_slist_free_all(resolve);
     buf_free(&tr.etrn_text);

@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "clock.h"
 #include "etrn_session.h"
 #include "exitcode.h"
 #include "log.h"
@@ -21,14 +22,6 @@
 #include "status.h"
 
 #define ON_LINK_UP_LIMIT 60 /* seconds an on_link_up command may run */
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* try_connect - one TCP connect to host:port within ms; 0 on success */
 static int try_connect(const char *host, int port, int ms)
@@ -68,7 +61,7 @@ static int try_connect(const char *host, int port, int ms)
 /* wait_local_smtp - wait until the site's own listener accepts */
 static int wait_local_smtp(const struct agent_config *conf)
 {
-    double deadline = now_seconds() + (double) conf->local_smtp_wait;
+    long long deadline_ms = clock_now_ms() + conf->local_smtp_wait * 1000;
     char *host;
     int port;
     const char *why;
@@ -76,17 +69,17 @@ static int wait_local_smtp(const struct agent_config *conf)
     if (agent_parse_hostport(conf->local_smtp, &host, &port, &why) != 0)
         log_panic("local_smtp \"%s\" passed validation but does not parse", conf->local_smtp);
     for (;;) {
-        double start = now_seconds();
+        long long start_ms = clock_now_ms();
 
         if (try_connect(host, port, 1000) == 0) {
             free(host);
             return 0;
         }
-        if (start >= deadline)
+        if (start_ms >= deadline_ms)
             break;
-        double spent = now_seconds() - start;
-        if (spent < 0.5)
-            usleep((useconds_t) ((0.5 - spent) * 1e6));
+        long long spent_ms = clock_now_ms() - start_ms;
+        if (spent_ms < 500)
+            usleep((useconds_t) (500 - spent_ms) * 1000);
     }
     free(host);
     return -1;
@@ -97,7 +90,7 @@ static void run_on_link_up(const struct agent_config *conf)
 {
     const struct cfg_list *argv = &conf->on_link_up;
     char **args = xcalloc(argv->count + 1, sizeof(*args));
-    double deadline = now_seconds() + ON_LINK_UP_LIMIT;
+    long long deadline_ms = clock_now_ms() + ON_LINK_UP_LIMIT * 1000LL;
     int status = 0;
     pid_t pid;
 
@@ -124,7 +117,7 @@ static void run_on_link_up(const struct agent_config *conf)
             free(args);
             return;
         }
-        if (now_seconds() > deadline) {
+        if (clock_now_ms() > deadline_ms) {
             log_warn("on_link_up: %s still running after %ds; killed", args[0], ON_LINK_UP_LIMIT);
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
