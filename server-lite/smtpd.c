@@ -93,6 +93,8 @@ struct smtpd {
     size_t nlisteners;
     struct session *sessions;
     size_t nsessions;
+    smtpd_commit_fn commit_fn;
+    void *commit_ctx;
 };
 
 typedef void (*cmd_fn)(struct session *s, char *arg);
@@ -521,6 +523,8 @@ static void data_done(struct session *s)
             log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", s->qf.id, s->sender,
                      (long long) s->qf.size, s->nrcpt);
             reply(s, "250 2.0.0 Ok: queued as %s", s->qf.id);
+            if (s->srv->commit_fn)
+                s->srv->commit_fn(s->srv->commit_ctx, s->qf.id);
         }
     }
     if (s->last_code >= 400) {
@@ -978,6 +982,13 @@ void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
     srv->conf = conf;
     for (struct session *s = srv->sessions; s; s = s->next)
         s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
+}
+
+/* smtpd_set_commit_hook - tell fn about every message answered 250 */
+void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx)
+{
+    srv->commit_fn = fn;
+    srv->commit_ctx = ctx;
 }
 
 /* smtpd_sessions - number of open sessions */

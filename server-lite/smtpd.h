@@ -14,6 +14,10 @@
  * smtpd_set_config() swaps in a reloaded conf (listeners and the queue
  * directory stay as bound). smtpd_free() closes every session (aborting
  * unfinished queue files) and every listener.
+ * Hooks: the commit hook hears of every message right after its 250 (the
+ * qmgr schedules it); the ETRN hook is asked to flush a domain once ETRN's
+ * syntax, smtpd_etrn_restrictions and [etrn_users] checks passed, and
+ * returns an enum flush_result (flush.h) with the waiting count in *pending.
  */
 #ifndef ETRNKIT_SMTPD_H
 #define ETRNKIT_SMTPD_H
@@ -28,9 +32,15 @@ struct smtpd;
 #define SMTPD_LINE_MAX 512   /* command line, CRLF included (RFC 5321 4.5.3.1.4) */
 #define SMTPD_TEXT_MAX 1000  /* text line in DATA, CRLF included (4.5.3.1.6) */
 
+typedef void (*smtpd_commit_fn)(void *ctx, const char *id);
+typedef int (*smtpd_etrn_fn)(void *ctx, const char *domain, int with_subdomains,
+                             const char *client, const char *user, size_t *pending);
+
 struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
                         struct queue *q, char *err, size_t errlen);
 void smtpd_set_config(struct smtpd *srv, const struct server_config *conf);
+void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx);
+void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx);
 size_t smtpd_sessions(const struct smtpd *srv);
 void smtpd_free(struct smtpd *srv);
 

@@ -1,0 +1,64 @@
+/*
+ * qmgr - the queue manager: incoming -> active -> delivered / deferred / bounced.
+ *
+ * qmgr_new() loads what is in incoming/ and deferred/ (queue_recover() has run),
+ * arms one timer per deferred message at its retry time (the file's mtime) and a
+ * full deferred scan every queue_run_delay. Recipients of a message are grouped by
+ * transport and next hop (server_transport_lookup); at most
+ * default_destination_concurrency_limit deliveries per destination run at once.
+ * Results are written to the queue file per recipient before anything else
+ * happens; a message with no pending recipient is removed. Retry time:
+ * qmgr_backoff(); a destination whose connection failed is dead for
+ * minimal_backoff_time. Expired recipients and permanent failures bounce
+ * (bounce.h); null-sender mail never does. Delivery log lines in Postfix's format.
+ * Flush entry points (used by the flush service and the control socket):
+ * qmgr_flush_message() delivers one waiting message now, only the recipients in
+ * domain (NULL: all), ignoring the dead list and defer_transports for it.
+ * Operator actions: qmgr_delete/qmgr_hold/qmgr_release (QUEUE_NOTFOUND when absent).
+ * Hooks (flush index upkeep) are optional; they must not call back into qmgr.
+ */
+#ifndef ETRNKIT_QMGR_H
+#define ETRNKIT_QMGR_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct buf;
+struct event_base;
+struct queue;
+struct server_config;
+struct qmgr;
+
+/* a recipient for domain in message id was deferred (added = 1) or finished (0) */
+typedef void (*qmgr_flush_hook_fn)(void *ctx, const char *domain, const char *id, int added);
+
+struct qmgr *qmgr_new(struct event_base *base, const struct server_config *conf,
+                      struct queue *q, char *err, size_t errlen);
+void qmgr_set_config(struct qmgr *m, const struct server_config *conf);
+void qmgr_set_flush_hook(struct qmgr *m, qmgr_flush_hook_fn fn, void *ctx);
+
+/* smtpd committed message id to incoming/: schedule it now */
+void qmgr_incoming(struct qmgr *m, const char *id);
+
+/* 1: id scheduled for delivery now, 0: id is not waiting (gone, held, or no pending
+   recipient in domain), negative queue status on error */
+int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain);
+/* every deferred message now, dead destinations forgotten; returns how many */
+size_t qmgr_flush_all(struct qmgr *m);
+
+int qmgr_delete(struct qmgr *m, const char *id); /* "ALL": every message */
+int qmgr_hold(struct qmgr *m, const char *id);
+int qmgr_release(struct qmgr *m, const char *id);
+
+/* JSON members for etrn-queue status: "total":N,"active":N,"deferred":N,"hold":N,
+   "destinations":[{"destination":...,"waiting":N,"oldest":T,"last_attempt":T,
+   "last_result":"...","dead":true|false},...] (times: seconds since the epoch, 0: never) */
+void qmgr_status_json(const struct qmgr *m, struct buf *out);
+
+/* pure: the retry delay after a failed attempt, Postfix's rule:
+   clamp(now - arrival, minimal_backoff_time, maximal_backoff_time) */
+long long qmgr_backoff(time_t arrival, time_t now, long long min_backoff, long long max_backoff);
+
+void qmgr_free(struct qmgr *m);
+
+#endif
