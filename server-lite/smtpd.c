@@ -11,6 +11,18 @@
  * the SMTP smuggling defence). A message over message_size_limit is read to
  * the end, nothing is queued, and the reply is 552 5.3.4.
  * The client name is always "unknown" (no reverse DNS lookup yet).
+ *
+ * STARTTLS puts libevent's OpenSSL filter over the session's bufferevent
+ * after the 220 was queued; whatever the client pipelined after STARTTLS is
+ * drained unread (CVE-2011-0411) and the session starts over (EHLO again).
+ * AUTH PLAIN/LOGIN (RFC 4954) exists only inside TLS and only with
+ * smtpd_sasl_users_file; while an exchange runs, input lines are SASL
+ * responses, not commands. After TLS the session's bufferevent is the
+ * filter; when a session ends its encrypted output may still sit in the
+ * socket bufferevent below, so the end waits for that too (session_finish).
+ * ETRN: syntax, state, rate limit (per client address, a bounded table),
+ * smtpd_etrn_restrictions, [etrn_users], then the ETRN hook (the flush
+ * service) whose enum flush_result becomes the RFC 1985 reply.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -27,20 +39,31 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "alloc.h"
 #include "buf.h"
+#include "clock.h"
 #include "domain.h"
+#include "flush.h"
 #include "log.h"
 #include "queue.h"
+#include "sasl_users.h"
 #include "server_config.h"
 #include "smtpd.h"
+#include "smtpd_tls.h"
 
 #define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
 #define WRITE_CHUNK (64 * 1024)
 #define ADDR_MAX 256
+#define AUTH_FAILURE_MAX 3     /* failed AUTH exchanges before 421 */
+#define ETRN_RATE_MAX 4096     /* clients remembered by the ETRN rate limit */
 
 enum smtpd_state {
     ST_INIT,    /* no HELO/EHLO yet */
@@ -48,6 +71,21 @@ enum smtpd_state {
     ST_MAIL,    /* MAIL accepted, RCPTs may follow */
     ST_DATA,    /* reading message content */
     ST_CLOSING, /* last reply queued; close when written */
+};
+
+enum auth_step {
+    AUTH_NONE,       /* no SASL exchange running */
+    AUTH_PLAIN,      /* 334 sent, waiting for the PLAIN response */
+    AUTH_LOGIN_USER, /* 334 Username: sent */
+    AUTH_LOGIN_PASS, /* 334 Password: sent */
+};
+
+/* one client address of the ETRN rate limit */
+struct etrn_rate {
+    int family;
+    unsigned char addr[16];
+    long long start_ms; /* start of its current anvil_rate_time_unit */
+    long long count;
 };
 
 struct smtpd;
@@ -70,6 +108,14 @@ struct session {
     unsigned last_code;    /* code of the last reply */
     unsigned *ok, *total;  /* per command table entry */
     unsigned unknown_total;
+    int tls;               /* bev is the OpenSSL filter */
+    int flushing;          /* ending: waiting for the socket below the filter */
+    char *sasl_user;       /* authenticated user, or NULL */
+    const char *sasl_method;
+    enum auth_step auth_step;
+    const char *auth_method; /* of the exchange running */
+    char *auth_login_user;
+    unsigned auth_failures;
     /* transaction */
     char *sender;
     char **rcpts;
@@ -95,6 +141,12 @@ struct smtpd {
     size_t nsessions;
     smtpd_commit_fn commit_fn;
     void *commit_ctx;
+    smtpd_etrn_fn etrn_fn;
+    void *etrn_ctx;
+    struct smtpd_tls *tls;     /* NULL: no STARTTLS */
+    struct sasl_users *users;  /* NULL: no AUTH */
+    struct etrn_rate *rates;
+    size_t nrates, rates_cap;
 };
 
 typedef void (*cmd_fn)(struct session *s, char *arg);
@@ -106,6 +158,8 @@ struct command {
 
 static void cmd_helo(struct session *s, char *arg);
 static void cmd_ehlo(struct session *s, char *arg);
+static void cmd_starttls(struct session *s, char *arg);
+static void cmd_auth(struct session *s, char *arg);
 static void cmd_mail(struct session *s, char *arg);
 static void cmd_rcpt(struct session *s, char *arg);
 static void cmd_data(struct session *s, char *arg);
@@ -118,7 +172,8 @@ static void cmd_etrn(struct session *s, char *arg);
 
 /* the order is the order of the counters in the disconnect line */
 static const struct command commands[] = {
-    { "helo", cmd_helo }, { "ehlo", cmd_ehlo }, { "etrn", cmd_etrn },
+    { "helo", cmd_helo }, { "ehlo", cmd_ehlo }, { "starttls", cmd_starttls },
+    { "auth", cmd_auth }, { "etrn", cmd_etrn },
     { "mail", cmd_mail }, { "rcpt", cmd_rcpt }, { "data", cmd_data },
     { "rset", cmd_rset }, { "noop", cmd_noop }, { "vrfy", cmd_vrfy },
     { "help", cmd_help }, { "quit", cmd_quit },
@@ -126,7 +181,11 @@ static const struct command commands[] = {
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void session_free(struct session *s);
+static void session_finish(struct session *s);
 static void session_input(struct session *s);
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* reply - queue one reply line; the code is remembered for the counters */
 static void reply(struct session *s, const char *fmt, ...) LOG_PRINTF(2, 3);
@@ -210,6 +269,10 @@ static void cmd_ehlo(struct session *s, char *arg)
     else
         reply(s, "250-SIZE");
     reply(s, "250-ETRN");
+    if (s->srv->tls && !s->tls)
+        reply(s, "250-STARTTLS");
+    if (s->srv->users && s->tls)
+        reply(s, "250-AUTH PLAIN LOGIN");
     reply(s, "250-ENHANCEDSTATUSCODES");
     reply(s, "250 8BITMIME");
 }
@@ -327,12 +390,15 @@ static void cmd_mail(struct session *s, char *arg)
     reply(s, "250 2.1.0 Ok");
 }
 
-/* relay_allowed - relay_domains for anyone, any domain from mynetworks */
+/* relay_allowed - relay_domains for anyone, any domain from mynetworks or after AUTH */
 static int relay_allowed(const struct session *s, const char *domain)
 {
-    if (s->mynet)
+    if (s->mynet || s->sasl_user)
         return 1;
-    return domain[0] != '[' && server_domain_match(&s->srv->conf->relay_domains, domain);
+    if (domain[0] == '[')
+        return 0;
+    return server_domain_match(&s->srv->conf->relay_domains, domain)
+        || server_domain_match(&s->srv->conf->mydestination, domain);
 }
 
 /* cmd_rcpt - RCPT TO:<recipient>, with relay control */
@@ -437,12 +503,26 @@ static void cmd_data(struct session *s, char *arg)
         return;
     }
     s->qf_open = 1;
-    log_info("%s: client=%s", s->qf.id, s->client);
+    if (s->sasl_user)
+        log_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->qf.id, s->client,
+                 s->sasl_method, s->sasl_user);
+    else
+        log_info("%s: client=%s", s->qf.id, s->client);
     localtime_r(&now, &tm);
     if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
         date[0] = 0;
-    buf_printf(&b, "Received: from %s (unknown [%s])\r\n\tby %s (etrn-server) with %s id %s",
-               s->helo, s->addr, conf->myhostname, s->esmtp ? "ESMTP" : "SMTP", s->qf.id);
+    buf_printf(&b, "Received: from %s (unknown [%s])\r\n", s->helo, s->addr);
+    if (s->tls) {
+        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+        if (ssl)
+            buf_printf(&b, "\t(using %s with cipher %s)\r\n", SSL_get_version(ssl),
+                       SSL_get_cipher_name(ssl));
+    }
+    /* RFC 3848 protocol names */
+    buf_printf(&b, "\tby %s (etrn-server) with %s%s%s id %s", conf->myhostname,
+               s->esmtp ? "ESMTP" : "SMTP", s->esmtp && s->tls ? "S" : "",
+               s->esmtp && s->sasl_user ? "A" : "", s->qf.id);
     if (s->nrcpt == 1)
         buf_printf(&b, "\r\n\tfor <%s>", s->rcpts[0]);
     buf_printf(&b, "; %s\r\n", date);
@@ -604,14 +684,605 @@ static void cmd_vrfy(struct session *s, char *arg)
 static void cmd_help(struct session *s, char *arg)
 {
     (void) arg;
-    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN");
+    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN%s%s",
+          s->srv->tls ? " STARTTLS" : "", s->srv->users ? " AUTH" : "");
 }
 
-/* cmd_etrn - ETRN: the flush service is not part of this build */
+/* uncount - a command first counted as a success failed later (AUTH after 334) */
+static void uncount(struct session *s, cmd_fn fn)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].fn == fn && s->ok[i] > 0)
+            s->ok[i]--;
+}
+
+/* cmd_starttls - 220, then TLS over the same connection; plaintext after it is dropped */
+static void cmd_starttls(struct session *s, char *arg)
+{
+    struct smtpd *srv = s->srv;
+    struct bufferevent *under = s->bev, *tbev;
+    struct evbuffer *in = bufferevent_get_input(under);
+    struct timeval tv;
+    SSL *ssl;
+    size_t dropped;
+
+    if (*arg) {
+        reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->tls) {
+        reply(s, "503 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (srv->tls == NULL) {
+        reply(s, "454 4.7.0 TLS not available");
+        return;
+    }
+    if (s->state == ST_MAIL) {
+        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    ERR_clear_error();
+    if ((ssl = smtpd_tls_ssl(srv->tls)) == NULL) {
+        char why[256];
+
+        ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+        ERR_clear_error();
+        log_warn("%s: cannot make a TLS session: %s", s->client, why);
+        reply(s, "454 4.7.0 TLS not available due to local problem");
+        return;
+    }
+    reply(s, "220 2.0.0 Ready to start TLS");
+    /* CVE-2011-0411: nothing the client sent before the handshake may count */
+    dropped = evbuffer_get_length(in);
+    if (dropped > 0) {
+        evbuffer_drain(in, dropped);
+        log_info("%s: discarded %zu octets pipelined after STARTTLS", s->client, dropped);
+    }
+    /* RFC 3207 4.2: forget everything learnt before TLS */
+    transaction_reset(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = 0;
+    s->state = ST_INIT;
+    bufferevent_set_timeouts(under, NULL, NULL);
+    /* deferred callbacks: a failing handshake never frees s under our feet */
+    tbev = bufferevent_openssl_filter_new(srv->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (tbev == NULL) {
+        SSL_free(ssl);
+        log_error("%s: cannot start the TLS filter", s->client);
+        close_after_reply(s);
+        return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tbev, 1);
+    s->bev = tbev;
+    s->tls = 1;
+    bufferevent_setcb(tbev, read_cb, write_cb, event_cb, s);
+    tv.tv_sec = (time_t) srv->conf->smtpd_timeout;
+    tv.tv_usec = 0;
+    bufferevent_set_timeouts(tbev, &tv, &tv);
+    bufferevent_enable(tbev, EV_READ | EV_WRITE);
+}
+
+/* b64_char - a character of the base64 alphabet (RFC 4648 section 4) */
+static int b64_char(int c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+'
+           || c == '/';
+}
+
+/*
+ * b64_decode - strict, padded base64 into a new NUL-terminated buffer that
+ * the caller wipes and frees; "=" is the empty response (RFC 4954). -1: bad.
+ */
+static int b64_decode(const char *in, unsigned char **out, size_t *outlen)
+{
+    size_t len = strlen(in), pad = 0;
+    int n;
+
+    if (strcmp(in, "=") == 0) {
+        *out = xcalloc(1, 1);
+        *outlen = 0;
+        return 0;
+    }
+    if (len == 0 || len % 4 != 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] == '=') {
+            if (i < len - 2)
+                return -1;
+            pad++;
+        } else if (pad > 0 || !b64_char((unsigned char) in[i])) {
+            return -1;
+        }
+    }
+    *out = xmalloc(len / 4 * 3 + 1);
+    n = EVP_DecodeBlock(*out, (const unsigned char *) in, (int) len);
+    if (n < 0 || (size_t) n < pad) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    *outlen = (size_t) n - pad;
+    (*out)[*outlen] = 0;
+    return 0;
+}
+
+/* wipe - clear and free a secret */
+static void wipe(unsigned char *p, size_t len)
+{
+    if (p == NULL)
+        return;
+    OPENSSL_cleanse(p, len);
+    free(p);
+}
+
+/* auth_end - the SASL exchange is over */
+static void auth_end(struct session *s)
+{
+    s->auth_step = AUTH_NONE;
+    if (s->auth_login_user) {
+        OPENSSL_cleanse(s->auth_login_user, strlen(s->auth_login_user));
+        free(s->auth_login_user);
+        s->auth_login_user = NULL;
+    }
+}
+
+/* auth_failed - 535 and a warning; after 334 the AUTH no longer counts as a success */
+static void auth_failed(struct session *s, const char *user, int after_challenge)
+{
+    s->auth_failures++;
+    reply(s, "535 5.7.8 Error: authentication failed: authentication failure");
+    log_warn("%s: SASL %s authentication failed: authentication failure, sasl_username=%s",
+             s->client, s->auth_method, user ? user : "");
+    if (after_challenge)
+        uncount(s, cmd_auth);
+}
+
+/* auth_verify - check the credentials; 235 or 535 */
+static void auth_verify(struct session *s, const char *user, const char *password, int after)
+{
+    auth_end(s);
+    if (!sasl_users_verify(s->srv->users, user, password)) {
+        auth_failed(s, user, after);
+        return;
+    }
+    s->sasl_user = xstrdup(user);
+    s->sasl_method = s->auth_method;
+    log_debug("%s: SASL %s authentication succeeded, sasl_username=%s", s->client,
+              s->auth_method, user);
+    reply(s, "235 2.7.0 Authentication successful");
+}
+
+/* auth_bad_response - 501 for undecodable input; the exchange ends */
+static void auth_bad_response(struct session *s, int after)
+{
+    auth_end(s);
+    reply(s, "501 5.5.2 Cannot decode response");
+    if (after)
+        uncount(s, cmd_auth);
+}
+
+/* auth_plain - "authzid NUL authcid NUL password", base64 */
+static void auth_plain(struct session *s, const char *text, int after)
+{
+    unsigned char *dec;
+    size_t len;
+    const char *authz, *user, *pass, *end;
+
+    if (b64_decode(text, &dec, &len) != 0) {
+        auth_bad_response(s, after);
+        return;
+    }
+    end = (const char *) dec + len;
+    authz = (const char *) dec;
+    user = memchr(authz, 0, len);
+    pass = user ? memchr(user + 1, 0, (size_t) (end - user - 1)) : NULL;
+    if (user == NULL || pass == NULL || memchr(pass + 1, 0, (size_t) (end - pass - 1)) != NULL) {
+        auth_end(s);
+        auth_failed(s, NULL, after);
+        wipe(dec, len);
+        return;
+    }
+    user++;
+    pass++;
+    if (*authz && strcmp(authz, user) != 0) {
+        /* acting for another user is not offered */
+        auth_end(s);
+        auth_failed(s, user, after);
+    } else {
+        auth_verify(s, user, pass, after);
+    }
+    wipe(dec, len);
+}
+
+/* auth_login_user - the LOGIN user name; ask for the password */
+static void auth_login_user(struct session *s, const char *text, int after)
+{
+    unsigned char *dec;
+    size_t len;
+
+    if (b64_decode(text, &dec, &len) != 0) {
+        auth_bad_response(s, after);
+        return;
+    }
+    if (memchr(dec, 0, len) != NULL || len == 0) {
+        wipe(dec, len);
+        auth_end(s);
+        auth_failed(s, NULL, after);
+        return;
+    }
+    s->auth_login_user = (char *) dec;
+    s->auth_step = AUTH_LOGIN_PASS;
+    reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+}
+
+/* auth_login_pass - the LOGIN password */
+static void auth_login_pass(struct session *s, const char *text)
+{
+    unsigned char *dec;
+    size_t len;
+    char *user;
+
+    if (b64_decode(text, &dec, &len) != 0) {
+        auth_bad_response(s, 1);
+        return;
+    }
+    if (memchr(dec, 0, len) != NULL) {
+        wipe(dec, len);
+        auth_end(s);
+        auth_failed(s, NULL, 1);
+        return;
+    }
+    user = s->auth_login_user;
+    s->auth_login_user = NULL;
+    auth_verify(s, user, (const char *) dec, 1);
+    wipe((unsigned char *) user, strlen(user));
+    wipe(dec, len);
+}
+
+/* auth_response - one line of a running SASL exchange */
+static void auth_response(struct session *s, char *line, size_t len)
+{
+    if (memchr(line, 0, len) != NULL) {
+        auth_bad_response(s, 1);
+        return;
+    }
+    line[len] = 0;
+    if (strcmp(line, "*") == 0) {
+        auth_end(s);
+        reply(s, "501 5.7.0 Authentication aborted");
+        uncount(s, cmd_auth);
+        return;
+    }
+    switch (s->auth_step) {
+    case AUTH_PLAIN:
+        auth_plain(s, line, 1);
+        break;
+    case AUTH_LOGIN_USER:
+        auth_login_user(s, line, 1);
+        break;
+    case AUTH_LOGIN_PASS:
+        auth_login_pass(s, line);
+        break;
+    case AUTH_NONE:
+        break;
+    }
+}
+
+/* cmd_auth - AUTH PLAIN|LOGIN [initial-response] (RFC 4954), only inside TLS */
+static void cmd_auth(struct session *s, char *arg)
+{
+    char *init = strchr(arg, ' ');
+
+    if (s->srv->users == NULL || !s->tls) {
+        reply(s, "503 5.5.1 Error: authentication not enabled");
+        return;
+    }
+    if (s->state == ST_INIT) {
+        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->state == ST_MAIL) {
+        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    if (s->sasl_user) {
+        reply(s, "503 5.5.1 Error: already authenticated");
+        return;
+    }
+    if (s->auth_failures >= AUTH_FAILURE_MAX) {
+        reply(s, "421 4.7.0 %s Error: too many failed AUTH attempts", s->srv->conf->myhostname);
+        log_warn("%s: too many failed AUTH attempts", s->client);
+        close_after_reply(s);
+        return;
+    }
+    if (init) {
+        *init++ = 0;
+        while (*init == ' ')
+            init++;
+    }
+    if (*arg == 0 || (init && strchr(init, ' ') != NULL)) {
+        reply(s, "501 5.5.4 Syntax: AUTH mechanism");
+        return;
+    }
+    if (strcasecmp(arg, "PLAIN") == 0) {
+        s->auth_method = "PLAIN";
+        if (init) {
+            auth_plain(s, init, 0);
+        } else {
+            s->auth_step = AUTH_PLAIN;
+            reply(s, "334 ");
+        }
+    } else if (strcasecmp(arg, "LOGIN") == 0) {
+        s->auth_method = "LOGIN";
+        if (init) {
+            auth_login_user(s, init, 0);
+        } else {
+            s->auth_step = AUTH_LOGIN_USER;
+            reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+        }
+    } else {
+        reply(s, "504 5.5.4 Unsupported authentication mechanism");
+    }
+}
+
+/* etrn_rate_exceeded - count one ETRN of this client; 1 when past etrn_rate_limit */
+static int etrn_rate_exceeded(struct session *s)
+{
+    struct smtpd *srv = s->srv;
+    const struct server_config *conf = srv->conf;
+    long long now, unit;
+    struct etrn_rate *e = NULL;
+    size_t i, kept;
+
+    if (conf->etrn_rate_limit <= 0
+        || server_netlist_match(&conf->event_limit_exception_nets, s->family, s->rawaddr))
+        return 0;
+    now = clock_now_ms();
+    unit = conf->anvil_rate_time_unit > 0 ? conf->anvil_rate_time_unit * 1000 : 1;
+    for (i = 0; i < srv->nrates; i++)
+        if (srv->rates[i].family == s->family && memcmp(srv->rates[i].addr, s->rawaddr, 16) == 0) {
+            e = &srv->rates[i];
+            break;
+        }
+    if (e == NULL) {
+        /* forget clients whose unit has passed; when still full, the oldest */
+        for (i = kept = 0; i < srv->nrates; i++)
+            if (now - srv->rates[i].start_ms < unit)
+                srv->rates[kept++] = srv->rates[i];
+        srv->nrates = kept;
+        if (srv->nrates == ETRN_RATE_MAX) {
+            size_t oldest = 0;
+
+            for (i = 1; i < srv->nrates; i++)
+                if (srv->rates[i].start_ms < srv->rates[oldest].start_ms)
+                    oldest = i;
+            srv->rates[oldest] = srv->rates[--srv->nrates];
+        }
+        if (srv->nrates == srv->rates_cap) {
+            srv->rates_cap = srv->rates_cap ? srv->rates_cap * 2 : 16;
+            srv->rates = xreallocarray(srv->rates, srv->rates_cap, sizeof(*srv->rates));
+        }
+        e = &srv->rates[srv->nrates++];
+        memset(e, 0, sizeof(*e));
+        e->family = s->family;
+        memcpy(e->addr, s->rawaddr, 16);
+        e->start_ms = now;
+    }
+    if (now - e->start_ms >= unit) {
+        e->start_ms = now;
+        e->count = 0;
+    }
+    e->count++;
+    return e->count > conf->etrn_rate_limit;
+}
+
+/* etrn_reject - reply and log a refused ETRN */
+static void etrn_reject(struct session *s, const char *fmt, ...) LOG_PRINTF(2, 3);
+static void etrn_reject(struct session *s, const char *fmt, ...)
+{
+    struct buf b = BUF_INIT;
+    va_list ap;
+
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    reply(s, "%s", buf_cstr(&b));
+    log_info("NOQUEUE: reject: ETRN from %s: %s; proto=%s helo=<%s>%s%s", s->client, buf_cstr(&b),
+             s->esmtp ? "ESMTP" : "SMTP", s->helo ? s->helo : "",
+             s->sasl_user ? " sasl_username=" : "", s->sasl_user ? s->sasl_user : "");
+    buf_free(&b);
+}
+
+/* etrn_restrictions - smtpd_etrn_restrictions; 0 permit, -1 refused (replied) */
+static int etrn_restrictions(struct session *s, const char *node)
+{
+    const struct server_config *conf = s->srv->conf;
+
+    for (size_t i = 0; i < conf->netrn_restrictions; i++) {
+        switch (conf->etrn_restrictions[i]) {
+        case SERVER_RESTRICT_PERMIT:
+            return 0;
+        case SERVER_RESTRICT_PERMIT_MYNETWORKS:
+            if (s->mynet)
+                return 0;
+            break;
+        case SERVER_RESTRICT_PERMIT_SASL_AUTHENTICATED:
+            if (s->sasl_user)
+                return 0;
+            break;
+        case SERVER_RESTRICT_REJECT:
+            etrn_reject(s, "554 5.7.1 <%s>: Etrn command rejected: Access denied", node);
+            return -1;
+        case SERVER_RESTRICT_DEFER:
+            etrn_reject(s, "450 4.7.1 <%s>: Etrn command rejected: Try again later", node);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* etrn_user_allows - [etrn_users] entry covers host ("@host": with its subdomains) */
+static int etrn_user_allows(const struct server_etrn_user *u, const char *host, int subdomains)
+{
+    size_t hlen = strlen(host);
+
+    for (size_t i = 0; i < u->domains.count; i++) {
+        const char *d = u->domains.items[i];
+
+        if (d[0] == '@') {
+            size_t dlen = strlen(++d);
+
+            if (strcmp(host, d) == 0
+                || (hlen > dlen && host[hlen - dlen - 1] == '.'
+                    && strcmp(host + hlen - dlen, d) == 0))
+                return 1;
+        } else if (!subdomains && strcmp(host, d) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* etrn_item_allowed - "host" or "@host" allowed for the session's user */
+static int etrn_item_allowed(const struct server_etrn_user *u, const char *item)
+{
+    if (u == NULL)
+        return 1;
+    if (item[0] == '[')
+        return 0;
+    return item[0] == '@' ? etrn_user_allows(u, item + 1, 1) : etrn_user_allows(u, item, 0);
+}
+
+/* etrn_ask - one domain ("host", "@host" or "[literal]") to the ETRN hook */
+static enum flush_result etrn_ask(struct session *s, const char *item, size_t *pending)
+{
+    struct smtpd *srv = s->srv;
+    int sub = item[0] == '@';
+    int r;
+
+    *pending = 0;
+    if (srv->etrn_fn == NULL)
+        return FLUSH_ERROR;
+    r = srv->etrn_fn(srv->etrn_ctx, item + sub, sub, s->client, s->sasl_user, pending);
+    switch (r) {
+    case FLUSH_STARTED:
+    case FLUSH_NOTHING:
+    case FLUSH_NOT_ELIGIBLE:
+        return (enum flush_result) r;
+    default:
+        return FLUSH_ERROR;
+    }
+}
+
+/* cmd_etrn - ETRN host | @host | #queue | [address] (RFC 1985) */
 static void cmd_etrn(struct session *s, char *arg)
 {
-    (void) arg;
-    reply(s, "502 5.5.1 ETRN not yet implemented");
+    const struct server_config *conf = s->srv->conf;
+    const struct server_etrn_user *user = NULL;
+    const struct server_etrn_queue *queue = NULL;
+    enum etrn_arg_kind kind;
+    enum flush_result res;
+    const char *why;
+    char node[DOMAIN_MAX + 4];
+    size_t pending = 0;
+
+    if (*arg == 0 || strchr(arg, ' ') != NULL) {
+        reply(s, "500 5.5.2 Syntax: ETRN domain");
+        return;
+    }
+    kind = domain_etrn_arg(arg, &why);
+    if (kind == ETRN_ARG_INVALID || strlen(arg) >= sizeof(node)) {
+        etrn_reject(s, "501 5.5.4 Error: invalid parameter syntax (%s)",
+                    kind == ETRN_ARG_INVALID && why ? why : "too long");
+        return;
+    }
+    snprintf(node, sizeof(node), "%s", arg);
+    if (kind != ETRN_ARG_LITERAL)
+        domain_lowercase(node);
+    if (s->state == ST_INIT) {
+        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->state == ST_MAIL) {
+        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    if (etrn_rate_exceeded(s)) {
+        etrn_reject(s, "458 4.7.0 Error: too many ETRN requests from %s", s->addr);
+        return;
+    }
+    if (etrn_restrictions(s, node) != 0)
+        return;
+    if (kind == ETRN_ARG_QUEUE && (queue = server_etrn_queue_find(conf, node + 1)) == NULL) {
+        etrn_reject(s, "459 <%s>: service unavailable", node);
+        return;
+    }
+    if (s->sasl_user)
+        user = server_etrn_user_find(conf, s->sasl_user);
+    if (user) {
+        int ok = 1;
+
+        if (queue)
+            for (size_t i = 0; i < queue->domains.count && ok; i++)
+                ok = etrn_item_allowed(user, queue->domains.items[i]);
+        else
+            ok = etrn_item_allowed(user, node);
+        if (!ok) {
+            etrn_reject(s, "459 <%s>: service unavailable", node);
+            return;
+        }
+    }
+    if (queue) {
+        int started = 0, nothing = 0, error = 0;
+
+        for (size_t i = 0; i < queue->domains.count; i++) {
+            size_t n = 0;
+
+            switch (etrn_ask(s, queue->domains.items[i], &n)) {
+            case FLUSH_STARTED:
+                started = 1;
+                pending += n;
+                break;
+            case FLUSH_NOTHING:
+                nothing = 1;
+                break;
+            case FLUSH_ERROR:
+                error = 1;
+                break;
+            case FLUSH_NOT_ELIGIBLE:
+                break;
+            }
+        }
+        res = started ? FLUSH_STARTED : nothing ? FLUSH_NOTHING : error ? FLUSH_ERROR
+                                                                      : FLUSH_NOT_ELIGIBLE;
+    } else {
+        res = etrn_ask(s, node, &pending);
+    }
+    switch (res) {
+    case FLUSH_STARTED:
+    case FLUSH_NOTHING:
+        if (res == FLUSH_NOTHING)
+            pending = 0;
+        log_info("ETRN %s from %s: %zu messages", node, s->client, pending);
+        if (conf->etrn_reply == SERVER_ETRN_REPLY_POSTFIX)
+            reply(s, "250 Queuing started");
+        else if (res == FLUSH_STARTED)
+            reply(s, "253 OK, %zu pending messages for node %s started", pending, node);
+        else
+            reply(s, "251 OK, no messages waiting for node %s", node);
+        break;
+    case FLUSH_NOT_ELIGIBLE:
+        etrn_reject(s, "459 <%s>: service unavailable", node);
+        break;
+    case FLUSH_ERROR:
+        if (s->srv->etrn_fn == NULL)
+            log_warn("ETRN %s from %s: no flush service in this server", node, s->client);
+        etrn_reject(s, "458 Unable to queue messages for node %s", node);
+        break;
+    }
 }
 
 /* command_line - dispatch one command line (without its line end) */
@@ -681,11 +1352,12 @@ static int discard_input(struct session *s, struct evbuffer *in)
 /* session_input - handle every complete line that is buffered */
 static void session_input(struct session *s)
 {
-    struct evbuffer *in = bufferevent_get_input(s->bev);
-    struct evbuffer *outbuf = bufferevent_get_output(s->bev);
     char line[SMTPD_TEXT_MAX + 1];
 
     while (s->state != ST_CLOSING) {
+        /* fetched each time: STARTTLS replaces the bufferevent */
+        struct evbuffer *in = bufferevent_get_input(s->bev);
+        struct evbuffer *outbuf = bufferevent_get_output(s->bev);
         size_t limit = s->state == ST_DATA ? SMTPD_TEXT_MAX : SMTPD_LINE_MAX;
         struct evbuffer_ptr eol;
         size_t len;
@@ -700,6 +1372,10 @@ static void session_input(struct session *s)
                 return;
             if (s->state == ST_DATA) {
                 s->prev_crlf = s->discard_cr;
+            } else if (s->auth_step != AUTH_NONE) {
+                auth_end(s);
+                reply(s, "500 5.5.2 Error: line too long");
+                uncount(s, cmd_auth);
             } else {
                 s->unknown_total++;
                 reply(s, "500 5.5.2 Error: line too long");
@@ -732,6 +1408,8 @@ static void session_input(struct session *s)
         line[len] = 0;
         if (s->state == ST_DATA)
             data_line(s, line, len, crlf);
+        else if (s->auth_step != AUTH_NONE)
+            auth_response(s, line, len);
         else
             command_line(s, line, len);
     }
@@ -744,8 +1422,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 
     (void) bev;
     session_input(s);
-    if (s->state == ST_CLOSING && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-        session_free(s);
+    if (s->state == ST_CLOSING)
+        session_finish(s);
 }
 
 /* write_cb - bufferevent: output drained */
@@ -755,7 +1433,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
     (void) bev;
     if (s->state == ST_CLOSING) {
-        session_free(s);
+        session_finish(s);
         return;
     }
     if (!(bufferevent_get_enabled(s->bev) & EV_READ)) {
@@ -770,6 +1448,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     struct session *s = arg;
 
     (void) bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+        if (ssl)
+            log_info("Anonymous TLS connection established from %s: %s with cipher %s",
+                     s->client, SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && s->state != ST_CLOSING) {
         log_info("timeout after %s from %s", s->state == ST_DATA ? "END-OF-MESSAGE"
                  : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
@@ -778,11 +1464,59 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         bufferevent_enable(s->bev, EV_WRITE);
         return;
     }
-    if (what & BEV_EVENT_ERROR)
+    if ((what & BEV_EVENT_ERROR) && s->tls) {
+        unsigned long e = bufferevent_get_openssl_error(s->bev);
+        char why[256];
+
+        if (e != 0) {
+            ERR_error_string_n(e, why, sizeof(why));
+            log_info("SSL_accept error from %s: %s", s->client, why);
+        } else {
+            log_info("lost connection from %s: %s", s->client,
+                     errno ? strerror(errno) : "TLS error");
+        }
+    } else if (what & BEV_EVENT_ERROR)
         log_info("lost connection from %s: %s", s->client, strerror(errno));
     else if ((what & BEV_EVENT_EOF) && s->state != ST_CLOSING)
         log_info("lost connection after %s from %s", s->state == ST_DATA ? "END-OF-MESSAGE"
                  : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
+    session_free(s);
+}
+
+/* under_write_cb - the socket below the TLS filter drained: the session can end */
+static void under_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void) bev;
+    session_free(arg);
+}
+
+/* under_event_cb - the socket below the TLS filter failed while draining */
+static void under_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void) bev;
+    (void) what;
+    session_free(arg);
+}
+
+/* session_finish - end a closing session once everything queued was written */
+static void session_finish(struct session *s)
+{
+    struct bufferevent *under;
+    struct timeval tv;
+
+    if (s->flushing || evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+        return;
+    under = s->tls ? bufferevent_get_underlying(s->bev) : NULL;
+    if (under && evbuffer_get_length(bufferevent_get_output(under)) > 0) {
+        /* the filter is done; the encrypted bytes are still below it */
+        s->flushing = 1;
+        bufferevent_setcb(under, NULL, under_write_cb, under_event_cb, s);
+        tv.tv_sec = (time_t) s->srv->conf->smtpd_timeout;
+        tv.tv_usec = 0;
+        bufferevent_set_timeouts(under, NULL, &tv);
+        bufferevent_enable(under, EV_WRITE);
+        return;
+    }
     session_free(s);
 }
 
@@ -816,6 +1550,8 @@ static void session_free(struct session *s)
     log_info("disconnect from %s%s", s->client, buf_cstr(&b));
     buf_free(&b);
     transaction_reset(s);
+    auth_end(s);
+    free(s->sasl_user);
     buf_free(&s->out);
     bufferevent_free(s->bev);
     if (s->prev)
@@ -962,6 +1698,17 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     srv->base = base;
     srv->conf = conf;
     srv->q = q;
+    if (conf->smtpd_tls_cert_file && *conf->smtpd_tls_cert_file
+        && (srv->tls = smtpd_tls_new(conf->smtpd_tls_cert_file, conf->smtpd_tls_key_file, err,
+                                     errlen)) == NULL) {
+        smtpd_free(srv);
+        return NULL;
+    }
+    if (conf->smtpd_sasl_users_file && *conf->smtpd_sasl_users_file
+        && (srv->users = sasl_users_load(conf->smtpd_sasl_users_file, err, errlen)) == NULL) {
+        smtpd_free(srv);
+        return NULL;
+    }
     if (conf->nlisten == 0) {
         snprintf(err, errlen, "inet_interfaces: no address to listen on");
         smtpd_free(srv);
@@ -976,9 +1723,49 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     return srv;
 }
 
+/*
+ * reload_files - SIGHUP: read the TLS files and the users file again. A file
+ * that can no longer be read (privileges dropped) keeps the loaded copy.
+ */
+static void reload_files(struct smtpd *srv, const struct server_config *conf)
+{
+    char err[512];
+
+    if (conf->smtpd_tls_cert_file && *conf->smtpd_tls_cert_file) {
+        struct smtpd_tls *tls = smtpd_tls_new(conf->smtpd_tls_cert_file,
+                                              conf->smtpd_tls_key_file, err, sizeof(err));
+
+        if (tls) {
+            smtpd_tls_free(srv->tls);
+            srv->tls = tls;
+        } else {
+            log_warn("reload: %s; %s", err, srv->tls ? "keeping the TLS files loaded before"
+                                                      : "STARTTLS stays off");
+        }
+    } else {
+        smtpd_tls_free(srv->tls);
+        srv->tls = NULL;
+    }
+    if (conf->smtpd_sasl_users_file && *conf->smtpd_sasl_users_file) {
+        struct sasl_users *users = sasl_users_load(conf->smtpd_sasl_users_file, err, sizeof(err));
+
+        if (users) {
+            sasl_users_free(srv->users);
+            srv->users = users;
+        } else {
+            log_warn("reload: %s; %s", err, srv->users ? "keeping the users loaded before"
+                                                        : "AUTH stays off");
+        }
+    } else {
+        sasl_users_free(srv->users);
+        srv->users = NULL;
+    }
+}
+
 /* smtpd_set_config - use a reloaded configuration from now on */
 void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
 {
+    reload_files(srv, conf);
     srv->conf = conf;
     for (struct session *s = srv->sessions; s; s = s->next)
         s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
@@ -989,6 +1776,13 @@ void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx)
 {
     srv->commit_fn = fn;
     srv->commit_ctx = ctx;
+}
+
+/* smtpd_set_etrn_hook - the flush service ETRN asks (without it ETRN answers 458) */
+void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx)
+{
+    srv->etrn_fn = fn;
+    srv->etrn_ctx = ctx;
 }
 
 /* smtpd_sessions - number of open sessions */
@@ -1007,5 +1801,8 @@ void smtpd_free(struct smtpd *srv)
     for (size_t i = 0; i < srv->nlisteners; i++)
         evconnlistener_free(srv->listeners[i]);
     free(srv->listeners);
+    smtpd_tls_free(srv->tls);
+    sasl_users_free(srv->users);
+    free(srv->rates);
     free(srv);
 }

@@ -1,10 +1,14 @@
 /*
  * smtpd - the SMTP receiving side of etrn-server (RFC 5321) on libevent.
  *
- * smtpd_new() binds every conf->listen address (call it before dropping
- * privileges) and registers the listeners and sessions on base; it returns
- * NULL with a message in err when a bind fails. Each session is a state
- * machine driven by a command table; accepted mail goes through
+ * smtpd_new() loads the TLS certificate and key (smtpd_tls_cert_file/
+ * key_file) and the AUTH users (smtpd_sasl_users_file), binds every
+ * conf->listen address (call it before dropping privileges) and registers
+ * the listeners and sessions on base; it returns NULL with a message in err
+ * naming the file (or the address) when a file cannot be used or a bind
+ * fails. STARTTLS is offered when a certificate is set, AUTH PLAIN/LOGIN
+ * only inside TLS and with a users file; an authenticated client may relay.
+ * Each session is a state machine driven by a command table; accepted mail goes through
  * queue_create/queue_write/queue_commit and is answered 250 only after
  * queue_commit succeeded. Limits: 512-octet command lines, 1000-octet text
  * lines, message_size_limit, smtpd_recipient_limit, smtpd_timeout,
@@ -12,12 +16,17 @@
  * message (550 5.5.2); <LF>.<LF> never ends DATA.
  * The caller owns conf and q and keeps them alive while smtpd runs;
  * smtpd_set_config() swaps in a reloaded conf (listeners and the queue
- * directory stay as bound). smtpd_free() closes every session (aborting
- * unfinished queue files) and every listener.
+ * directory stay as bound) and rereads the TLS and users files, keeping the
+ * loaded ones when they cannot be read any more. smtpd_free() closes every
+ * session (aborting unfinished queue files) and every listener.
  * Hooks: the commit hook hears of every message right after its 250 (the
  * qmgr schedules it); the ETRN hook is asked to flush a domain once ETRN's
- * syntax, smtpd_etrn_restrictions and [etrn_users] checks passed, and
- * returns an enum flush_result (flush.h) with the waiting count in *pending.
+ * syntax, state, rate limit, smtpd_etrn_restrictions and [etrn_users]
+ * checks passed, and returns an enum flush_result (flush.h) with the waiting
+ * count in *pending: domain is a lower-case host (with_subdomains = 1 for
+ * "@host"; "#queue" asks once per domain of the queue and sums) or an
+ * "[address]" literal as given; client is "name[addr]", user the SASL user
+ * or NULL. Without a hook a permitted ETRN answers 458.
  */
 #ifndef ETRNKIT_SMTPD_H
 #define ETRNKIT_SMTPD_H

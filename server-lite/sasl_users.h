@@ -1,0 +1,29 @@
+/*
+ * sasl_users - the smtpd_sasl_users_file: "user:crypt-hash" lines for AUTH.
+ *
+ * sasl_users_load() reads the whole file (blank lines and lines starting
+ * with '#' skipped; lines of any length). Every problem is an error
+ * "FILE:LINE: what is wrong" in err: no ':', an empty or unprintable user
+ * name, a user given twice, a hash that is not a full hash of a modern
+ * method (yescrypt, bcrypt, SHA-512/256 crypt; DES and MD5 are refused;
+ * make hashes with "openssl passwd -6" or mkpasswd). On error nothing
+ * stays allocated and NULL is returned. The result is owned by the caller:
+ * sasl_users_free().
+ * sasl_users_verify() returns 1 when password matches user's hash, else 0.
+ * It runs crypt_r once on every call, also for an unknown user (against a
+ * hash of the same kind), so the answer time does not tell which users
+ * exist. It blocks for as long as one crypt(3) round takes.
+ */
+#ifndef ETRNKIT_SASL_USERS_H
+#define ETRNKIT_SASL_USERS_H
+
+#include <stddef.h>
+
+struct sasl_users;
+
+struct sasl_users *sasl_users_load(const char *path, char *err, size_t errlen);
+int sasl_users_verify(struct sasl_users *u, const char *user, const char *password);
+size_t sasl_users_count(const struct sasl_users *u);
+void sasl_users_free(struct sasl_users *u);
+
+#endif
