@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "config.h"
 #include "domain.h"
+#include "mx.h"
 #include "server_config.h"
 
 #define OFF(field) offsetof(struct server_config, field)
@@ -53,6 +54,7 @@ static const struct cfg_key main_keys[] = {
     { "transport_maps", CFG_LIST, NULL, 0, 0, NULL, OFF(transport_maps), 0 },
     { "default_transport", CFG_STRING, "smtp", 0, 0, NULL, OFF(default_transport), 0 },
     { "relayhost", CFG_STRING, NULL, 0, 0, NULL, OFF(relayhost), 0 },
+    { "dns_resolver", CFG_STRING, NULL, 0, 0, NULL, OFF(dns_resolver), 0 },
     { "queue_run_delay", CFG_DURATION, "900s", 1, 0, NULL, OFF(queue_run_delay), 0 },
     { "minimal_backoff_time", CFG_DURATION, "900s", 1, 0, NULL, OFF(minimal_backoff_time), 0 },
     { "maximal_backoff_time", CFG_DURATION, "3600s", 1, 0, NULL, OFF(maximal_backoff_time), 0 },
@@ -1247,6 +1249,16 @@ static int finish_main(struct load *ld)
         && server_nexthop_parse(c->relayhost, &c->relayhost_nexthop, &why) != 0) {
         main_error(ld, "relayhost", "\"%s\": %s", c->relayhost, why);
         return -1;
+    }
+    if (c->dns_resolver && *c->dns_resolver) {
+        char rwhy[256];
+        struct mx_resolver *res = mx_resolver_new(c->dns_resolver, rwhy, sizeof(rwhy));
+
+        if (res == NULL) {
+            main_error(ld, "dns_resolver", "%s", rwhy);
+            return -1;
+        }
+        mx_resolver_free(res);
     }
     if (c->maximal_backoff_time < c->minimal_backoff_time) {
         main_error(ld, "maximal_backoff_time", "%llds is less than minimal_backoff_time (%llds)",

@@ -117,6 +117,7 @@ struct server_config {
     struct cfg_list transport_maps;
     char *default_transport;
     char *relayhost;
+    char *dns_resolver;            /* "IP", "IP:PORT", "[IPv6]:PORT"; NULL or "": the system's */
     long long queue_run_delay;
     long long minimal_backoff_time;
     long long maximal_backoff_time;

@@ -1,19 +1,25 @@
 /*
- * transport_smtp - outbound SMTP delivery for the qmgr, libcurl multi on libevent.
+ * transport_smtp - outbound SMTP delivery for the qmgr: libcurl multi, off the caller's loop.
  *
- * smtp_transport_new() attaches a curl multi handle to base. smtp_transport_deliver()
- * starts one job (delivery.h) and returns at once; done(ctx, report) follows from the
- * event loop exactly once. The next hop comes from job->route: mx = 0 means connect
- * to route.host:route.port; mx = 1 means the MX hosts of route.host in preference
- * order (common/mx.h, resolver conf->dns_resolver or the system's; the lookup runs
- * off the event loop), falling back to the next MX on connect failure and to the
- * host's A/AAAA when it has no MX. STARTTLS when the server offers it (opportunistic,
- * no verification). One reply per recipient (CURLOPT_MAIL_RCPT_ALLOWFAILS and the
- * replies read from the debug callback), libcurl dot-stuffs the content, and idle
- * connections are reused for the next job to the same host (connection cache).
- * Connection failures are DELIVERY_TEMP with "connect to host[addr]:port: reason"
- * and dsn 4.4.1; report->relay says who answered. smtp_transport_free() cancels
- * unfinished jobs without calling done (the queue keeps them pending).
+ * smtp_transport_new() starts SMTP_TRANSPORT_WORKERS threads (own event_base and curl
+ * multi each; it calls curl_global_init, so create it before other threads use libcurl);
+ * base is the caller's loop. smtp_transport_deliver() copies the job (dups content_fd;
+ * conf values are copied too) and hands it to worker smtp_transport_shard(&job->route):
+ * 0 = done(ctx, report) follows exactly once, on base's thread, never inside deliver;
+ * -1 = refused, no done. The next hop: mx = 0 connects to route.host:route.port, mx = 1
+ * to the MX hosts of route.host in preference order (common/mx.h, conf->dns_resolver or
+ * the system's), next MX on connect failure, the host's A/AAAA when it has no MX.
+ * STARTTLS when offered (opportunistic, no verification); one reply per recipient;
+ * idle connections are reused (a destination always uses the same worker).
+ * Connect failures: DELIVERY_TEMP "connect to host[addr]:port: reason", dsn 4.4.1;
+ * report->relay says who answered. Addresses with controls or <> are not sent (PERM
+ * 5.1.3/5.1.7). Blocking: libcurl waits for the reply to the final "." (and QUIT)
+ * with a blocking poll; that blocks one worker, so a receiver that stalls after the
+ * data delays the other deliveries of its shard for up to the reply timeout (300 s),
+ * never the caller's loop. set_config copies what it needs (conf may go after it).
+ * active = accepted jobs whose done has not run. free stops the workers within about
+ * 2 s (a stuck worker's connections are cut), drops unfinished jobs without done (the
+ * queue keeps them pending); done must not free the transport; ignore SIGPIPE.
  */
 #ifndef ETRNKIT_TRANSPORT_SMTP_H
 #define ETRNKIT_TRANSPORT_SMTP_H
@@ -22,8 +28,12 @@
 
 #include "delivery.h"
 
+/* worker threads: a stalled receiver holds up about 1/K of the destinations */
+#define SMTP_TRANSPORT_WORKERS 4
+
 struct event_base;
 struct server_config;
+struct server_route;
 struct smtp_transport;
 
 struct smtp_transport *smtp_transport_new(struct event_base *base,
@@ -34,5 +44,7 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
                            delivery_done_fn done, void *ctx);
 size_t smtp_transport_active(const struct smtp_transport *t);
 void smtp_transport_free(struct smtp_transport *t);
+/* the worker (0 .. SMTP_TRANSPORT_WORKERS - 1) a route's jobs run on */
+unsigned smtp_transport_shard(const struct server_route *route);
 
 #endif

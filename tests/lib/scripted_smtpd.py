@@ -9,6 +9,8 @@ so a test can assert what the agent really sent.
       [--etrn-reply 'DOMAIN=CODE TEXT' ...] [--default-etrn-reply 'CODE TEXT']
       [--no-starttls] [--tls-cert CERT --tls-key KEY] [--implicit-tls]
       [--auth USER:PASS] [--no-auth-advertised] [--silent] [--ready-file FILE]
+      [--accept-mail [--mail-reply 'CODE TEXT'] [--rcpt-reply 'ADDRESS=CODE TEXT' ...]
+       [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']]
 
 Log FILE (appended, flushed per line; one line per protocol line):
   <unix time, 3 decimals> *: connect from ADDR:PORT
@@ -37,12 +39,23 @@ certificate is given gets 538; a second AUTH 503; ETRN without an
 argument 501. Plaintext pipelined after STARTTLS is discarded (logged). --silent accepts connections and
 never sends a byte. --implicit-tls starts TLS at the first byte. Each
 connection runs in its own thread. SIGTERM ends the server (exit 0).
+
+With --accept-mail (for the server's smtp transport tests) it also takes mail:
+MAIL FROM answers --mail-reply (default "250 2.1.0 Ok"), RCPT TO:<ADDRESS>
+answers the --rcpt-reply given for exactly ADDRESS, else --default-rcpt-reply
+(default "250 2.1.5 Ok"); DATA (with at least one accepted recipient, else
+"554 5.5.1 Error: no valid recipients") answers 354, the content lines are
+logged as C: lines as they came (dot-stuffed), and the final "." gets
+--data-reply (default "250 2.0.0 Ok: queued as N", N counting per server).
+MAIL/RCPT/DATA before EHLO/HELO or out of order get 503; RSET ends the
+transaction. Without --accept-mail these commands get 502 as before.
 Standard library only.
 """
 
 import argparse
 import base64
 import binascii
+import itertools
 import os
 import signal
 import socket
@@ -124,6 +137,8 @@ class Session:
         self.tls = False
         self.greeted = False
         self.authed = False
+        self.mail_from = None
+        self.rcpts = []
 
     # --- I/O ---------------------------------------------------------------
 
@@ -252,15 +267,62 @@ class Session:
                 self.send("501 5.5.4 Syntax: ETRN domain")
             else:
                 self.send(self.opts.etrn_replies.get(arg, self.opts.default_etrn_reply))
+        elif self.opts.accept_mail and verb in ("MAIL", "RCPT", "DATA"):
+            self.mail_command(verb, arg)
         elif verb == "NOOP":
             self.send("250 2.0.0 Ok")
         elif verb == "RSET":
+            self.mail_from = None
+            self.rcpts = []
             self.send("250 2.0.0 Ok")
         elif verb == "QUIT":
             self.send("221 2.0.0 Bye")
             raise Closed()
         else:
             self.send("502 5.5.2 Error: command not recognized")
+
+    def mail_command(self, verb, arg):
+        if not self.greeted:
+            self.send("503 5.5.1 Error: send HELO/EHLO first")
+            return
+        if verb == "MAIL":
+            if self.mail_from is not None:
+                self.send("503 5.5.1 Error: nested MAIL command")
+                return
+            if not arg.upper().startswith("FROM:"):
+                self.send("501 5.5.4 Syntax: MAIL FROM:<address>")
+                return
+            reply = self.opts.mail_reply
+            if reply.startswith("2"):
+                self.mail_from = arg[5:].strip()
+            self.send(reply)
+        elif verb == "RCPT":
+            if self.mail_from is None:
+                self.send("503 5.5.1 Error: need MAIL command")
+                return
+            if not arg.upper().startswith("TO:"):
+                self.send("501 5.5.4 Syntax: RCPT TO:<address>")
+                return
+            addr = arg[3:].strip().split(" ")[0]
+            if addr.startswith("<") and addr.endswith(">"):
+                addr = addr[1:-1]
+            reply = self.opts.rcpt_replies.get(addr, self.opts.default_rcpt_reply)
+            if reply.startswith("2"):
+                self.rcpts.append(addr)
+            self.send(reply)
+        else:
+            if self.mail_from is None:
+                self.send("503 5.5.1 Error: need MAIL command")
+                return
+            if not self.rcpts:
+                self.send("554 5.5.1 Error: no valid recipients")
+                return
+            self.send("354 End data with <CR><LF>.<CR><LF>")
+            while self.readline() != b".":
+                pass
+            self.send(self.opts.data_reply or "250 2.0.0 Ok: queued as %d" % next(self.opts.queued))
+            self.mail_from = None
+            self.rcpts = []
 
     def auth(self, arg):
         if not self.greeted:
@@ -339,6 +401,13 @@ def parse_args(argv):
     p.add_argument("--no-auth-advertised", action="store_true")
     p.add_argument("--silent", action="store_true")
     p.add_argument("--ready-file")
+    p.add_argument("--accept-mail", action="store_true",
+                   help="take MAIL, RCPT and DATA (else 502)")
+    p.add_argument("--mail-reply", default="250 2.1.0 Ok")
+    p.add_argument("--rcpt-reply", action="append", default=[],
+                   help="ADDRESS=CODE TEXT (exact match on the address in RCPT TO:<...>)")
+    p.add_argument("--default-rcpt-reply", default="250 2.1.5 Ok")
+    p.add_argument("--data-reply", help="reply to the final '.' (default 250 ... queued as N)")
     o = p.parse_args(argv)
 
     def check_reply(text, what):
@@ -356,6 +425,18 @@ def parse_args(argv):
         check_reply(reply, "--etrn-reply " + dom)
         o.etrn_replies[dom] = reply
     check_reply(o.default_etrn_reply, "--default-etrn-reply")
+    o.rcpt_replies = {}
+    for item in o.rcpt_reply:
+        addr, sep, reply = item.partition("=")
+        if not sep or not addr:
+            p.error("--rcpt-reply: want ADDRESS=CODE TEXT, got %r" % item)
+        check_reply(reply, "--rcpt-reply " + addr)
+        o.rcpt_replies[addr] = reply
+    check_reply(o.mail_reply, "--mail-reply")
+    check_reply(o.default_rcpt_reply, "--default-rcpt-reply")
+    if o.data_reply is not None:
+        check_reply(o.data_reply, "--data-reply")
+    o.queued = itertools.count(1)
     if bool(o.tls_cert) != bool(o.tls_key):
         p.error("--tls-cert and --tls-key go together")
     if o.implicit_tls and not o.tls_cert:
