@@ -16,12 +16,18 @@
  * domain (NULL: all), ignoring the dead list and defer_transports for it.
  * Operator actions: qmgr_delete/qmgr_hold/qmgr_release (QUEUE_NOTFOUND when absent).
  * Hooks (flush index upkeep) are optional; they must not call back into qmgr.
+ * Transports are plugged in with qmgr_set_transport() (etrn-server: smtp for
+ * SMTP and ETRN_ONLY, local for LOCAL; unit tests: a fake); a transport kind
+ * with no function set defers its mail ("4.3.0 transport unavailable").
+ * ETRN_ONLY falls back to the SMTP function when it has none of its own.
  */
 #ifndef ETRNKIT_QMGR_H
 #define ETRNKIT_QMGR_H
 
 #include <stddef.h>
 #include <time.h>
+
+#include "delivery.h"
 
 struct buf;
 struct event_base;
@@ -36,6 +42,13 @@ struct qmgr *qmgr_new(struct event_base *base, const struct server_config *conf,
                       struct queue *q, char *err, size_t errlen);
 void qmgr_set_config(struct qmgr *m, const struct server_config *conf);
 void qmgr_set_flush_hook(struct qmgr *m, qmgr_flush_hook_fn fn, void *ctx);
+
+/* start one job for transport kind (enum server_transport); same contract as
+   smtp_transport_deliver: 0 accepted and done(done_ctx, report) follows later from
+   the event loop exactly once; non-zero not accepted (done never called) */
+typedef int (*qmgr_deliver_fn)(void *ctx, const struct delivery_job *job, delivery_done_fn done,
+                               void *done_ctx);
+void qmgr_set_transport(struct qmgr *m, int transport, qmgr_deliver_fn fn, void *ctx);
 
 /* smtpd committed message id to incoming/: schedule it now */
 void qmgr_incoming(struct qmgr *m, const char *id);
