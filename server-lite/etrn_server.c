@@ -5,10 +5,14 @@
  *
  * Loads the configuration (a bad one: message on stderr, exit 78), opens the
  * log, opens or creates queue_directory and recovers it, binds, switches to
- * mail_owner when started as root, then runs one event loop. SIGTERM and
- * SIGINT end the loop (no queue write is ever left half done: writes happen
- * inside one callback) and exit 0; SIGHUP reloads the configuration and
- * keeps the old one when the new one is bad. Prints nothing on success.
+ * mail_owner when started as root, then starts the transports (smtp, local)
+ * and the queue manager, which hears of every accepted message through
+ * smtpd's commit hook, and runs one event loop. SIGTERM and SIGINT end the
+ * loop (no queue write is ever left half done: writes happen inside one
+ * callback) and exit 0: smtpd closes first, then the transports drop their
+ * unfinished jobs (those recipients stay pending in the queue), then the
+ * qmgr. SIGHUP reloads the configuration into every module and keeps the old
+ * one when the new one is bad. Prints nothing on success.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,12 +27,19 @@
 #include <event2/event.h>
 
 #include "alloc.h"
+#include "sasl_users.h"
+#include "smtpd_tls.h"
 #include "config.h"
+#include "control.h"
 #include "exitcode.h"
+#include "flush.h"
 #include "log.h"
+#include "qmgr.h"
 #include "queue.h"
 #include "server_config.h"
 #include "smtpd.h"
+#include "transport_local.h"
+#include "transport_smtp.h"
 
 #define DEFAULT_CONFIG "/etc/etrnkit/server-lite.ini"
 #define IDENT "etrn-server"
@@ -38,6 +49,11 @@ struct server {
     struct server_config *conf;
     struct event_base *base;
     struct smtpd *smtpd;
+    struct smtp_transport *smtp;
+    struct local_transport *local;
+    struct qmgr *qmgr;
+    struct flush *flush;
+    struct control *control;
 };
 
 /* usage - the command line */
@@ -99,6 +115,10 @@ static void reload(struct server *sv)
                 break;
             }
     smtpd_set_config(sv->smtpd, conf);
+    smtp_transport_set_config(sv->smtp, conf);
+    local_transport_set_config(sv->local, conf);
+    qmgr_set_config(sv->qmgr, conf);
+    flush_set_config(sv->flush, conf);
     sv->conf = conf;
     server_config_free(old);
     free(old);
@@ -119,6 +139,117 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(sv->base, NULL);
 }
 
+/* commit_cb - smtpd answered 250 for id: the qmgr schedules it */
+static void commit_cb(void *ctx, const char *id)
+{
+    qmgr_incoming(ctx, id);
+}
+
+/* smtp_deliver - the qmgr's seam onto the smtp transport */
+static int smtp_deliver(void *ctx, const struct delivery_job *job, delivery_done_fn done,
+                        void *done_ctx)
+{
+    return smtp_transport_deliver(ctx, job, done, done_ctx);
+}
+
+/* local_deliver - the qmgr's seam onto the local (Maildir) transport */
+static int local_deliver(void *ctx, const struct delivery_job *job, delivery_done_fn done,
+                         void *done_ctx)
+{
+    return local_transport_deliver(ctx, job, done, done_ctx);
+}
+
+/* flush_deliver_cb - the flush service's seam onto the qmgr */
+static int flush_deliver_cb(void *ctx, const char *id, const char *domain)
+{
+    return qmgr_flush_message(ctx, id, domain);
+}
+
+/* flush_site_cb - ETRN (smtpd hook) and etrn-queue -s: ask the flush service */
+static int flush_site_cb(void *ctx, const char *domain, int with_subdomains, const char *client,
+                         const char *user, size_t *pending)
+{
+    return (int) flush_request(((struct server *) ctx)->flush, domain, with_subdomains, client,
+                               user, pending);
+}
+
+/* ctl_flush_all - etrn-queue -f */
+static size_t ctl_flush_all(void *ctx)
+{
+    return qmgr_flush_all(((struct server *) ctx)->qmgr);
+}
+
+/* ctl_flush_id - etrn-queue -i ID */
+static int ctl_flush_id(void *ctx, const char *id)
+{
+    return qmgr_flush_message(((struct server *) ctx)->qmgr, id, NULL);
+}
+
+/* ctl_delete - etrn-queue -d ID|ALL (the flush index forgets it too) */
+static int ctl_delete(void *ctx, const char *id)
+{
+    struct server *sv = ctx;
+    int rc = qmgr_delete(sv->qmgr, id);
+
+    if (rc == QUEUE_OK)
+        flush_forget(sv->flush, id);
+    return rc;
+}
+
+/* ctl_hold - etrn-queue -h ID (out of the flush index until released and deferred again) */
+static int ctl_hold(void *ctx, const char *id)
+{
+    struct server *sv = ctx;
+    int rc = qmgr_hold(sv->qmgr, id);
+
+    if (rc == QUEUE_OK)
+        flush_forget(sv->flush, id);
+    return rc;
+}
+
+/* ctl_release - etrn-queue -H ID */
+static int ctl_release(void *ctx, const char *id)
+{
+    return qmgr_release(((struct server *) ctx)->qmgr, id);
+}
+
+/* ctl_status - etrn-queue status: the qmgr's members ("total" first) */
+static void ctl_status(void *ctx, struct buf *out)
+{
+    qmgr_status_json(((struct server *) ctx)->qmgr, out);
+}
+
+/* ctl_flush_status - etrn-queue status: the flush service's "etrn" member */
+static void ctl_flush_status(void *ctx, struct buf *out)
+{
+    flush_status_json(((struct server *) ctx)->flush, out);
+}
+
+static const struct control_ops control_ops = {
+    flush_site_cb, ctl_flush_all, ctl_flush_id, ctl_delete, ctl_hold, ctl_release,
+    ctl_status, ctl_flush_status,
+};
+
+/* start_flush_control - the flush service (wired to qmgr and smtpd) and the control socket */
+static void start_flush_control(struct server *sv, struct queue *q)
+{
+    char path[4096], errbuf[512];
+
+    if ((sv->flush = flush_open(sv->base, sv->conf, q, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_IOERR, "%s", errbuf);
+    qmgr_set_flush_hook(sv->qmgr, flush_note, sv->flush);
+    flush_set_deliver(sv->flush, flush_deliver_cb, sv->qmgr);
+    smtpd_set_etrn_hook(sv->smtpd, flush_site_cb, sv);
+    if (snprintf(path, sizeof(path), "%s/public/control", sv->conf->queue_directory)
+        >= (int) sizeof(path))
+        log_fatal_code(EXIT_CONFIG, "queue_directory too long");
+    /* made after the switch to mail_owner, so the socket belongs to it */
+    sv->control = control_new(sv->base, path, (uid_t) -1, (gid_t) -1, &control_ops, sv, errbuf,
+                              sizeof(errbuf));
+    if (sv->control == NULL)
+        log_fatal_code(EXIT_IOERR, "%s", errbuf);
+}
+
 /* chown_queue - give the queue tree to mail_owner (started as root) */
 static void chown_queue(const char *path, const struct passwd *pw)
 {
@@ -137,6 +268,27 @@ static void chown_queue(const char *path, const struct passwd *pw)
     }
 }
 
+/* check_files - the TLS certificate and key and the AUTH users file load; 0 or -1 + err */
+static int check_files(const struct server_config *c, char *err, size_t errlen)
+{
+    if (c->smtpd_tls_cert_file && *c->smtpd_tls_cert_file) {
+        struct smtpd_tls *tls = smtpd_tls_new(c->smtpd_tls_cert_file, c->smtpd_tls_key_file,
+                                              err, errlen);
+
+        if (tls == NULL)
+            return -1;
+        smtpd_tls_free(tls);
+    }
+    if (c->smtpd_sasl_users_file && *c->smtpd_sasl_users_file) {
+        struct sasl_users *users = sasl_users_load(c->smtpd_sasl_users_file, err, errlen);
+
+        if (users == NULL)
+            return -1;
+        sasl_users_free(users);
+    }
+    return 0;
+}
+
 /* drop_privileges - become mail_owner */
 static void drop_privileges(const struct passwd *pw)
 {
@@ -153,7 +305,7 @@ int main(int argc, char **argv)
         { "check-config", no_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 },
     };
-    struct server sv = { DEFAULT_CONFIG, NULL, NULL, NULL };
+    struct server sv = { DEFAULT_CONFIG, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
     struct passwd pw_copy, *pw = NULL;
     struct event *sigs[4];
     static const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
@@ -181,6 +333,12 @@ int main(int argc, char **argv)
         usage();
     if ((sv.conf = load_config(sv.config_path, &err)) == NULL) {
         fprintf(stderr, "%s: %s\n", IDENT, err.msg);
+        return EXIT_CONFIG;
+    }
+    if (check_files(sv.conf, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", IDENT, sv.config_path, errbuf);
+        server_config_free(sv.conf);
+        free(sv.conf);
         return EXIT_CONFIG;
     }
     if (check_only) {
@@ -228,12 +386,24 @@ int main(int argc, char **argv)
         log_fatal_code(EXIT_OSERR, "signal: %s", strerror(errno));
     if ((sv.base = event_base_new()) == NULL)
         log_fatal_code(EXIT_OSERR, "cannot create the event loop");
-    if ((sv.smtpd = smtpd_new(sv.base, sv.conf, &q, errbuf, sizeof(errbuf))) == NULL)
+    if ((sv.smtpd = smtpd_new(sv.base, sv.conf, &q, errbuf, sizeof(errbuf))) == NULL) {
+        fprintf(stderr, "%s: %s\n", IDENT, errbuf);
         log_fatal_code(EXIT_OSERR, "%s", errbuf);
+    }
     if (pw) {
         drop_privileges(pw);
         free(pw_copy.pw_name);
     }
+    if ((sv.smtp = smtp_transport_new(sv.base, sv.conf, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_SOFTWARE, "%s", errbuf);
+    sv.local = local_transport_new(sv.base, sv.conf);
+    if ((sv.qmgr = qmgr_new(sv.base, sv.conf, &q, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_IOERR, "%s", errbuf);
+    qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_SMTP, smtp_deliver, sv.smtp);
+    qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_ETRN_ONLY, smtp_deliver, sv.smtp);
+    qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_LOCAL, local_deliver, sv.local);
+    smtpd_set_commit_hook(sv.smtpd, commit_cb, sv.qmgr);
+    start_flush_control(&sv, &q);
     for (int i = 0; signums[i]; i++) {
         sigs[i] = evsignal_new(sv.base, signums[i], signal_cb, &sv);
         if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
@@ -242,7 +412,12 @@ int main(int argc, char **argv)
     log_info("daemon started -- listening on %zu address(es), queue %s", sv.conf->nlisten,
              sv.conf->queue_directory);
     rc = event_base_dispatch(sv.base);
+    control_free(sv.control);
     smtpd_free(sv.smtpd);
+    smtp_transport_free(sv.smtp);
+    local_transport_free(sv.local);
+    qmgr_free(sv.qmgr);
+    flush_free(sv.flush);
     for (int i = 0; signums[i]; i++)
         event_free(sigs[i]);
     event_base_free(sv.base);

@@ -12,7 +12,15 @@
  * the moving afterwards from the event loop, through the deliver callback (the
  * qmgr's qmgr_flush_message), one domain at a time; a second request for a
  * domain being flushed is coalesced. with_subdomains = 1 is "ETRN @domain".
- * FLUSH_NOT_ELIGIBLE: domain not in fast_flush_domains (459).
+ * FLUSH_NOT_ELIGIBLE: domain not in fast_flush_domains (459), or not a hostname
+ * (address literals have no log). FLUSH_ERROR: no deliver callback set (458).
+ * Log file format and file names: see the top of flush.c. Extra entry points
+ * (tests, main): flush_file_name() maps a domain to its log's file name (-1 if
+ * it is not a hostname), flush_waiting() counts a domain's IDs, flush_refresh()
+ * starts a rebuild from deferred/ now, flush_maintain() rewrites grown logs and
+ * purges empty ones as of now (the maintenance timer calls it). flush_forget()
+ * drops an ID from every log ("ALL": every ID), for operator deletes and holds,
+ * which the qmgr's hook does not report.
  */
 #ifndef ETRNKIT_FLUSH_H
 #define ETRNKIT_FLUSH_H
@@ -48,8 +56,14 @@ enum flush_result flush_request(struct flush *f, const char *domain, int with_su
                                 const char *client, const char *user, size_t *pending);
 
 /* JSON member for etrn-queue status: "etrn":[{"domain":...,"waiting":N,
-   "last_etrn":T,"client":"...","user":"..."},...] */
+   "flushing":true|false,"last_etrn":T,"client":"...","user":"..."},...], sorted by domain */
 void flush_status_json(const struct flush *f, struct buf *out);
+
+int flush_file_name(const char *domain, char *out, size_t outlen);
+size_t flush_waiting(const struct flush *f, const char *domain);
+void flush_refresh(struct flush *f);
+void flush_maintain(struct flush *f, time_t now);
+void flush_forget(struct flush *f, const char *id);
 
 void flush_free(struct flush *f);
 

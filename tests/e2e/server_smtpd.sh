@@ -21,10 +21,14 @@ mail_owner = nobody
 maillog_file = $T/maillog
 mynetworks = 127.0.0.2/32
 relay_domains = relay.test $1
+etrn_only_domains = relay.test $1
+relayhost = [127.0.0.1]:1
 message_size_limit = 20000
 smtpd_recipient_limit = 3
 smtpd_timeout = 2s
 smtpd_client_connection_count_limit = 20
+[transport]
+relay.test = etrn-only:[127.0.0.1]:1
 INI
 }
 write_conf ""
@@ -56,7 +60,13 @@ for a in args[1:]:
 PYEOF
 smtp() { $PY "$T/smtp.py" "$@" 2>&1; }
 codes() { smtp "$@" | cut -c1-3 | tr '\n' ' ' | sed 's/ $//'; }
-nfiles() { ls "$SPOOL/$1" 2>/dev/null | wc -l | tr -d ' '; }
+# the qmgr moves accepted mail on (relay.test is etrn-only: it waits in deferred/)
+# nfiles incoming: messages in incoming/, active/ and deferred/; nfiles tmp: files in tmp/
+nfiles() {
+    if [ "$1" = tmp ]; then ls "$SPOOL/tmp" 2>/dev/null | wc -l | tr -d ' '; return; fi
+    ls "$SPOOL/incoming" "$SPOOL/active" "$SPOOL/deferred" 2>/dev/null | grep -c '^[0-9A-F]'
+}
+qfile() { for d in incoming active deferred; do [ -f "$SPOOL/$d/$1" ] && echo "$SPOOL/$d/$1"; done; }
 
 # configuration checks: nothing printed on success, 78 and a message on error
 out=$("$SRV" -c "$CONF" --check-config 2>&1); rc=$?
@@ -108,13 +118,13 @@ swaks --server 127.0.0.1 --port "$port" --ehlo c.test --from a@b.test --to user@
 check_eq "swaks: good message exit 0" "$?" 0
 id1=$(sed -n 's/.*250 2.0.0 Ok: queued as \([0-9A-F]*\).*/\1/p' "$T/swaks1")
 check "swaks: 250 queued as ID" test -n "$id1"
-check_eq "one file in incoming" "$(nfiles incoming)" 1
-check "queue file is named by the ID" test -f "$SPOOL/incoming/$id1"
+check_eq "one message queued" "$(nfiles incoming)" 1
+check "queue file is named by the ID" test -n "$(qfile "$id1")"
 "$Q" -c "$CONF" -p >"$T/mailq1"
 check "mailq: sender" grep -q "^$id1 .* a@b.test\$" "$T/mailq1"
 check "mailq: recipient" grep -q '^  *user@relay.test$' "$T/mailq1"
 check "queue file: Received header" grep -q '^Received: from c.test (unknown \[127.0.0.1\])' \
-    "$SPOOL/incoming/$id1"
+    "$(qfile "$id1")"
 check "log: connect" grep -q 'etrn-server\[[0-9]*\]: connect from unknown\[127.0.0.1\]$' "$T/maillog"
 check "log: client=" grep -q ": $id1: client=unknown\[127.0.0.1\]$" "$T/maillog"
 check "log: message-id=" grep -q ": $id1: message-id=<m1@b.test>$" "$T/maillog"
@@ -145,11 +155,12 @@ long=$(printf '%0600d' 0)
 check_eq "600-octet line: 500, next command works" \
     "$(codes "$port" "1:NOOP $long\\r\\n" '1:NOOP\r\n')" "220 500 250"
 check_eq "NUL in a command: 500" "$(codes "$port" '1:NO\x00OP\r\n' '1:NOOP\r\n')" "220 500 250"
-check_eq "VRFY 252, HELP 214, ETRN 502, unknown 502, MAIL before HELO 503" \
+check_eq "VRFY 252, HELP 214, ETRN before HELO 503, unknown 502, MAIL before HELO 503" \
     "$(codes "$port" '1:VRFY x@relay.test\r\n' '1:HELP\r\n' '1:ETRN relay.test\r\n' \
-        '1:XYZZY\r\n' '1:MAIL FROM:<a@b.test>\r\n' '1:RSET\r\n')" "220 252 214 502 502 503 250"
-check_eq "ETRN reply text" "$(smtp "$port" '1:EHLO c.test\r\n' '1:ETRN relay.test\r\n' | tail -n 1)" \
-    "502 5.5.1 ETRN not yet implemented"
+        '1:XYZZY\r\n' '1:MAIL FROM:<a@b.test>\r\n' '1:RSET\r\n')" "220 252 214 503 502 503 250"
+check_eq "ETRN from outside mynetworks: refused by smtpd_etrn_restrictions" \
+    "$(smtp "$port" '1:EHLO c.test\r\n' '1:ETRN relay.test\r\n' | tail -n 1)" \
+    "554 5.7.1 <relay.test>: Etrn command rejected: Access denied"
 
 # SIZE at MAIL, oversized data, recipient limit
 check_eq "SIZE over the limit: 552 at MAIL" \
@@ -184,7 +195,7 @@ check_eq "pipelined transaction" "$(codes "$port" \
     '7:EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<p@relay.test>\r\nDATA\r\nSubject: p\r\n\r\n..dot\r\n.\r\nRSET\r\nQUIT\r\n')" \
     "220 250 250 250 354 250 250 221"
 check_eq "null sender queued" "$(nfiles incoming)" $((before + 1))
-idp=$(grep -l '^Subject: p' "$SPOOL"/incoming/* | head -n 1)
+idp=$(grep -l '^Subject: p' "$SPOOL"/incoming/* "$SPOOL"/active/* "$SPOOL"/deferred/* 2>/dev/null | head -n 1)
 check_eq "dot-unstuffing: ..dot stored as .dot" "$(tail -c 6 "$idp" | od -An -c | tr -s ' ')" " . d o t \r \n"
 check "Message-Id added when missing" grep -q '^Message-Id: <[0-9A-F]*@relay.test>' "$idp"
 
