@@ -323,32 +323,34 @@ run_bad() {
 LOGF=$T/nokey.log
 write_conf "$T/nokey.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/missing-key.pem"
 run_bad "$T/nokey.ini"; rc=$?
-check "missing key: exit non-zero" test "$rc" -ne 0
+check_eq "missing key: exit 78 (configuration)" "$rc" 78
 check "missing key: message names the key file" \
-    grep -q "fatal: smtpd_tls_key_file $T/missing-key.pem: cannot read: No such file or directory" "$T/nokey.log"
+    grep -qF "etrn-server: $T/nokey.ini: smtpd_tls_key_file $T/missing-key.pem: cannot read: No such file or directory" "$T/out/bad.out"
 printf 'not a key\n' >"$T/garbage-key.pem"
 LOGF=$T/badkey.log
 write_conf "$T/badkey.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/garbage-key.pem"
 run_bad "$T/badkey.ini"; rc=$?
-check "broken key: exit non-zero" test "$rc" -ne 0
+check_eq "broken key: exit 78 (configuration)" "$rc" 78
+"$SRV" -c "$T/badkey.ini" --check-config >"$T/out/bad.out" 2>&1; rc=$?
+check_eq "broken key: --check-config finds it too (exit 78)" "$rc" 78
 check "broken key: message names the key file" \
-    grep -q "fatal: smtpd_tls_key_file $T/garbage-key.pem: no usable private key" "$T/badkey.log"
+    grep -qF "etrn-server: $T/badkey.ini: smtpd_tls_key_file $T/garbage-key.pem: no usable private key" "$T/out/bad.out"
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=other -days 1 \
     -keyout "$T/key2.pem" -out "$T/cert2.pem" >/dev/null 2>&1
 LOGF=$T/mismatch.log
 write_conf "$T/mismatch.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key2.pem"
 run_bad "$T/mismatch.ini"; rc=$?
-check "key of another certificate: exit non-zero" test "$rc" -ne 0
+check_eq "key of another certificate: exit 78 (configuration)" "$rc" 78
 check "key of another certificate: says so" \
-    grep -q "smtpd_tls_key_file $T/key2.pem: does not match the certificate in $T/cert.pem" "$T/mismatch.log"
+    grep -qF "smtpd_tls_key_file $T/key2.pem: does not match the certificate in $T/cert.pem" "$T/out/bad.out"
 printf 'alice:secret\n' >"$T/badusers"
 LOGF=$T/badusers.log
 write_conf "$T/badusers.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
     "smtpd_sasl_users_file = $T/badusers"
 run_bad "$T/badusers.ini"; rc=$?
-check "users file with a plain password: exit non-zero" test "$rc" -ne 0
+check_eq "users file with a plain password: exit 78 (configuration)" "$rc" 78
 check "users file: the error names file and line" \
-    grep -q "fatal: $T/badusers:1: user alice: not a modern crypt(3) hash" "$T/badusers.log"
+    grep -qF "etrn-server: $T/badusers.ini: $T/badusers:1: user alice: not a modern crypt(3) hash" "$T/out/bad.out"
 
 LOGF=
 
@@ -366,10 +368,10 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
     chmod 644 "$T/nb/unreadable.ini"
     setpriv --reuid=nobody --regid=nogroup --clear-groups "$SRV" -c "$T/nb/unreadable.ini" \
         >"$T/out/bad.out" 2>&1; rc=$?
-    check "unreadable key: exit non-zero" test "$rc" -ne 0
+    check_eq "unreadable key: exit 78 (configuration)" "$rc" 78
     check "unreadable key: message names the key file" \
-        grep -q "fatal: smtpd_tls_key_file $T/root-key.pem: cannot read: Permission denied" \
-        "$T/nb/unreadable.log"
+        grep -qF "smtpd_tls_key_file $T/root-key.pem: cannot read: Permission denied" \
+        "$T/out/bad.out"
 else
     skip "unreadable key: needs root and setpriv to test as another user"
 fi
