@@ -554,6 +554,21 @@ static char **local_addrs(size_t *count)
     return addrs;
 }
 
+/* mx_lookup_host - the A/AAAA addresses of one host name (no MX), as one-host list */
+enum mx_status mx_lookup_host(struct mx_resolver *r, const char *name, struct mx_list *out,
+                              char *why, size_t whylen)
+{
+    struct mx_host *h;
+
+    out->hosts = xcalloc(1, sizeof(*out->hosts));
+    out->count = 1;
+    h = &out->hosts[0];
+    h->name = xstrdup(name);
+    resolve_host(r, h);
+    snprintf(why, whylen, "%s", h->addr_why ? h->addr_why : "");
+    return h->addr_status;
+}
+
 /* mx_lookup - DOMAIN's MX hosts, sorted, this host skipped, addresses resolved */
 enum mx_status mx_lookup(struct mx_resolver *r, const char *domain, const char *self_name,
                          struct mx_list *out, char *why, size_t whylen)

@@ -10,6 +10,8 @@
  * with naddrs 0 and addr_status/addr_why. MX_NXDOMAIN and MX_NODATA (no MX, null MX of RFC 7505,
  * nothing left but this host) are permanent, MX_TEMPFAIL (SERVFAIL, REFUSED, timeout, bad answer)
  * is not; every result has a reason in why. mx_select() is the pure sort/dedup/skip step.
+ * mx_lookup_host(): just the A/AAAA addresses of one name (a next hop given as a host), as
+ * a one-host list with addr_status returned (MX_OK: naddrs > 0).
  * The caller owns out and frees it with mx_list_free(), also after a failure (it is empty then).
  * Test seam, mx_resolver_set_query(): the function replaces res_nquery and returns the length of
  * a whole DNS answer (its RCODE is honoured), or -1 with *rcode = ns_r_nxdomain, ns_r_noerror
@@ -48,6 +50,8 @@ struct mx_resolver *mx_resolver_new(const char *server, char *err, size_t errlen
 void mx_resolver_set_query(struct mx_resolver *r, mx_query_fn query, void *ctx);
 enum mx_status mx_lookup(struct mx_resolver *r, const char *domain, const char *self_name,
                          struct mx_list *out, char *why, size_t whylen);
+enum mx_status mx_lookup_host(struct mx_resolver *r, const char *name, struct mx_list *out,
+                              char *why, size_t whylen);
 size_t mx_select(struct mx_list *list, const char *self_name, char *const *self_addrs,
                  size_t nself);
 void mx_list_free(struct mx_list *list);

@@ -56,6 +56,17 @@ static _Noreturn void usage(void)
     exit(EXIT_USAGE);
 }
 
+/* print_and_free - write out to stdout and free it; the exit status */
+static int print_and_free(struct buf *out)
+{
+    int ok = fwrite(out->data, 1, out->len, stdout) == out->len && fflush(stdout) == 0;
+
+    if (!ok)
+        perror("etrn-queue: write");
+    buf_free(out);
+    return ok ? EXIT_OK : EXIT_IOERR;
+}
+
 /* list_queue - print the mailq listing of the configured queue */
 static int list_queue(const char *queue_directory)
 {
@@ -76,13 +87,7 @@ static int list_queue(const char *queue_directory)
         return EXIT_IOERR;
     }
     queue_close(&q);
-    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
-        perror("etrn-queue: write");
-        buf_free(&out);
-        return EXIT_IOERR;
-    }
-    buf_free(&out);
-    return EXIT_OK;
+    return print_and_free(&out);
 }
 
 /* talk - send one request line, read the whole response; exit status on failure, else 0 */
@@ -496,13 +501,7 @@ static int print_status_table(const char *json)
             status_row(&out, width, name, NULL, &etrn->items[j]);
     }
     jfree(&root);
-    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
-        perror("etrn-queue: write");
-        buf_free(&out);
-        return EXIT_IOERR;
-    }
-    buf_free(&out);
-    return EXIT_OK;
+    return print_and_free(&out);
 }
 
 /* control_request - one request; print the answer; the exit status */

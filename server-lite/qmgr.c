@@ -605,10 +605,11 @@ static void mark(struct amsg *am, size_t i, enum queue_rcpt_state state, const c
     struct qmgr *m = am->m;
     struct queue_rcpt *r = &am->qm.rcpts[i];
 
-    if (queue_mark_recipient(m->q, QUEUE_ACTIVE, am->qm.id, i, state, dsn, reason) != QUEUE_OK)
-        log_error("%s: cannot record the state of <%s>: %s", am->qm.id, r->address,
-                  queue_error(m->q));
-    r->state = (int) state;
+    if (queue_mark_loaded(m->q, &am->qm, i, state, dsn, reason) == QUEUE_OK)
+        return;
+    log_error("%s: cannot record the state of <%s>: %s", am->qm.id, r->address,
+              queue_error(m->q));
+    r->state = (int) state; /* the delivery happened; go on as if recorded */
     snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
     snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
 }

@@ -558,40 +558,57 @@ int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_
     return sync_dir(q, q->dirfd[from], dir_names[from]);
 }
 
-/* queue_mark_recipient - set one recipient's state, DSN and reason in place, durably */
-int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
-                         enum queue_rcpt_state state, const char *dsn, const char *reason)
+/* queue_mark_loaded - set one recipient of a loaded message in place, durably, and in msg */
+int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
+                      enum queue_rcpt_state state, const char *dsn, const char *reason)
 {
-    struct queue_msg msg;
     char fixed[RCPT_FIXED];
+    struct queue_rcpt *r;
     int rc, fd;
 
     if (state != QUEUE_RCPT_PENDING && state != QUEUE_RCPT_DELIVERED && state != QUEUE_RCPT_BOUNCED)
         return qerr(q, QUEUE_INVAL, "bad recipient state %d", (int) state);
     if (dsn == NULL)
         dsn = "";
+    if (reason == NULL)
+        reason = "";
     if (!dsn_valid(dsn))
         return qerr(q, QUEUE_INVAL, "bad status code \"%s\"", dsn);
-    if ((rc = queue_load(q, dir, id, &msg)) != QUEUE_OK)
-        return rc;
-    if (idx >= msg.nrcpt) {
-        queue_msg_free(&msg);
-        return qerr(q, QUEUE_INVAL, "%s: no recipient %zu", id, idx);
-    }
-    off_t at = msg.rcpts[idx].offset + 2;
-    queue_msg_free(&msg);
-    fill_fixed(fixed, state, dsn, reason ? reason : "");
-    fd = openat(q->dirfd[dir], id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (idx >= msg->nrcpt)
+        return qerr(q, QUEUE_INVAL, "%s: no recipient %zu", msg->id, idx);
+    r = &msg->rcpts[idx];
+    fill_fixed(fixed, state, dsn, reason);
+    fd = openat(q->dirfd[msg->dir], msg->id, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return qerr(q, io_status(errno), "%s/%s: %s", dir_names[dir], id, strerror(errno));
-    if (write_all(fd, fixed, sizeof(fixed) - 2, at, 1) != 0 || fsync(fd) != 0) {
-        rc = qerr(q, io_status(errno), "%s/%s: update: %s", dir_names[dir], id, strerror(errno));
+        return qerr(q, io_status(errno), "%s/%s: %s", dir_names[msg->dir], msg->id,
+                    strerror(errno));
+    if (write_all(fd, fixed, sizeof(fixed) - 2, r->offset + 2, 1) != 0 || fsync(fd) != 0) {
+        rc = qerr(q, io_status(errno), "%s/%s: update: %s", dir_names[msg->dir], msg->id,
+                  strerror(errno));
         close(fd);
         return rc;
     }
     if (close(fd) != 0)
-        return qerr(q, io_status(errno), "%s/%s: close: %s", dir_names[dir], id, strerror(errno));
+        return qerr(q, io_status(errno), "%s/%s: close: %s", dir_names[msg->dir], msg->id,
+                    strerror(errno));
+    r->state = (int) state;
+    snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
     return QUEUE_OK;
+}
+
+/* queue_mark_recipient - load message id, then queue_mark_loaded() */
+int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
+                         enum queue_rcpt_state state, const char *dsn, const char *reason)
+{
+    struct queue_msg msg;
+    int rc;
+
+    if ((rc = queue_load(q, dir, id, &msg)) != QUEUE_OK)
+        return rc;
+    rc = queue_mark_loaded(q, &msg, idx, state, dsn, reason);
+    queue_msg_free(&msg);
+    return rc;
 }
 
 /* queue_set_retry_time - store the next retry time as the file's mtime */

@@ -5,7 +5,9 @@
  * files are written in tmp/. queue_create + queue_write + queue_commit
  * (fsync, rename into incoming/, fsync the directory): only after QUEUE_OK
  * may smtpd answer 250; queue_abort removes a partial file. Recipient state
- * is updated in place (pwrite + fsync); the next retry time is the mtime.
+ * is updated in place (pwrite + fsync): queue_mark_loaded() on a message the
+ * caller holds loaded (no re-read), queue_mark_recipient() by ID; the next
+ * retry time is the mtime.
  * queue_recover() at startup; queue_list() appends the mailq listing to out;
  * queue_open_content() returns a read-only fd at the content (caller closes).
  * Every int function returns QUEUE_OK or a negative enum queue_status
@@ -105,6 +107,8 @@ int queue_load(struct queue *q, enum queue_dir dir, const char *id, struct queue
 void queue_msg_free(struct queue_msg *msg);
 int queue_open_content(struct queue *q, const struct queue_msg *msg);
 int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
+int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
+                      enum queue_rcpt_state state, const char *dsn, const char *reason);
 int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
                          enum queue_rcpt_state state, const char *dsn, const char *reason);
 int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, time_t when);

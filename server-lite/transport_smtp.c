@@ -68,7 +68,6 @@
  * (opportunistic TLS, as Postfix's "may" level).
  */
 #include <arpa/inet.h>
-#include <arpa/nameser.h>
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -76,7 +75,6 @@
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <resolv.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -318,154 +316,29 @@ static void target_add(struct target **tg, size_t *n, const char *name, const ch
 
 /* ---------------------------------------------------------------- DNS (lookup threads) */
 
-/* parse_ns - the numeric "IP", "IP:PORT", "[IPv6]", "[IPv6]:PORT" or bare IPv6 of a
-   dns_resolver value (server_config has checked it with mx_resolver_new) */
-static int parse_ns(const char *text, struct sockaddr_storage *ss)
-{
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *port = NULL, *end;
-    size_t len;
-    long p = NAMESERVER_PORT;
-
-    if (text[0] == '[') {
-        end = strchr(text, ']');
-        if (end == NULL)
-            return -1;
-        len = (size_t) (end - text - 1);
-        text++;
-        if (end[1] == ':')
-            port = end + 2;
-    } else if ((end = strchr(text, ':')) != NULL && strchr(end + 1, ':') == NULL) {
-        len = (size_t) (end - text);
-        port = end + 1;
-    } else {
-        len = strlen(text);
-    }
-    if (len == 0 || len >= sizeof(host))
-        return -1;
-    memcpy(host, text, len);
-    host[len] = 0;
-    if (port != NULL) {
-        char *stop;
-
-        p = strtol(port, &stop, 10);
-        if (*port == 0 || *stop != 0 || p < 1 || p > 65535)
-            return -1;
-    }
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *sin = (struct sockaddr_in *) ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) ss;
-
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((unsigned short) p);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((unsigned short) p);
-        return 0;
-    }
-    return -1;
-}
-
-/* ns_state - a res_state aimed at server ("" or NULL: the system's), as mx_resolver_new does */
-static int ns_state(struct __res_state *st, const char *server)
-{
-    struct sockaddr_storage ss;
-
-    memset(st, 0, sizeof(*st));
-    if (server != NULL && *server && parse_ns(server, &ss) < 0)
-        return -1;
-    if (res_ninit(st) != 0)
-        return -1;
-    st->retrans = 2;
-    st->retry = 2;
-    st->options &= ~(unsigned long) (RES_DNSRCH | RES_DEFNAMES);
-    if (server == NULL || *server == 0)
-        return 0;
-    for (int i = 0; i < MAXNS; i++) {
-        free(st->_u._ext.nsaddrs[i]);
-        st->_u._ext.nsaddrs[i] = NULL;
-        st->_u._ext.nssocks[i] = -1;
-    }
-    memset(st->nsaddr_list, 0, sizeof(st->nsaddr_list));
-    if (ss.ss_family == AF_INET) {
-        memcpy(&st->nsaddr_list[0], &ss, sizeof(struct sockaddr_in));
-    } else {
-        struct sockaddr_in6 *sin6 = xmalloc(sizeof(*sin6));
-
-        memcpy(sin6, &ss, sizeof(*sin6));
-        st->nsaddr_list[0].sin_family = 0;
-        st->_u._ext.nsaddrs[0] = sin6;
-    }
-    st->nscount = 1;
-    return 0;
-}
-
-/* addr_query - append name's records of one type (A or AAAA) to addrs;
-   MX_OK, MX_NODATA (none), MX_NXDOMAIN or MX_TEMPFAIL */
-static enum mx_status addr_query(struct __res_state *st, const char *name, int type,
-                                 char ***addrs, size_t *n)
-{
-    unsigned char answer[4096];
-    int family = type == ns_t_a ? AF_INET : AF_INET6;
-    unsigned rdlen = type == ns_t_a ? NS_INADDRSZ : NS_IN6ADDRSZ;
-    size_t before = *n;
-    ns_msg msg;
-    int len;
-
-    len = res_nquery(st, name, ns_c_in, type, answer, sizeof(answer));
-    if (len < 0) {
-        if (st->res_h_errno == HOST_NOT_FOUND)
-            return MX_NXDOMAIN;
-        if (st->res_h_errno == NO_DATA)
-            return MX_NODATA;
-        return MX_TEMPFAIL;
-    }
-    if (len > (int) sizeof(answer) || ns_initparse(answer, len, &msg) < 0)
-        return MX_TEMPFAIL;
-    for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
-        char text[INET6_ADDRSTRLEN];
-        ns_rr rr;
-
-        if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
-            return MX_TEMPFAIL;
-        if ((int) ns_rr_type(rr) != type || ns_rr_class(rr) != ns_c_in
-            || ns_rr_rdlen(rr) != rdlen
-            || inet_ntop(family, ns_rr_rdata(rr), text, sizeof(text)) == NULL)
-            continue;
-        *addrs = xreallocarray(*addrs, *n + 1, sizeof(**addrs));
-        (*addrs)[(*n)++] = xstrdup(text);
-    }
-    return *n > before ? MX_OK : MX_NODATA;
-}
-
 /* resolve_addrs - A then AAAA of lk->domain as the targets (no MX involved) */
 static void resolve_addrs(struct lookup *lk)
 {
-    struct __res_state st;
-    char **addrs = NULL;
-    size_t n = 0;
-    enum mx_status s4, s6;
+    char why[512];
+    struct mx_resolver *r = mx_resolver_new(lk->resolver, why, sizeof(why));
+    struct mx_list list = { NULL, 0 };
+    enum mx_status st;
 
-    if (ns_state(&st, lk->resolver) < 0) {
+    if (r == NULL) {
         lk->status = DELIVERY_TEMP;
         snprintf(lk->dsn, sizeof(lk->dsn), "4.3.5");
         snprintf(lk->why, sizeof(lk->why), "cannot initialise the resolver for %s", lk->domain);
         return;
     }
-    s4 = addr_query(&st, lk->domain, ns_t_a, &addrs, &n);
-    s6 = addr_query(&st, lk->domain, ns_t_aaaa, &addrs, &n);
-    res_nclose(&st);
-    for (size_t i = 0; i < n; i++) {
-        target_add(&lk->targets, &lk->ntargets, lk->domain, addrs[i]);
-        free(addrs[i]);
-    }
-    free(addrs);
+    st = mx_lookup_host(r, lk->domain, &list, why, sizeof(why));
+    mx_resolver_free(r);
+    for (size_t i = 0; i < list.count; i++)
+        for (size_t k = 0; k < list.hosts[i].naddrs; k++)
+            target_add(&lk->targets, &lk->ntargets, lk->domain, list.hosts[i].addrs[k]);
+    mx_list_free(&list);
     if (lk->ntargets > 0)
         return;
-    if (s4 == MX_TEMPFAIL || s6 == MX_TEMPFAIL) {
+    if (st == MX_TEMPFAIL) {
         lk->status = DELIVERY_TEMP;
         snprintf(lk->dsn, sizeof(lk->dsn), "4.4.3");
         snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. Name service error "
@@ -475,7 +348,7 @@ static void resolve_addrs(struct lookup *lk)
         snprintf(lk->dsn, sizeof(lk->dsn), "5.4.4");
         snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. Name service error "
                  "for name=%s type=%s: Host not found", lk->domain,
-                 s4 == MX_NXDOMAIN ? "A" : "AAAA");
+                 st == MX_NXDOMAIN ? "A" : "AAAA");
     }
 }
 
