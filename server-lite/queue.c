@@ -543,8 +543,8 @@ static int sync_dir(struct queue *q, int fd, const char *name)
     return QUEUE_OK;
 }
 
-/* queue_move - rename a message between directories, durably */
-int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
+/* queue_move_unsynced - rename a message between directories; no fsync */
+int queue_move_unsynced(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
 {
     int rc;
 
@@ -553,9 +553,26 @@ int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_
     if (renameat(q->dirfd[from], id, q->dirfd[to], id) != 0)
         return qerr(q, io_status(errno), "rename %s/%s to %s/%s: %s", dir_names[from], id,
                     dir_names[to], id, strerror(errno));
-    if ((rc = sync_dir(q, q->dirfd[to], dir_names[to])) != QUEUE_OK)
+    return QUEUE_OK;
+}
+
+/* queue_move - rename a message between directories, durably */
+int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
+{
+    int rc;
+
+    if ((rc = queue_move_unsynced(q, id, from, to)) != QUEUE_OK
+        || (rc = sync_dir(q, q->dirfd[to], dir_names[to])) != QUEUE_OK)
         return rc;
     return sync_dir(q, q->dirfd[from], dir_names[from]);
+}
+
+/* queue_sync_dir - fsync one message directory (after unsynced moves or deletes) */
+int queue_sync_dir(struct queue *q, enum queue_dir dir)
+{
+    if ((int) dir < 0 || dir >= QUEUE_NDIRS)
+        return qerr(q, QUEUE_INVAL, "bad queue directory %d", (int) dir);
+    return sync_dir(q, q->dirfd[dir], dir_names[dir]);
 }
 
 /* queue_mark_loaded - set one recipient of a loaded message in place, durably, and in msg */
@@ -582,7 +599,7 @@ int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
     if (fd < 0)
         return qerr(q, io_status(errno), "%s/%s: %s", dir_names[msg->dir], msg->id,
                     strerror(errno));
-    if (write_all(fd, fixed, sizeof(fixed) - 2, r->offset + 2, 1) != 0 || fsync(fd) != 0) {
+    if (write_all(fd, fixed, sizeof(fixed) - 2, r->offset + 2, 1) != 0) {
         rc = qerr(q, io_status(errno), "%s/%s: update: %s", dir_names[msg->dir], msg->id,
                   strerror(errno));
         close(fd);
@@ -591,10 +608,32 @@ int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
     if (close(fd) != 0)
         return qerr(q, io_status(errno), "%s/%s: close: %s", dir_names[msg->dir], msg->id,
                     strerror(errno));
+    if (state != QUEUE_RCPT_PENDING)
+        msg->unsynced = 1;
     r->state = (int) state;
     snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
     return QUEUE_OK;
+}
+
+/* queue_sync_loaded - fsync the recipient states queue_mark_loaded wrote */
+int queue_sync_loaded(struct queue *q, struct queue_msg *msg)
+{
+    int fd, rc = QUEUE_OK;
+
+    if (!msg->unsynced)
+        return QUEUE_OK;
+    fd = openat(q->dirfd[msg->dir], msg->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return qerr(q, io_status(errno), "%s/%s: %s", dir_names[msg->dir], msg->id,
+                    strerror(errno));
+    if (fsync(fd) != 0)
+        rc = qerr(q, io_status(errno), "%s/%s: fsync: %s", dir_names[msg->dir], msg->id,
+                  strerror(errno));
+    close(fd);
+    if (rc == QUEUE_OK)
+        msg->unsynced = 0;
+    return rc;
 }
 
 /* queue_mark_recipient - load message id, then queue_mark_loaded() */
@@ -606,7 +645,8 @@ int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, si
 
     if ((rc = queue_load(q, dir, id, &msg)) != QUEUE_OK)
         return rc;
-    rc = queue_mark_loaded(q, &msg, idx, state, dsn, reason);
+    if ((rc = queue_mark_loaded(q, &msg, idx, state, dsn, reason)) == QUEUE_OK)
+        rc = queue_sync_loaded(q, &msg);
     queue_msg_free(&msg);
     return rc;
 }
@@ -626,8 +666,8 @@ int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, ti
     return QUEUE_OK;
 }
 
-/* queue_delete - remove a message, durably */
-int queue_delete(struct queue *q, enum queue_dir dir, const char *id)
+/* queue_delete_unsynced - remove a message; no fsync of its directory */
+int queue_delete_unsynced(struct queue *q, enum queue_dir dir, const char *id)
 {
     int rc;
 
@@ -635,6 +675,16 @@ int queue_delete(struct queue *q, enum queue_dir dir, const char *id)
         return rc;
     if (unlinkat(q->dirfd[dir], id, 0) != 0)
         return qerr(q, io_status(errno), "remove %s/%s: %s", dir_names[dir], id, strerror(errno));
+    return QUEUE_OK;
+}
+
+/* queue_delete - remove a message, durably */
+int queue_delete(struct queue *q, enum queue_dir dir, const char *id)
+{
+    int rc;
+
+    if ((rc = queue_delete_unsynced(q, dir, id)) != QUEUE_OK)
+        return rc;
     return sync_dir(q, q->dirfd[dir], dir_names[dir]);
 }
 

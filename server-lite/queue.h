@@ -5,9 +5,16 @@
  * files are written in tmp/. queue_create + queue_write + queue_commit
  * (fsync, rename into incoming/, fsync the directory): only after QUEUE_OK
  * may smtpd answer 250; queue_abort removes a partial file. Recipient state
- * is updated in place (pwrite + fsync): queue_mark_loaded() on a message the
- * caller holds loaded (no re-read), queue_mark_recipient() by ID; the next
- * retry time is the mtime.
+ * is updated in place: queue_mark_recipient() by ID (pwrite + fsync), or
+ * queue_mark_loaded() on a message the caller holds loaded (no re-read, no
+ * fsync) followed by queue_sync_loaded(), which fsyncs once for all the
+ * delivered/bounced marks since the load (a pending mark changes only the
+ * reason text and never needs it). The next retry time is the mtime.
+ * queue_move and queue_delete fsync the directories; the _unsynced forms do
+ * not, for the qmgr's own steps: a file keeps its recipient states in any
+ * directory and queue_recover() finds it in any of them, so a rename lost in
+ * a crash repeats a step, and an unlink lost in a crash (until the caller's
+ * queue_sync_dir) repeats a delivery, never loses one.
  * queue_recover() at startup; queue_list() appends the mailq listing to out;
  * queue_open_content() returns a read-only fd at the content (caller closes).
  * Every int function returns QUEUE_OK or a negative enum queue_status
@@ -87,6 +94,7 @@ struct queue_msg {
     size_t nrcpt;
     off_t data_offset;       /* where the content starts */
     off_t size;              /* content bytes */
+    int unsynced;            /* queue_mark_loaded wrote a final state: queue_sync_loaded */
 };
 
 typedef int (*queue_walk_fn)(void *ctx, enum queue_dir dir, const char *id);
@@ -107,12 +115,16 @@ int queue_load(struct queue *q, enum queue_dir dir, const char *id, struct queue
 void queue_msg_free(struct queue_msg *msg);
 int queue_open_content(struct queue *q, const struct queue_msg *msg);
 int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
+int queue_move_unsynced(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
 int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
                       enum queue_rcpt_state state, const char *dsn, const char *reason);
+int queue_sync_loaded(struct queue *q, struct queue_msg *msg);
 int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
                          enum queue_rcpt_state state, const char *dsn, const char *reason);
 int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, time_t when);
 int queue_delete(struct queue *q, enum queue_dir dir, const char *id);
+int queue_delete_unsynced(struct queue *q, enum queue_dir dir, const char *id);
+int queue_sync_dir(struct queue *q, enum queue_dir dir);
 int queue_walk(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx);
 int queue_recover(struct queue *q);
 

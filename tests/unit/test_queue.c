@@ -170,6 +170,31 @@ static void test_round_trip(void)
     TEST_CHECK(strstr(buf_cstr(&out), "a@example.org") == NULL, "delivered recipient not listed");
     buf_free(&out);
 
+    /* marks on a loaded message: a final state asks for queue_sync_loaded, a pending one does not */
+    TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, id, &msg), QUEUE_OK);
+    TEST_INTEQ(msg.unsynced, 0);
+    TEST_INTEQ(queue_mark_loaded(&q, &msg, 2, QUEUE_RCPT_PENDING, "4.4.2", "lost"), QUEUE_OK);
+    TEST_INTEQ(msg.unsynced, 0);
+    TEST_INTEQ(queue_mark_loaded(&q, &msg, 2, QUEUE_RCPT_DELIVERED, "2.0.0", "250 ok"), QUEUE_OK);
+    TEST_INTEQ(msg.unsynced, 1);
+    TEST_INTEQ(queue_sync_loaded(&q, &msg), QUEUE_OK);
+    TEST_INTEQ(msg.unsynced, 0);
+    queue_msg_free(&msg);
+    /* the unsynced move and a directory sync: the file and its marks move along */
+    TEST_INTEQ(queue_move_unsynced(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_OK);
+    TEST_INTEQ(queue_move_unsynced(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_sync_dir(&q, QUEUE_ACTIVE), QUEUE_OK);
+    TEST_INTEQ(queue_sync_dir(&q, QUEUE_NDIRS), QUEUE_INVAL);
+    TEST_INTEQ(queue_load(&q, QUEUE_ACTIVE, id, &msg), QUEUE_OK);
+    if (msg.nrcpt == 3) {
+        TEST_INTEQ(msg.rcpts[2].state, QUEUE_RCPT_DELIVERED);
+        TEST_STREQ(msg.rcpts[2].reason, "250 ok");
+    }
+    queue_msg_free(&msg);
+    TEST_INTEQ(queue_move_unsynced(&q, id, QUEUE_ACTIVE, QUEUE_DEFERRED), QUEUE_OK);
+    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_ACTIVE, id), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_ACTIVE, "../x"), QUEUE_BADID);
+
     TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id), QUEUE_OK);
     TEST_INTEQ(count_files("deferred"), 0);
     TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id), QUEUE_NOTFOUND);
