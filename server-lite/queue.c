@@ -26,13 +26,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "alloc.h"
 #include "buf.h"
@@ -44,6 +50,9 @@
 #define SIZE_FIELD_OFF (sizeof(MAGIC) - 1 + 5) /* after "size " */
 #define RCPT_FIXED (2 + 1 + 1 + QUEUE_DSN_MAX + 1 + QUEUE_REASON_MAX + 1)
 #define RCPT_MAX 1000000
+#define UNNAMED "(unnamed)"   /* tmpname of a spare (O_TMPFILE) file: linked, not renamed */
+#define SPARE_TARGET 32       /* spare files the commit threads keep ready */
+#define RECYCLE_MAX 4096      /* files of removed messages kept in tmp/ for reuse */
 
 static const char *const dir_names[QUEUE_NDIRS] = {
     "incoming", "active", "deferred", "hold", "corrupt",
@@ -255,7 +264,9 @@ static int write_all(int fd, const void *data, size_t len, off_t off, int positi
     return 0;
 }
 
-/* queue_create - start a message in tmp/ with its envelope */
+static int take_spare(struct queue_async *qa, int *fd, char *name, size_t namelen);
+
+/* queue_create - start a message with its envelope: a spare file, or a new one in tmp/ */
 int queue_create(struct queue *q, const char *sender, const char *client,
                  const char *const *rcpts, size_t nrcpt, struct queue_file *qf)
 {
@@ -275,6 +286,7 @@ int queue_create(struct queue *q, const char *sender, const char *client,
     for (size_t i = 0; i < nrcpt; i++)
         if (!header_safe(rcpts[i]) || *rcpts[i] == 0)
             return qerr(q, QUEUE_INVAL, "empty recipient or control character in recipient");
+    take_spare(q->async, &qf->fd, qf->tmpname, sizeof(qf->tmpname));
     for (int tries = 0; qf->fd < 0; tries++) {
         snprintf(qf->tmpname, sizeof(qf->tmpname), "t%ld.%lu", (long) getpid(), q->counter++);
         qf->fd = openat(q->tmpfd, qf->tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -323,44 +335,128 @@ int queue_write(struct queue_file *qf, const void *data, size_t len)
     return QUEUE_OK;
 }
 
-/* queue_commit - size field, fsync, rename into incoming/, fsync the directory */
-int queue_commit(struct queue_file *qf)
+/*
+ * The commit steps below write their error text into err (not q->err) and
+ * never log, so that the commit threads can run them: they only read q.
+ */
+
+/* remove_tmp - remove a file from tmp/ (an unnamed one has no name); a failure is appended to err */
+static void remove_tmp(struct queue *q, const char *tmpname, char *err, size_t errlen)
+{
+    size_t n = strlen(err);
+
+    if (strcmp(tmpname, UNNAMED) != 0 && unlinkat(q->tmpfd, tmpname, 0) != 0 && errno != ENOENT && n < errlen)
+        snprintf(err + n, errlen - n, "; cannot remove %s/tmp/%s: %s", q->path, tmpname,
+                 strerror(errno));
+}
+
+/* commit_file - size field, fsync, close (an unnamed file stays open for its link); on failure the file is removed */
+static int commit_file(struct queue_file *qf, char *err, size_t errlen)
 {
     struct queue *q = qf->q;
     char size[SIZE_DIGITS + 1];
     int rc, fd = qf->fd;
 
-    if (fd < 0)
-        return qerr(q, QUEUE_INVAL, "queue_commit: no open file");
     snprintf(size, sizeof(size), "%0*lld", SIZE_DIGITS, (long long) qf->size);
     if (write_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF, 1) != 0 || fsync(fd) != 0) {
-        rc = qerr(q, io_status(errno), "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
-        goto fail;
+        rc = io_status(errno);
+        snprintf(err, errlen, "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+        close(fd);
+        qf->fd = -1;
+        remove_tmp(q, qf->tmpname, err, errlen);
+        return rc;
     }
+    if (strcmp(qf->tmpname, UNNAMED) == 0)
+        return QUEUE_OK;
     qf->fd = -1;
     if (close(fd) != 0) {
-        rc = qerr(q, io_status(errno), "close %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
-        goto fail;
-    }
-    if (renameat(q->tmpfd, qf->tmpname, q->dirfd[QUEUE_INCOMING], qf->id) != 0) {
-        rc = qerr(q, io_status(errno), "rename %s/tmp/%s to incoming/%s: %s", q->path, qf->tmpname,
-                  qf->id, strerror(errno));
-        goto fail;
-    }
-    if (fsync(q->dirfd[QUEUE_INCOMING]) != 0) {
-        int err = errno;
-
-        rc = qerr(q, io_status(err), "fsync %s/incoming: %s", q->path, strerror(err));
-        /* not known to be durable: take it back so nobody delivers it after a 4xx */
-        if (unlinkat(q->dirfd[QUEUE_INCOMING], qf->id, 0) != 0)
-            log_error("%s: cannot remove %s/incoming/%s after a failed fsync: %s", qf->id,
-                      q->path, qf->id, strerror(errno));
+        rc = io_status(errno);
+        snprintf(err, errlen, "close %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+        remove_tmp(q, qf->tmpname, err, errlen);
         return rc;
     }
     return QUEUE_OK;
-fail:
-    queue_abort(qf);
+}
+
+/* link_unnamed - give an unnamed file its name in incoming/ and close it */
+static int link_unnamed(struct queue_file *qf, char *err, size_t errlen)
+{
+    struct queue *q = qf->q;
+    char proc[64];
+    int rc = QUEUE_OK;
+
+    /* linkat(fd, "", ..., AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH */
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", qf->fd);
+    if (linkat(AT_FDCWD, proc, q->dirfd[QUEUE_INCOMING], qf->id, AT_SYMLINK_FOLLOW) != 0) {
+        rc = io_status(errno);
+        snprintf(err, errlen, "link %s/tmp/%s to incoming/%s: %s", q->path, qf->tmpname, qf->id,
+                 strerror(errno));
+    }
+    close(qf->fd); /* an unnamed file that was not linked is gone with it */
+    qf->fd = -1;
     return rc;
+}
+
+/* commit_rename - move a synced file into incoming/; on failure it is removed */
+static int commit_rename(struct queue_file *qf, char *err, size_t errlen)
+{
+    struct queue *q = qf->q;
+    int rc;
+
+    if (strcmp(qf->tmpname, UNNAMED) == 0)
+        return link_unnamed(qf, err, errlen);
+    if (renameat(q->tmpfd, qf->tmpname, q->dirfd[QUEUE_INCOMING], qf->id) != 0) {
+        rc = io_status(errno);
+        snprintf(err, errlen, "rename %s/tmp/%s to incoming/%s: %s", q->path, qf->tmpname,
+                 qf->id, strerror(errno));
+        remove_tmp(q, qf->tmpname, err, errlen);
+        return rc;
+    }
+    return QUEUE_OK;
+}
+
+/* commit_dirsync - fsync incoming/; the error goes to err */
+static int commit_dirsync(struct queue *q, char *err, size_t errlen)
+{
+    if (fsync(q->dirfd[QUEUE_INCOMING]) != 0) {
+        int rc = io_status(errno);
+
+        snprintf(err, errlen, "fsync %s/incoming: %s", q->path, strerror(errno));
+        return rc;
+    }
+    return QUEUE_OK;
+}
+
+/* commit_unrename - take a file back out of incoming/ after a failed directory fsync */
+static void commit_unrename(struct queue_file *qf, char *err, size_t errlen)
+{
+    struct queue *q = qf->q;
+    size_t n = strlen(err);
+
+    /* not known to be durable: take it back so nobody delivers it after a 4xx */
+    if (unlinkat(q->dirfd[QUEUE_INCOMING], qf->id, 0) != 0 && n < errlen)
+        snprintf(err + n, errlen - n, "; cannot remove %s/incoming/%s after a failed fsync: %s",
+                 q->path, qf->id, strerror(errno));
+}
+
+/* queue_commit - size field, fsync, rename into incoming/, fsync the directory */
+int queue_commit(struct queue_file *qf)
+{
+    struct queue *q = qf->q;
+    char err[sizeof(q->err)] = "";
+    int rc;
+
+    if (qf->fd < 0)
+        return qerr(q, QUEUE_INVAL, "queue_commit: no open file");
+    rc = commit_file(qf, err, sizeof(err));
+    if (rc == QUEUE_OK)
+        rc = commit_rename(qf, err, sizeof(err));
+    if (rc == QUEUE_OK && (rc = commit_dirsync(q, err, sizeof(err))) != QUEUE_OK)
+        commit_unrename(qf, err, sizeof(err));
+    qf->tmpname[0] = 0;
+    if (rc != QUEUE_OK)
+        return qerr(q, rc, "%s", err);
+    return QUEUE_OK;
 }
 
 /* queue_abort - close and remove a partial file */
@@ -370,9 +466,450 @@ void queue_abort(struct queue_file *qf)
         close(qf->fd);
         qf->fd = -1;
     }
-    if (qf->tmpname[0] && unlinkat(qf->q->tmpfd, qf->tmpname, 0) != 0 && errno != ENOENT)
+    if (qf->tmpname[0] && strcmp(qf->tmpname, UNNAMED) != 0
+        && unlinkat(qf->q->tmpfd, qf->tmpname, 0) != 0 && errno != ENOENT)
         log_warn("cannot remove %s/tmp/%s: %s", qf->q->path, qf->tmpname, strerror(errno));
     qf->tmpname[0] = 0;
+}
+
+/*
+ * Group commit. queue_commit_async hands a file to a pool of threads: each
+ * takes a file, writes its size field and fsyncs it (several at once, so the
+ * filesystem can join them in one journal commit); whichever thread finds no
+ * other one busy with incoming/ then renames every synced file into it and
+ * fsyncs the directory once for the whole batch. Finished jobs go on a list
+ * and an eventfd wakes the event loop, which calls each job's done function.
+ * The threads never log and never touch q->err or q->counter.
+ */
+struct queue_job {
+    struct queue_job *next;
+    struct queue_file qf;
+    queue_done_fn fn;
+    void *ctx;
+    int status;
+    char err[512];
+};
+
+/* a FIFO of jobs */
+struct job_list {
+    struct queue_job *head, *tail;
+};
+
+struct queue_async {
+    struct queue *q;
+    struct event *ev;
+    int efd;
+    pthread_mutex_t mu;
+    pthread_cond_t work;     /* todo got a job, or stop */
+    pthread_cond_t idle;     /* a job reached done */
+    struct job_list todo;    /* not yet fsynced */
+    struct job_list synced;  /* fsynced, waiting for the directory step */
+    struct job_list done;    /* for the event loop */
+    size_t inflight;         /* submitted, not yet on done */
+    size_t pending;          /* submitted, done function not yet called */
+    int dir_busy;            /* a thread runs the directory step */
+    int stop;
+    pthread_t *threads;
+    int nthreads;
+    int spares[SPARE_TARGET]; /* unnamed files ready for queue_create */
+    size_t nspares;
+    int spares_usable;       /* -1 not yet tried, 0 no (no O_TMPFILE or no link), 1 yes */
+    char (*recycled)[24];    /* names in tmp/ of emptied files of removed messages */
+    size_t nrecycled;
+    int refill_blocked;      /* the last refill failed: wait for the next take */
+    int refilling;           /* a thread is making a spare */
+};
+
+/* job_push - append a job to a list */
+static void job_push(struct job_list *l, struct queue_job *j)
+{
+    j->next = NULL;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+}
+
+/* job_take - remove and return the whole list */
+static struct queue_job *job_take(struct job_list *l)
+{
+    struct queue_job *j = l->head;
+
+    l->head = l->tail = NULL;
+    return j;
+}
+
+/* jobs_done - (mutex held) put a chain of jobs on done and wake the loop */
+static void jobs_done(struct queue_async *qa, struct queue_job *j)
+{
+    uint64_t one = 1;
+    int woke = 0;
+
+    while (j) {
+        struct queue_job *next = j->next;
+
+        job_push(&qa->done, j);
+        qa->inflight--;
+        j = next;
+        woke = 1;
+    }
+    if (!woke)
+        return;
+    pthread_cond_broadcast(&qa->idle);
+    /* EAGAIN: the counter is already non-zero, the loop will look anyway */
+    while (write(qa->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/* dir_step - rename a batch of synced files into incoming/, one directory fsync */
+static void dir_step(struct queue_async *qa, struct queue_job *batch)
+{
+    char err[512] = "";
+    int renamed = 0, rc;
+
+    for (struct queue_job *j = batch; j; j = j->next) {
+        j->status = commit_rename(&j->qf, j->err, sizeof(j->err));
+        j->qf.tmpname[0] = 0;
+        renamed |= j->status == QUEUE_OK;
+    }
+    if (!renamed || (rc = commit_dirsync(qa->q, err, sizeof(err))) == QUEUE_OK)
+        return;
+    for (struct queue_job *j = batch; j; j = j->next) {
+        if (j->status != QUEUE_OK)
+            continue;
+        j->status = rc;
+        snprintf(j->err, sizeof(j->err), "%s", err);
+        commit_unrename(&j->qf, j->err, sizeof(j->err));
+    }
+}
+
+/*
+ * Spare files. Creating a file costs an inode allocation, which on some
+ * filesystems (ext4 without a journal skips every inode freed in the last
+ * minute) takes longer than the fsyncs. So the commit threads, when they
+ * have no commit to do, make unnamed files (O_TMPFILE in tmp/) ahead of
+ * need; queue_create takes one when there is one, and the commit gives it
+ * its name in incoming/ with linkat. Such a file has no name until it is
+ * complete and synced, and vanishes with its descriptor. Refills start at
+ * the first take, so spares are made with the server's final uid.
+ */
+
+/* refill_due - (mutex held) a commit thread should make a spare */
+static int refill_due(const struct queue_async *qa)
+{
+    return qa->spares_usable != 0 && !qa->refill_blocked && !qa->refilling && !qa->stop
+           && qa->nspares < SPARE_TARGET;
+}
+
+/* spares_work - 1: unnamed files can be made and linked here (tried once) */
+static int spares_work(struct queue *q)
+{
+    char proc[64], name[64];
+    int fd, ok;
+
+    if ((fd = openat(q->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0)
+        return 0;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    snprintf(name, sizeof(name), "probe.%ld", (long) getpid());
+    ok = linkat(AT_FDCWD, proc, q->tmpfd, name, AT_SYMLINK_FOLLOW) == 0;
+    if (ok)
+        unlinkat(q->tmpfd, name, 0);
+    close(fd);
+    return ok;
+}
+
+/* refill_one - (mutex held, dropped meanwhile) make one spare */
+static void refill_one(struct queue_async *qa)
+{
+    struct queue *q = qa->q;
+    int fd = -1, usable = qa->spares_usable;
+
+    qa->refilling = 1;
+    pthread_mutex_unlock(&qa->mu);
+    if (usable < 0)
+        usable = spares_work(q);
+    if (usable > 0)
+        fd = openat(q->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    pthread_mutex_lock(&qa->mu);
+    qa->refilling = 0;
+    qa->spares_usable = usable;
+    if (fd < 0)
+        qa->refill_blocked = 1; /* e.g. disk full: queue_create makes its own file */
+    else if (qa->nspares < SPARE_TARGET && !qa->stop)
+        qa->spares[qa->nspares++] = fd;
+    else
+        close(fd);
+}
+
+/*
+ * Recycled files. Removing a message with a queue_async frees no inode: the
+ * file is renamed from its directory into tmp/ under a new name, emptied,
+ * and queue_create takes it before any spare or new file (as PostgreSQL
+ * recycles WAL segments). The rename is the removal, as durable as an
+ * unlink; queue_recover empties tmp/ at startup. Only the event loop's
+ * thread touches the list. Queue IDs stay unique: one inode holds one
+ * message at a time, and the ID adds the arrival's microseconds.
+ */
+
+/* recycle - (loop thread) 1: not recycled, remove it; QUEUE_OK: recycled; <0: error */
+static int recycle(struct queue *q, enum queue_dir dir, const char *id)
+{
+    struct queue_async *qa = q->async;
+    char name[24];
+    int fd;
+
+    if (qa == NULL || qa->nrecycled >= RECYCLE_MAX)
+        return 1;
+    snprintf(name, sizeof(name), "r%ld.%lu", (long) getpid(), q->counter++);
+    if (renameat(q->dirfd[dir], id, q->tmpfd, name) != 0) {
+        if (errno == ENOENT)
+            return qerr(q, QUEUE_NOTFOUND, "remove %s/%s: %s", dir_names[dir], id, strerror(errno));
+        return 1;
+    }
+    fd = openat(q->tmpfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        unlinkat(q->tmpfd, name, 0);
+        return QUEUE_OK;
+    }
+    close(fd);
+    if (qa->recycled == NULL)
+        qa->recycled = xcalloc(RECYCLE_MAX, sizeof(*qa->recycled));
+    memcpy(qa->recycled[qa->nrecycled++], name, sizeof(name));
+    return QUEUE_OK;
+}
+
+/* take_recycled - (loop thread) an emptied file for queue_create; 0: none */
+static int take_recycled(struct queue_async *qa, int *fd, char *name, size_t namelen)
+{
+    while (qa->nrecycled > 0) {
+        const char *r = qa->recycled[--qa->nrecycled];
+
+        *fd = openat(qa->q->tmpfd, r, O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+        if (*fd >= 0) {
+            snprintf(name, namelen, "%s", r);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* take_spare - a file for queue_create (loop thread): recycled, or unnamed; 0: none */
+static int take_spare(struct queue_async *qa, int *fd, char *name, size_t namelen)
+{
+    int got = 0;
+
+    if (qa == NULL)
+        return 0;
+    if (take_recycled(qa, fd, name, namelen))
+        return 1;
+    pthread_mutex_lock(&qa->mu);
+    if (qa->nspares > 0) {
+        snprintf(name, namelen, "%s", UNNAMED);
+        *fd = qa->spares[--qa->nspares];
+        got = 1;
+    }
+    qa->refill_blocked = 0;
+    if (refill_due(qa))
+        pthread_cond_signal(&qa->work);
+    pthread_mutex_unlock(&qa->mu);
+    return got;
+}
+
+/* commit_thread - take jobs until told to stop; make spares when there is none */
+static void *commit_thread(void *arg)
+{
+    struct queue_async *qa = arg;
+
+    pthread_mutex_lock(&qa->mu);
+    for (;;) {
+        struct queue_job *j;
+
+        while (qa->todo.head == NULL && !qa->stop && !refill_due(qa))
+            pthread_cond_wait(&qa->work, &qa->mu);
+        if (qa->todo.head == NULL && qa->stop)
+            break;
+        if (qa->todo.head == NULL) {
+            refill_one(qa);
+            continue;
+        }
+        j = qa->todo.head;
+        qa->todo.head = j->next;
+        if (qa->todo.head == NULL)
+            qa->todo.tail = NULL;
+        pthread_mutex_unlock(&qa->mu);
+        j->status = commit_file(&j->qf, j->err, sizeof(j->err));
+        pthread_mutex_lock(&qa->mu);
+        if (j->status != QUEUE_OK) {
+            j->qf.tmpname[0] = 0;
+            j->next = NULL;
+            jobs_done(qa, j);
+            continue;
+        }
+        job_push(&qa->synced, j);
+        /* files synced while the step ran are picked up by the same thread */
+        while (qa->synced.head && !qa->dir_busy) {
+            struct queue_job *batch = job_take(&qa->synced);
+
+            qa->dir_busy = 1;
+            pthread_mutex_unlock(&qa->mu);
+            dir_step(qa, batch);
+            pthread_mutex_lock(&qa->mu);
+            qa->dir_busy = 0;
+            jobs_done(qa, batch);
+        }
+    }
+    pthread_mutex_unlock(&qa->mu);
+    return NULL;
+}
+
+/* deliver - call the done function of every finished job (event loop thread) */
+static void deliver(struct queue_async *qa)
+{
+    struct queue_job *j;
+    uint64_t n;
+
+    if (read(qa->efd, &n, sizeof(n)) < 0 && errno != EAGAIN && errno != EINTR)
+        log_warn("queue commit eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&qa->mu);
+    j = job_take(&qa->done);
+    pthread_mutex_unlock(&qa->mu);
+    while (j) {
+        struct queue_job *next = j->next;
+
+        qa->pending--;
+        j->fn(j->ctx, j->qf.id, j->status, j->status == QUEUE_OK ? "" : j->err);
+        free(j);
+        j = next;
+    }
+}
+
+/* async_cb - event: the eventfd says jobs finished */
+static void async_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    deliver(arg);
+}
+
+/* queue_async_new - start nthreads commit threads; results come back on base */
+struct queue_async *queue_async_new(struct queue *q, struct event_base *base, int nthreads,
+                                    char *err, size_t errlen)
+{
+    struct queue_async *qa = xcalloc(1, sizeof(*qa));
+    sigset_t all, old;
+    int rc;
+
+    qa->q = q;
+    qa->spares_usable = -1;
+    qa->refill_blocked = 1; /* until the first queue_create: see "Spare files" */
+    qa->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (qa->efd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        free(qa);
+        return NULL;
+    }
+    qa->ev = event_new(base, qa->efd, EV_READ | EV_PERSIST, async_cb, qa);
+    if (qa->ev == NULL || event_add(qa->ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot watch the commit eventfd");
+        if (qa->ev)
+            event_free(qa->ev);
+        close(qa->efd);
+        free(qa);
+        return NULL;
+    }
+    pthread_mutex_init(&qa->mu, NULL);
+    pthread_cond_init(&qa->work, NULL);
+    pthread_cond_init(&qa->idle, NULL);
+    qa->threads = xcalloc((size_t) (nthreads > 0 ? nthreads : 1), sizeof(pthread_t));
+    /* signals stay with the event loop's thread */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < (nthreads > 0 ? nthreads : 1); i++) {
+        if ((rc = pthread_create(&qa->threads[i], NULL, commit_thread, qa)) != 0) {
+            snprintf(err, errlen, "cannot start a queue commit thread: %s", strerror(rc));
+            break;
+        }
+        qa->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (qa->nthreads < (nthreads > 0 ? nthreads : 1)) {
+        queue_async_free(qa);
+        return NULL;
+    }
+    q->async = qa;
+    return qa;
+}
+
+/* queue_commit_async - hand qf over to the commit threads; fn reports the result */
+int queue_commit_async(struct queue_async *qa, struct queue_file *qf, queue_done_fn fn, void *ctx)
+{
+    struct queue_job *j;
+
+    if (qf->fd < 0)
+        return qerr(qf->q, QUEUE_INVAL, "queue_commit_async: no open file");
+    j = xcalloc(1, sizeof(*j));
+    j->qf = *qf;
+    j->fn = fn;
+    j->ctx = ctx;
+    /* the job owns the file now: queue_abort(qf) is harmless */
+    qf->fd = -1;
+    qf->tmpname[0] = 0;
+    qa->pending++;
+    pthread_mutex_lock(&qa->mu);
+    qa->inflight++;
+    job_push(&qa->todo, j);
+    pthread_cond_signal(&qa->work);
+    pthread_mutex_unlock(&qa->mu);
+    return QUEUE_OK;
+}
+
+/* queue_async_pending - commits whose done function has not been called yet */
+size_t queue_async_pending(const struct queue_async *qa)
+{
+    return qa ? qa->pending : 0;
+}
+
+/* queue_async_drain - wait for every commit and call the done functions, repeatedly */
+void queue_async_drain(struct queue_async *qa)
+{
+    if (qa == NULL)
+        return;
+    while (qa->pending > 0) {
+        pthread_mutex_lock(&qa->mu);
+        while (qa->inflight > 0)
+            pthread_cond_wait(&qa->idle, &qa->mu);
+        pthread_mutex_unlock(&qa->mu);
+        deliver(qa);
+    }
+}
+
+/* queue_async_free - drain, stop the threads, unregister from the event base */
+void queue_async_free(struct queue_async *qa)
+{
+    if (qa == NULL)
+        return;
+    queue_async_drain(qa);
+    pthread_mutex_lock(&qa->mu);
+    qa->stop = 1;
+    pthread_cond_broadcast(&qa->work);
+    pthread_mutex_unlock(&qa->mu);
+    for (int i = 0; i < qa->nthreads; i++)
+        pthread_join(qa->threads[i], NULL);
+    free(qa->threads);
+    while (qa->nspares > 0)
+        close(qa->spares[--qa->nspares]);
+    while (qa->nrecycled > 0)
+        unlinkat(qa->q->tmpfd, qa->recycled[--qa->nrecycled], 0);
+    free(qa->recycled);
+    if (qa->q->async == qa)
+        qa->q->async = NULL;
+    pthread_cond_destroy(&qa->work);
+    pthread_cond_destroy(&qa->idle);
+    pthread_mutex_destroy(&qa->mu);
+    event_free(qa->ev);
+    close(qa->efd);
+    free(qa);
 }
 
 /* field - "name value" line: the value, or NULL */
@@ -666,12 +1203,16 @@ int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, ti
     return QUEUE_OK;
 }
 
+static int recycle(struct queue *q, enum queue_dir dir, const char *id);
+
 /* queue_delete_unsynced - remove a message; no fsync of its directory */
 int queue_delete_unsynced(struct queue *q, enum queue_dir dir, const char *id)
 {
     int rc;
 
     if ((rc = check_args(q, dir, id)) != QUEUE_OK)
+        return rc;
+    if ((rc = recycle(q, dir, id)) != 1)
         return rc;
     if (unlinkat(q->dirfd[dir], id, 0) != 0)
         return qerr(q, io_status(errno), "remove %s/%s: %s", dir_names[dir], id, strerror(errno));

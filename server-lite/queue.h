@@ -4,12 +4,18 @@
  * incoming/ active/ deferred/ hold/ corrupt/ hold complete messages only;
  * files are written in tmp/. queue_create + queue_write + queue_commit
  * (fsync, rename into incoming/, fsync the directory): only after QUEUE_OK
- * may smtpd answer 250; queue_abort removes a partial file. Recipient state
- * is updated in place: queue_mark_recipient() by ID (pwrite + fsync), or
- * queue_mark_loaded() on a message the caller holds loaded (no re-read, no
- * fsync) followed by queue_sync_loaded(), which fsyncs once for all the
- * delivered/bounced marks since the load (a pending mark changes only the
- * reason text and never needs it). The next retry time is the mtime.
+ * may smtpd answer 250; queue_abort removes a partial file. With a
+ * queue_async, queue_create may use an unnamed spare file (O_TMPFILE) that
+ * the commit links into incoming/ instead of renaming it.
+ * queue_commit_async does the same on the threads of a queue_async
+ * (queue_async_new: results come back on the event base): it owns qf's file
+ * from then on and calls fn(ctx, id, status, error) from the loop once that
+ * file is durable in incoming/ or removed; queue_async_free drains.
+ * Recipient state is updated in place: queue_mark_recipient() by ID (pwrite
+ * + fsync), or queue_mark_loaded() on a message the caller holds loaded (no
+ * re-read, no fsync) followed by queue_sync_loaded(), which fsyncs once for
+ * all the delivered/bounced marks since the load (a pending mark changes only
+ * the reason text and never needs it). The next retry time is the mtime.
  * queue_move and queue_delete fsync the directories; the _unsynced forms do
  * not, for the qmgr's own steps: a file keeps its recipient states in any
  * directory and queue_recover() finds it in any of them, so a rename lost in
@@ -17,9 +23,9 @@
  * queue_sync_dir) repeats a delivery, never loses one.
  * queue_recover() at startup; queue_list() appends the mailq listing to out;
  * queue_open_content() returns a read-only fd at the content (caller closes).
- * Every int function returns QUEUE_OK or a negative enum queue_status
- * (QUEUE_NOSPACE on ENOSPC/EDQUOT: 452 4.3.1); text in queue_error(q).
- * IDs are checked before they become a path. queue_msg_free() frees a msg.
+ * int functions return QUEUE_OK or a negative enum queue_status (QUEUE_NOSPACE on
+ * ENOSPC/EDQUOT: 452 4.3.1), text in queue_error(q); IDs are checked before use;
+ * queue_msg_free() frees a msg.
  */
 #ifndef ETRNKIT_QUEUE_H
 #define ETRNKIT_QUEUE_H
@@ -64,6 +70,7 @@ struct queue {
     int tmpfd;
     unsigned long counter;
     char err[512];
+    struct queue_async *async; /* set by queue_async_new: spare files for queue_create */
 };
 
 /* a message being written */
@@ -130,5 +137,18 @@ int queue_recover(struct queue *q);
 
 struct buf;
 int queue_list(struct queue *q, struct buf *out);
+
+/* group commit; every queue_async function runs in the event loop's thread */
+struct event_base;
+struct queue_async;
+/* status is QUEUE_OK or a negative enum queue_status; error is "" on success */
+typedef void (*queue_done_fn)(void *ctx, const char *id, int status, const char *error);
+
+struct queue_async *queue_async_new(struct queue *q, struct event_base *base, int nthreads,
+                                    char *err, size_t errlen);
+int queue_commit_async(struct queue_async *qa, struct queue_file *qf, queue_done_fn fn, void *ctx);
+size_t queue_async_pending(const struct queue_async *qa);
+void queue_async_drain(struct queue_async *qa);
+void queue_async_free(struct queue_async *qa);
 
 #endif

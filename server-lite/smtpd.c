@@ -10,6 +10,12 @@
  * then the whole message is refused with 550 5.5.2 (no normalising: that is
  * the SMTP smuggling defence). A message over message_size_limit is read to
  * the end, nothing is queued, and the reply is 552 5.3.4.
+ * At the final dot the queue file goes to the queue's commit threads
+ * (queue_commit_async: many sessions' files share the fsyncs); the session
+ * waits in ST_COMMIT, reading nothing, until commit_done answers 250 (or
+ * 4xx, the file removed), calls the commit hook and goes on with what the
+ * client pipelined. A session that ends meanwhile leaves the commit to
+ * finish on its own (the message stays queued); smtpd_free drains commits.
  * The client name is always "unknown" (no reverse DNS lookup yet).
  *
  * STARTTLS puts libevent's OpenSSL filter over the session's bufferevent
@@ -64,12 +70,14 @@
 #define ADDR_MAX 256
 #define AUTH_FAILURE_MAX 3     /* failed AUTH exchanges before 421 */
 #define ETRN_RATE_MAX 4096     /* clients remembered by the ETRN rate limit */
+#define COMMIT_THREADS 8       /* queue files fsynced at the same time */
 
 enum smtpd_state {
     ST_INIT,    /* no HELO/EHLO yet */
     ST_READY,   /* greeted, no transaction */
     ST_MAIL,    /* MAIL accepted, RCPTs may follow */
     ST_DATA,    /* reading message content */
+    ST_COMMIT,  /* end of data seen: no input, no reply until the commit is done */
     ST_CLOSING, /* last reply queued; close when written */
 };
 
@@ -89,6 +97,16 @@ struct etrn_rate {
 };
 
 struct smtpd;
+struct session;
+
+/* a commit on the queue's threads; s is NULL once the session is gone */
+struct commit_wait {
+    struct smtpd *srv;
+    struct session *s;
+    char *sender, *msgid;  /* for the log lines */
+    long long size;
+    size_t nrcpt;
+};
 
 struct session {
     struct smtpd *srv;
@@ -129,12 +147,15 @@ struct session {
     int bad_eol, too_long, too_big, write_status;
     int in_headers, have_msgid;
     char *msgid;
+    struct commit_wait *commit; /* in ST_COMMIT (or closing while it runs) */
 };
 
 struct smtpd {
     struct event_base *base;
     const struct server_config *conf;
     struct queue *q;
+    struct queue_async *qa;    /* group commit of accepted mail */
+    int stopping;              /* smtpd_free drains the commits */
     struct evconnlistener **listeners;
     size_t nlisteners;
     struct session *sessions;
@@ -572,7 +593,92 @@ static void header_line(struct session *s, const char *line, size_t len)
     s->msgid = xstrndup(p, (size_t) (line + len - p));
 }
 
-/* data_done - end of DATA: commit or refuse, then a fresh transaction */
+/* data_end - a refused DATA does not count as a success; fresh transaction */
+static void data_end(struct session *s)
+{
+    if (s->last_code >= 400) {
+        /* the 354 counted DATA as a success; the message was not taken after all */
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            if (commands[i].fn == cmd_data && s->ok[i] > 0)
+                s->ok[i]--;
+    }
+    s->state = ST_MAIL; /* transaction_reset returns it to ST_READY */
+    transaction_reset(s);
+}
+
+/* commit_done - the queue file is durable (250) or gone (4xx); resume the session */
+static void commit_done(void *ctx, const char *id, int status, const char *error)
+{
+    struct commit_wait *w = ctx;
+    struct session *s = w->s;
+    struct smtpd *srv = w->srv;
+
+    if (status != QUEUE_OK) {
+        log_error("%s: %s", id, error);
+    } else {
+        log_info("%s: message-id=%s", id, w->msgid ? w->msgid : "");
+        log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", id, w->sender, w->size,
+                 w->nrcpt);
+    }
+    free(w->sender);
+    free(w->msgid);
+    free(w);
+    if (s == NULL) {
+        /* the client left before the reply: the message is queued all the same */
+        if (status == QUEUE_OK && srv->commit_fn)
+            srv->commit_fn(srv->commit_ctx, id);
+        return;
+    }
+    s->commit = NULL;
+    if (s->state != ST_COMMIT) {
+        /* closing (timeout): the last reply was sent already */
+        if (status == QUEUE_OK && srv->commit_fn)
+            srv->commit_fn(srv->commit_ctx, id);
+        return;
+    }
+    if (status == QUEUE_OK)
+        reply(s, "250 2.0.0 Ok: queued as %s", id);
+    else
+        queue_fail_reply(s, status);
+    if (status == QUEUE_OK && srv->commit_fn)
+        srv->commit_fn(srv->commit_ctx, id);
+    data_end(s);
+    if (srv->stopping)
+        return;
+    /* commands pipelined after the dot, in order */
+    bufferevent_enable(s->bev, EV_READ);
+    session_input(s);
+    if (s->state == ST_CLOSING)
+        session_finish(s);
+}
+
+/* commit_start - hand the file to the commit threads; the session waits in ST_COMMIT */
+static int commit_start(struct session *s)
+{
+    struct commit_wait *w = xcalloc(1, sizeof(*w));
+    int rc;
+
+    w->srv = s->srv;
+    w->s = s;
+    w->size = (long long) s->qf.size;
+    w->nrcpt = s->nrcpt;
+    s->qf_open = 0;
+    if ((rc = queue_commit_async(s->srv->qa, &s->qf, commit_done, w)) != QUEUE_OK) {
+        free(w);
+        return rc;
+    }
+    w->sender = s->sender;
+    s->sender = NULL;
+    w->msgid = s->msgid;
+    s->msgid = NULL;
+    s->commit = w;
+    transaction_reset(s);
+    s->state = ST_COMMIT;
+    bufferevent_disable(s->bev, EV_READ);
+    return QUEUE_OK;
+}
+
+/* data_done - end of DATA: refuse, or commit (the reply comes from commit_done) */
 static void data_done(struct session *s)
 {
     int rc;
@@ -593,28 +699,14 @@ static void data_done(struct session *s)
         content_flush(s);
         if (s->write_status != QUEUE_OK) {
             queue_fail_reply(s, s->write_status);
-        } else if ((rc = queue_commit(&s->qf)) != QUEUE_OK) {
-            s->qf_open = 0;
+        } else if ((rc = commit_start(s)) != QUEUE_OK) {
             log_error("%s: %s", s->qf.id, queue_error(s->srv->q));
             queue_fail_reply(s, rc);
         } else {
-            s->qf_open = 0;
-            log_info("%s: message-id=%s", s->qf.id, s->msgid ? s->msgid : "");
-            log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", s->qf.id, s->sender,
-                     (long long) s->qf.size, s->nrcpt);
-            reply(s, "250 2.0.0 Ok: queued as %s", s->qf.id);
-            if (s->srv->commit_fn)
-                s->srv->commit_fn(s->srv->commit_ctx, s->qf.id);
+            return;
         }
     }
-    if (s->last_code >= 400) {
-        /* the 354 counted DATA as a success; the message was not taken after all */
-        for (size_t i = 0; i < NCOMMANDS; i++)
-            if (commands[i].fn == cmd_data && s->ok[i] > 0)
-                s->ok[i]--;
-    }
-    s->state = ST_MAIL; /* transaction_reset returns it to ST_READY */
-    transaction_reset(s);
+    data_end(s);
 }
 
 /* data_line - one line of content (without its line end) */
@@ -1354,7 +1446,7 @@ static void session_input(struct session *s)
 {
     char line[SMTPD_TEXT_MAX + 1];
 
-    while (s->state != ST_CLOSING) {
+    while (s->state != ST_CLOSING && s->state != ST_COMMIT) {
         /* fetched each time: STARTTLS replaces the bufferevent */
         struct evbuffer *in = bufferevent_get_input(s->bev);
         struct evbuffer *outbuf = bufferevent_get_output(s->bev);
@@ -1436,7 +1528,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
         session_finish(s);
         return;
     }
-    if (!(bufferevent_get_enabled(s->bev) & EV_READ)) {
+    if (s->state != ST_COMMIT && !(bufferevent_get_enabled(s->bev) & EV_READ)) {
         bufferevent_enable(s->bev, EV_READ);
         read_cb(s->bev, s);
     }
@@ -1457,7 +1549,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && s->state != ST_CLOSING) {
-        log_info("timeout after %s from %s", s->state == ST_DATA ? "END-OF-MESSAGE"
+        log_info("timeout after %s from %s", s->state == ST_DATA || s->state == ST_COMMIT ? "END-OF-MESSAGE"
                  : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
         reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->myhostname);
         close_after_reply(s);
@@ -1478,7 +1570,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     } else if (what & BEV_EVENT_ERROR)
         log_info("lost connection from %s: %s", s->client, strerror(errno));
     else if ((what & BEV_EVENT_EOF) && s->state != ST_CLOSING)
-        log_info("lost connection after %s from %s", s->state == ST_DATA ? "END-OF-MESSAGE"
+        log_info("lost connection after %s from %s", s->state == ST_DATA || s->state == ST_COMMIT ? "END-OF-MESSAGE"
                  : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
     session_free(s);
 }
@@ -1549,6 +1641,8 @@ static void session_free(struct session *s)
         buf_puts(&b, " commands=0");
     log_info("disconnect from %s%s", s->client, buf_cstr(&b));
     buf_free(&b);
+    if (s->commit)
+        s->commit->s = NULL; /* the commit finishes without the session */
     transaction_reset(s);
     auth_end(s);
     free(s->sasl_user);
@@ -1698,6 +1792,10 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     srv->base = base;
     srv->conf = conf;
     srv->q = q;
+    if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL) {
+        smtpd_free(srv);
+        return NULL;
+    }
     if (conf->smtpd_tls_cert_file && *conf->smtpd_tls_cert_file
         && (srv->tls = smtpd_tls_new(conf->smtpd_tls_cert_file, conf->smtpd_tls_key_file, err,
                                      errlen)) == NULL) {
@@ -1796,6 +1894,10 @@ void smtpd_free(struct smtpd *srv)
 {
     if (srv == NULL)
         return;
+    /* every message handed to the commit threads ends durable or removed */
+    srv->stopping = 1;
+    queue_async_free(srv->qa);
+    srv->qa = NULL;
     while (srv->sessions)
         session_free(srv->sessions);
     for (size_t i = 0; i < srv->nlisteners; i++)

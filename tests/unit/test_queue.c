@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "buf.h"
 #include "queue.h"
 #include "test.h"
@@ -334,6 +336,151 @@ static void test_disk_full(void)
     rmdir(mnt);
 }
 
+/* a commit's result */
+struct done {
+    int calls, status;
+    char id[QUEUE_ID_MAX + 1];
+};
+
+/* on_done - queue_done_fn for the async tests */
+static void on_done(void *ctx, const char *id, int status, const char *error)
+{
+    struct done *d = ctx;
+
+    (void) error;
+    d->calls++;
+    d->status = status;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+}
+
+/* start_msg - queue_create and the content; the caller commits */
+static int start_msg(struct queue *q, const char *content, struct queue_file *qf)
+{
+    static const char *const one[] = { "a@example.org" };
+    int rc = queue_create(q, "s@test.local", "c", one, 1, qf);
+
+    if (rc == QUEUE_OK && (rc = queue_write(qf, content, strlen(content))) != QUEUE_OK)
+        queue_abort(qf);
+    return rc;
+}
+
+/* content_is - the message id in incoming/ holds exactly content */
+static int content_is(struct queue *q, const char *id, const char *content)
+{
+    struct queue_msg msg;
+    char got[256] = "";
+    int fd, ok = 0;
+
+    if (queue_load(q, QUEUE_INCOMING, id, &msg) != QUEUE_OK)
+        return 0;
+    if ((fd = queue_open_content(q, &msg)) >= 0) {
+        ssize_t n = read(fd, got, sizeof(got) - 1);
+
+        got[n > 0 ? n : 0] = 0;
+        ok = strcmp(got, content) == 0 && msg.size == (off_t) strlen(content);
+        close(fd);
+    }
+    queue_msg_free(&msg);
+    return ok;
+}
+
+/* test_async - group commit, unnamed spare files, recycled files of removed messages */
+static void test_async(void)
+{
+    char path[128], err[256] = "";
+    struct queue q, q2;
+    struct queue_file qf;
+    struct done d = { 0 };
+    struct event_base *base = event_base_new();
+    struct queue_async *qa;
+    int unnamed = 0;
+
+    snprintf(path, sizeof(path), "%s/async", top);
+    snprintf(top + strlen(top), sizeof(top) - strlen(top), "%s", "/async");
+    TEST_INTEQ(queue_open(&q, path, 1), QUEUE_OK);
+    qa = queue_async_new(&q, base, 2, err, sizeof(err));
+    TEST_CHECK(qa != NULL, "queue_async_new: %s", err);
+    if (qa == NULL)
+        goto out;
+
+    /* the first file is a named one in tmp/: spares are made after the first take */
+    TEST_INTEQ(start_msg(&q, "first\r\n", &qf), QUEUE_OK);
+    TEST_INTEQ(count_files("tmp"), 1);
+    TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
+    TEST_INTEQ(queue_async_pending(qa), 1);
+    queue_async_drain(qa);
+    TEST_INTEQ(d.calls, 1);
+    TEST_INTEQ(d.status, QUEUE_OK);
+    TEST_CHECK(content_is(&q, d.id, "first\r\n"), "first message intact in incoming/%s", d.id);
+    TEST_INTEQ(count_files("tmp"), 0);
+
+    /* then unnamed spares: nothing in tmp/ while the message is written (bounded wait) */
+    for (int i = 0; i < 200 && !unnamed; i++) {
+        if (start_msg(&q, "second\r\n", &qf) != QUEUE_OK)
+            break;
+        unnamed = count_files("tmp") == 0;
+        if (!unnamed) {
+            queue_abort(&qf);
+            usleep(10000);
+        }
+    }
+    TEST_CHECK(unnamed, "a spare (unnamed) file within 2 s");
+    if (unnamed) {
+        TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
+        queue_async_drain(qa);
+        TEST_INTEQ(d.calls, 2);
+        TEST_INTEQ(d.status, QUEUE_OK);
+        TEST_CHECK(content_is(&q, d.id, "second\r\n"), "unnamed file linked as incoming/%s", d.id);
+        /* the synchronous commit links one too (bounces use it) */
+        TEST_INTEQ(start_msg(&q, "third\r\n", &qf), QUEUE_OK);
+        TEST_INTEQ(queue_commit(&qf), QUEUE_OK);
+        TEST_CHECK(content_is(&q, qf.id, "third\r\n"), "sync commit of a spare: incoming/%s", qf.id);
+        /* an aborted spare leaves nothing anywhere */
+        TEST_INTEQ(start_msg(&q, "aborted\r\n", &qf), QUEUE_OK);
+        queue_abort(&qf);
+        TEST_INTEQ(count_files("tmp"), 0);
+        TEST_INTEQ(count_files("incoming"), 3);
+    }
+
+    /* a removed message's file waits emptied in tmp/, and the next message reuses it */
+    char gone[QUEUE_ID_MAX + 1];
+    snprintf(gone, sizeof(gone), "%s", d.id);
+    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone), QUEUE_OK);
+    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone), QUEUE_NOTFOUND);
+    TEST_INTEQ(count_files("incoming"), unnamed ? 2 : 0);
+    TEST_INTEQ(count_files("tmp"), 1);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(find %s/tmp -type f -size +0)\"", top);
+    TEST_CHECK(system(cmd) == 0, "the recycled file is empty");
+    TEST_INTEQ(start_msg(&q, "fourth\r\n", &qf), QUEUE_OK);
+    TEST_CHECK(qf.tmpname[0] == 'r', "the recycled file is used: %s", qf.tmpname);
+    TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
+    queue_async_drain(qa);
+    TEST_INTEQ(d.status, QUEUE_OK);
+    TEST_CHECK(content_is(&q, d.id, "fourth\r\n"), "recycled file holds only the new message");
+    TEST_CHECK(strcmp(d.id, gone) != 0, "a new ID: %s after %s", d.id, gone);
+    TEST_INTEQ(count_files("tmp"), 0);
+
+    /* a restart (queue_recover) removes recycled files; a name gone from tmp/ is skipped */
+    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_INCOMING, d.id), QUEUE_OK);
+    TEST_INTEQ(count_files("tmp"), 1);
+    snprintf(path, sizeof(path), "%s", top);
+    TEST_INTEQ(queue_open(&q2, path, 0), QUEUE_OK);
+    TEST_INTEQ(queue_recover(&q2), QUEUE_OK);
+    queue_close(&q2);
+    TEST_INTEQ(count_files("tmp"), 0);
+    TEST_INTEQ(start_msg(&q, "fifth\r\n", &qf), QUEUE_OK);
+    TEST_CHECK(qf.tmpname[0] != 'r', "no stale recycled name used: %s", qf.tmpname);
+    TEST_INTEQ(queue_commit(&qf), QUEUE_OK);
+    TEST_CHECK(content_is(&q, qf.id, "fifth\r\n"), "fifth message intact");
+    queue_async_free(qa);
+    TEST_INTEQ(count_files("tmp"), 0);
+out:
+    queue_close(&q);
+    event_base_free(base);
+    top[strlen(top) - strlen("/async")] = 0;
+}
+
 int main(void)
 {
     snprintf(top, sizeof(top), "/tmp/etrnkit-q-XXXXXX");
@@ -345,6 +492,7 @@ int main(void)
     test_bad_ids();
     test_recover();
     test_disk_full();
+    test_async();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
     if (system(cmd) != 0)
