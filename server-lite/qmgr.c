@@ -1525,16 +1525,19 @@ size_t qmgr_flush_all(struct qmgr *m)
 }
 
 /* delete_one - remove one message now, or when its delivery ends */
-static int delete_one(struct qmgr *m, struct qent *e)
+static int delete_one(struct qmgr *m, struct qent *e, unsigned *unsynced)
 {
     if (e->am) {
         e->op = OP_DELETE;
         return QUEUE_OK;
     }
-    int rc = queue_delete(m->q, e->dir, e->id);
+    int rc = unsynced ? queue_delete_unsynced(m->q, e->dir, e->id)
+                      : queue_delete(m->q, e->dir, e->id);
 
     if (rc != QUEUE_OK && rc != QUEUE_NOTFOUND)
         return rc;
+    if (rc == QUEUE_OK && unsynced)
+        *unsynced |= 1u << e->dir;
     if (rc == QUEUE_OK)
         log_info("%s: removed", e->id);
     ent_drop(m, e);
@@ -1550,21 +1553,29 @@ int qmgr_delete(struct qmgr *m, const char *id)
     if (strcmp(id, "ALL") == 0) {
         size_t n;
         void **all = htab_values(&m->msgs, &n);
+        unsigned unsynced = 0;
 
+        /* one fsync per directory for the lot, before the answer */
         rc = QUEUE_OK;
         for (size_t i = 0; i < n; i++) {
-            int r = delete_one(m, all[i]);
+            int r = delete_one(m, all[i], &unsynced);
 
             if (r != QUEUE_OK && r != QUEUE_NOTFOUND)
                 rc = r;
         }
         free(all);
+        for (int d = 0; d < QUEUE_NDIRS; d++) {
+            int r = unsynced & (1u << d) ? queue_sync_dir(m->q, (enum queue_dir) d) : QUEUE_OK;
+
+            if (r != QUEUE_OK)
+                rc = r;
+        }
         return rc;
     }
     if (!queue_id_valid(id))
         return QUEUE_BADID;
     if ((e = htab_get(&m->msgs, id)) != NULL)
-        return delete_one(m, e);
+        return delete_one(m, e, NULL);
     /* not known (yet): look in the directories a message can wait in */
     static const enum queue_dir dirs[] = { QUEUE_INCOMING, QUEUE_DEFERRED, QUEUE_HOLD };
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
