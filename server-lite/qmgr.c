@@ -616,25 +616,34 @@ static void settle(struct amsg *am)
         log_error("%s: %s", am->qm.id, queue_error(am->m->q));
 }
 
+static void sync_cb(evutil_socket_t fd, short what, void *arg);
+
 /* removed_unsynced - a file left active/ without an fsync: sync it soon, once for many */
 static void removed_unsynced(struct qmgr *m)
 {
     static const struct timeval soon = { 0, SYNC_DELAY_MS * 1000 };
 
-    if (m->active_unsynced++ == 0 && evtimer_add(m->sync_ev, &soon) != 0)
-        log_error("qmgr: cannot arm the queue sync timer");
+    if (m->active_unsynced++ == 0 && evtimer_add(m->sync_ev, &soon) != 0) {
+        log_error("qmgr: cannot arm the queue sync timer; syncing now");
+        sync_cb(-1, 0, m);
+    }
 }
 
 /* sync_cb - fsync active/: the unlinks since the last sync are durable */
 static void sync_cb(evutil_socket_t fd, short what, void *arg)
 {
+    static const struct timeval retry = { 1, 0 };
     struct qmgr *m = arg;
 
     (void) fd;
     (void) what;
     m->active_unsynced = 0;
-    if (queue_sync_dir(m->q, QUEUE_ACTIVE) != QUEUE_OK)
-        log_error("qmgr: %s", queue_error(m->q));
+    if (queue_sync_dir(m->q, QUEUE_ACTIVE) != QUEUE_OK) {
+        log_error("qmgr: %s; trying again in 1s", queue_error(m->q));
+        m->active_unsynced = 1;
+        if (evtimer_add(m->sync_ev, &retry) != 0)
+            log_error("qmgr: cannot arm the queue sync timer");
+    }
 }
 
 /* mark - write one recipient's state to the queue file (settle() makes it durable) */

@@ -495,6 +495,13 @@ struct job_list {
     struct queue_job *head, *tail;
 };
 
+/* a file in tmp/ left by a removed message */
+struct recycled {
+    char name[24];
+    enum queue_dir from;     /* the directory it left */
+    int ready;               /* that directory was fsynced since: reusable */
+};
+
 struct queue_async {
     struct queue *q;
     struct event *ev;
@@ -514,8 +521,10 @@ struct queue_async {
     int spares[SPARE_TARGET]; /* unnamed files ready for queue_create */
     size_t nspares;
     int spares_usable;       /* -1 not yet tried, 0 no (no O_TMPFILE or no link), 1 yes */
-    char (*recycled)[24];    /* names in tmp/ of emptied files of removed messages */
+    struct recycled *recycled; /* emptied files of removed messages, in tmp/ */
     size_t nrecycled;
+    char (*busy)[QUEUE_ID_MAX + 1]; /* IDs with a commit in flight (loop thread only) */
+    size_t nbusy, busycap;
     int refill_blocked;      /* the last refill failed: wait for the next take */
     int refilling;           /* a thread is making a spare */
 };
@@ -644,22 +653,34 @@ static void refill_one(struct queue_async *qa)
 
 /*
  * Recycled files. Removing a message with a queue_async frees no inode: the
- * file is renamed from its directory into tmp/ under a new name, emptied,
- * and queue_create takes it before any spare or new file (as PostgreSQL
- * recycles WAL segments). The rename is the removal, as durable as an
- * unlink; queue_recover empties tmp/ at startup. Only the event loop's
- * thread touches the list. Queue IDs stay unique: one inode holds one
- * message at a time, and the ID adds the arrival's microseconds.
+ * file (a regular file with one link) is renamed from its directory into
+ * tmp/ under a new name and emptied, and queue_create takes it before any
+ * spare or new file (as PostgreSQL recycles WAL segments). queue_recover
+ * empties tmp/ at startup. A file becomes reusable only once the directory
+ * it left is fsynced (queue_delete does it at once, the qmgr's
+ * queue_sync_dir within SYNC_DELAY_MS): until then a crash could bring its
+ * old name back, pointing at the next message's content. Only the event
+ * loop's thread touches the list. Queue IDs stay unique: one inode holds
+ * one message at a time, and the ID adds the arrival's microseconds.
  */
 
 /* recycle - (loop thread) 1: not recycled, remove it; QUEUE_OK: recycled; <0: error */
 static int recycle(struct queue *q, enum queue_dir dir, const char *id)
 {
     struct queue_async *qa = q->async;
-    char name[24];
-    int fd;
+    struct recycled *r;
+    struct stat st;
+    char name[sizeof(r->name)];
+    int fd, ok;
 
     if (qa == NULL || qa->nrecycled >= RECYCLE_MAX)
+        return 1;
+    if (fstatat(q->dirfd[dir], id, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT)
+            return qerr(q, QUEUE_NOTFOUND, "remove %s/%s: %s", dir_names[dir], id, strerror(errno));
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
         return 1;
     snprintf(name, sizeof(name), "r%ld.%lu", (long) getpid(), q->counter++);
     if (renameat(q->dirfd[dir], id, q->tmpfd, name) != 0) {
@@ -667,31 +688,78 @@ static int recycle(struct queue *q, enum queue_dir dir, const char *id)
             return qerr(q, QUEUE_NOTFOUND, "remove %s/%s: %s", dir_names[dir], id, strerror(errno));
         return 1;
     }
-    fd = openat(q->tmpfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    fd = openat(q->tmpfd, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
+         && ftruncate(fd, 0) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
         unlinkat(q->tmpfd, name, 0);
         return QUEUE_OK;
     }
-    close(fd);
     if (qa->recycled == NULL)
         qa->recycled = xcalloc(RECYCLE_MAX, sizeof(*qa->recycled));
-    memcpy(qa->recycled[qa->nrecycled++], name, sizeof(name));
+    r = &qa->recycled[qa->nrecycled++];
+    memcpy(r->name, name, sizeof(name));
+    r->from = dir;
+    r->ready = 0;
     return QUEUE_OK;
 }
 
-/* take_recycled - (loop thread) an emptied file for queue_create; 0: none */
+/* recycled_ready - (loop thread) dir was fsynced: the files that left it may be reused */
+static void recycled_ready(struct queue *q, enum queue_dir dir)
+{
+    struct queue_async *qa = q->async;
+
+    for (size_t i = 0; qa && i < qa->nrecycled; i++)
+        if (qa->recycled[i].from == dir)
+            qa->recycled[i].ready = 1;
+}
+
+/* take_recycled - (loop thread) an emptied, reusable file for queue_create; 0: none */
 static int take_recycled(struct queue_async *qa, int *fd, char *name, size_t namelen)
 {
-    while (qa->nrecycled > 0) {
-        const char *r = qa->recycled[--qa->nrecycled];
+    for (size_t i = qa->nrecycled; i-- > 0;) {
+        struct recycled r = qa->recycled[i];
 
-        *fd = openat(qa->q->tmpfd, r, O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+        if (!r.ready)
+            continue;
+        qa->recycled[i] = qa->recycled[--qa->nrecycled];
+        *fd = openat(qa->q->tmpfd, r.name, O_RDWR | O_TRUNC | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
         if (*fd >= 0) {
-            snprintf(name, namelen, "%s", r);
+            snprintf(name, namelen, "%s", r.name);
             return 1;
         }
     }
     return 0;
+}
+
+/* busy_add - (loop thread) id has a commit in flight */
+static void busy_add(struct queue_async *qa, const char *id)
+{
+    if (qa->nbusy == qa->busycap) {
+        qa->busycap = qa->busycap ? 2 * qa->busycap : 16;
+        qa->busy = xreallocarray(qa->busy, qa->busycap, sizeof(*qa->busy));
+    }
+    snprintf(qa->busy[qa->nbusy++], sizeof(qa->busy[0]), "%s", id);
+}
+
+/* busy_find - (loop thread) index of id among the commits in flight, or -1 */
+static long busy_find(const struct queue_async *qa, const char *id)
+{
+    for (size_t i = 0; qa && i < qa->nbusy; i++)
+        if (strcmp(qa->busy[i], id) == 0)
+            return (long) i;
+    return -1;
+}
+
+/* busy_del - (loop thread) id's commit is over */
+static void busy_del(struct queue_async *qa, const char *id)
+{
+    long i = busy_find(qa, id);
+
+    if (i >= 0)
+        memcpy(qa->busy[i], qa->busy[--qa->nbusy], sizeof(qa->busy[0]));
 }
 
 /* take_spare - a file for queue_create (loop thread): recycled, or unnamed; 0: none */
@@ -778,6 +846,7 @@ static void deliver(struct queue_async *qa)
         struct queue_job *next = j->next;
 
         qa->pending--;
+        busy_del(qa, j->qf.id);
         j->fn(j->ctx, j->qf.id, j->status, j->status == QUEUE_OK ? "" : j->err);
         free(j);
         j = next;
@@ -856,6 +925,7 @@ int queue_commit_async(struct queue_async *qa, struct queue_file *qf, queue_done
     qf->fd = -1;
     qf->tmpname[0] = 0;
     qa->pending++;
+    busy_add(qa, j->qf.id);
     pthread_mutex_lock(&qa->mu);
     qa->inflight++;
     job_push(&qa->todo, j);
@@ -900,8 +970,9 @@ void queue_async_free(struct queue_async *qa)
     while (qa->nspares > 0)
         close(qa->spares[--qa->nspares]);
     while (qa->nrecycled > 0)
-        unlinkat(qa->q->tmpfd, qa->recycled[--qa->nrecycled], 0);
+        unlinkat(qa->q->tmpfd, qa->recycled[--qa->nrecycled].name, 0);
     free(qa->recycled);
+    free(qa->busy);
     if (qa->q->async == qa)
         qa->q->async = NULL;
     pthread_cond_destroy(&qa->work);
@@ -1107,9 +1178,13 @@ int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_
 /* queue_sync_dir - fsync one message directory (after unsynced moves or deletes) */
 int queue_sync_dir(struct queue *q, enum queue_dir dir)
 {
+    int rc;
+
     if ((int) dir < 0 || dir >= QUEUE_NDIRS)
         return qerr(q, QUEUE_INVAL, "bad queue directory %d", (int) dir);
-    return sync_dir(q, q->dirfd[dir], dir_names[dir]);
+    if ((rc = sync_dir(q, q->dirfd[dir], dir_names[dir])) == QUEUE_OK)
+        recycled_ready(q, dir);
+    return rc;
 }
 
 /* queue_mark_loaded - set one recipient of a loaded message in place, durably, and in msg */
@@ -1226,7 +1301,7 @@ int queue_delete(struct queue *q, enum queue_dir dir, const char *id)
 
     if ((rc = queue_delete_unsynced(q, dir, id)) != QUEUE_OK)
         return rc;
-    return sync_dir(q, q->dirfd[dir], dir_names[dir]);
+    return queue_sync_dir(q, dir);
 }
 
 /* open_dir_stream - a DIR for one queue directory (its own descriptor) */
@@ -1257,6 +1332,9 @@ int queue_walk(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx)
     errno = 0;
     while ((de = readdir(d)) != NULL) {
         if (!queue_id_valid(de->d_name))
+            continue;
+        /* renamed into incoming/ but not yet durable: its committer reports it */
+        if (dir == QUEUE_INCOMING && busy_find(q->async, de->d_name) >= 0)
             continue;
         if (fn(ctx, dir, de->d_name) != 0)
             break;

@@ -1890,6 +1890,22 @@ size_t smtpd_sessions(const struct smtpd *srv)
 }
 
 /* smtpd_free - close every session and listener */
+/* flush_output - shutdown: one non-blocking write of what the session has queued */
+static void flush_output(struct session *s)
+{
+    struct bufferevent *bev = s->bev, *under;
+
+    if (bev == NULL)
+        return;
+    if ((under = bufferevent_get_underlying(bev)) != NULL) {
+        /* STARTTLS: let the OpenSSL filter encrypt what waits, then write that */
+        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
+        bev = under;
+    }
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+        evbuffer_write(bufferevent_get_output(bev), bufferevent_getfd(bev));
+}
+
 void smtpd_free(struct smtpd *srv)
 {
     if (srv == NULL)
@@ -1898,6 +1914,9 @@ void smtpd_free(struct smtpd *srv)
     srv->stopping = 1;
     queue_async_free(srv->qa);
     srv->qa = NULL;
+    /* the replies of those commits, "250 ... queued as", reach their clients */
+    for (struct session *s = srv->sessions; s; s = s->next)
+        flush_output(s);
     while (srv->sessions)
         session_free(srv->sessions);
     for (size_t i = 0; i < srv->nlisteners; i++)

@@ -384,6 +384,18 @@ static int content_is(struct queue *q, const char *id, const char *content)
     return ok;
 }
 
+/* queue_walk callback: count walk_want */
+static char walk_want[QUEUE_ID_MAX + 1];
+static int walk_seen;
+
+static int walk_count(void *ctx, enum queue_dir dir, const char *id)
+{
+    (void) ctx;
+    (void) dir;
+    walk_seen += strcmp(id, walk_want) == 0;
+    return 0;
+}
+
 /* test_async - group commit, unnamed spare files, recycled files of removed messages */
 static void test_async(void)
 {
@@ -461,8 +473,38 @@ static void test_async(void)
     TEST_CHECK(strcmp(d.id, gone) != 0, "a new ID: %s after %s", d.id, gone);
     TEST_INTEQ(count_files("tmp"), 0);
 
+    /* an unsynced removal's file is reused only after its directory's fsync */
+    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_INCOMING, d.id), QUEUE_OK);
+    TEST_INTEQ(count_files("tmp"), 1);
+    TEST_INTEQ(start_msg(&q, "not yet\r\n", &qf), QUEUE_OK);
+    TEST_CHECK(qf.tmpname[0] != 'r', "not reused before the fsync: %s", qf.tmpname);
+    queue_abort(&qf);
+    TEST_INTEQ(queue_sync_dir(&q, QUEUE_INCOMING), QUEUE_OK);
+    TEST_INTEQ(start_msg(&q, "now\r\n", &qf), QUEUE_OK);
+    TEST_CHECK(qf.tmpname[0] == 'r', "reused after the fsync: %s", qf.tmpname);
+
+    /* a scan of incoming/ does not see a file whose commit has not reported yet */
+    int in_incoming = 0;
+    TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
+    for (int i = 0; i < 200 && !in_incoming; i++) {
+        in_incoming = exists("incoming", qf.id);
+        if (!in_incoming)
+            usleep(10000);
+    }
+    TEST_CHECK(in_incoming, "the commit thread renamed %s into incoming/", qf.id);
+    snprintf(walk_want, sizeof(walk_want), "%s", qf.id);
+    walk_seen = 0;
+    TEST_INTEQ(queue_walk(&q, QUEUE_INCOMING, walk_count, NULL), QUEUE_OK);
+    TEST_INTEQ(walk_seen, 0);
+    queue_async_drain(qa);
+    TEST_INTEQ(d.status, QUEUE_OK);
+    walk_seen = 0;
+    TEST_INTEQ(queue_walk(&q, QUEUE_INCOMING, walk_count, NULL), QUEUE_OK);
+    TEST_INTEQ(walk_seen, 1);
+
     /* a restart (queue_recover) removes recycled files; a name gone from tmp/ is skipped */
     TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_INCOMING, d.id), QUEUE_OK);
+    TEST_INTEQ(queue_sync_dir(&q, QUEUE_INCOMING), QUEUE_OK);
     TEST_INTEQ(count_files("tmp"), 1);
     snprintf(path, sizeof(path), "%s", top);
     TEST_INTEQ(queue_open(&q2, path, 0), QUEUE_OK);
