@@ -507,13 +507,12 @@ struct queue_async {
     struct event *ev;
     int efd;
     pthread_mutex_t mu;
-    pthread_cond_t work;     /* todo got a job, or stop */
+    pthread_cond_t work;     /* submitted got a job, a refill is due, or stop */
     pthread_cond_t idle;     /* a job reached done */
-    struct job_list todo;    /* not yet fsynced */
+    struct job_list submitted; /* not yet fsynced */
     struct job_list synced;  /* fsynced, waiting for the directory step */
     struct job_list done;    /* for the event loop */
     size_t inflight;         /* submitted, not yet on done */
-    size_t pending;          /* submitted, done function not yet called */
     int dir_busy;            /* a thread runs the directory step */
     int stop;
     pthread_t *threads;
@@ -523,7 +522,8 @@ struct queue_async {
     int spares_usable;       /* -1 not yet tried, 0 no (no O_TMPFILE or no link), 1 yes */
     struct recycled *recycled; /* emptied files of removed messages, in tmp/ */
     size_t nrecycled;
-    char (*busy)[QUEUE_ID_MAX + 1]; /* IDs with a commit in flight (loop thread only) */
+    char (*busy)[QUEUE_ID_MAX + 1]; /* IDs submitted whose done function has not run yet
+                                       (loop thread only): queue_async_pending */
     size_t nbusy, busycap;
     int refill_blocked;      /* the last refill failed: wait for the next take */
     int refilling;           /* a thread is making a spare */
@@ -793,18 +793,18 @@ static void *commit_thread(void *arg)
     for (;;) {
         struct queue_job *j;
 
-        while (qa->todo.head == NULL && !qa->stop && !refill_due(qa))
+        while (qa->submitted.head == NULL && !qa->stop && !refill_due(qa))
             pthread_cond_wait(&qa->work, &qa->mu);
-        if (qa->todo.head == NULL && qa->stop)
+        if (qa->submitted.head == NULL && qa->stop)
             break;
-        if (qa->todo.head == NULL) {
+        if (qa->submitted.head == NULL) {
             refill_one(qa);
             continue;
         }
-        j = qa->todo.head;
-        qa->todo.head = j->next;
-        if (qa->todo.head == NULL)
-            qa->todo.tail = NULL;
+        j = qa->submitted.head;
+        qa->submitted.head = j->next;
+        if (qa->submitted.head == NULL)
+            qa->submitted.tail = NULL;
         pthread_mutex_unlock(&qa->mu);
         j->status = commit_file(&j->qf, j->err, sizeof(j->err));
         pthread_mutex_lock(&qa->mu);
@@ -845,7 +845,6 @@ static void deliver(struct queue_async *qa)
     while (j) {
         struct queue_job *next = j->next;
 
-        qa->pending--;
         busy_del(qa, j->qf.id);
         j->fn(j->ctx, j->qf.id, j->status, j->status == QUEUE_OK ? "" : j->err);
         free(j);
@@ -924,11 +923,10 @@ int queue_commit_async(struct queue_async *qa, struct queue_file *qf, queue_done
     /* the job owns the file now: queue_abort(qf) is harmless */
     qf->fd = -1;
     qf->tmpname[0] = 0;
-    qa->pending++;
     busy_add(qa, j->qf.id);
     pthread_mutex_lock(&qa->mu);
     qa->inflight++;
-    job_push(&qa->todo, j);
+    job_push(&qa->submitted, j);
     pthread_cond_signal(&qa->work);
     pthread_mutex_unlock(&qa->mu);
     return QUEUE_OK;
@@ -937,7 +935,7 @@ int queue_commit_async(struct queue_async *qa, struct queue_file *qf, queue_done
 /* queue_async_pending - commits whose done function has not been called yet */
 size_t queue_async_pending(const struct queue_async *qa)
 {
-    return qa ? qa->pending : 0;
+    return qa ? qa->nbusy : 0;
 }
 
 /* queue_async_drain - wait for every commit and call the done functions, repeatedly */
@@ -945,7 +943,7 @@ void queue_async_drain(struct queue_async *qa)
 {
     if (qa == NULL)
         return;
-    while (qa->pending > 0) {
+    while (qa->nbusy > 0) {
         pthread_mutex_lock(&qa->mu);
         while (qa->inflight > 0)
             pthread_cond_wait(&qa->idle, &qa->mu);
