@@ -185,26 +185,16 @@ static int ctl_flush_id(void *ctx, const char *id)
     return qmgr_flush_message(((struct server *) ctx)->qmgr, id, NULL);
 }
 
-/* ctl_delete - etrn-queue -d ID|ALL (the flush index forgets it too) */
+/* ctl_delete - etrn-queue -d ID|ALL (the qmgr's flush hook forgets it too) */
 static int ctl_delete(void *ctx, const char *id)
 {
-    struct server *sv = ctx;
-    int rc = qmgr_delete(sv->qmgr, id);
-
-    if (rc == QUEUE_OK)
-        flush_forget(sv->flush, id);
-    return rc;
+    return qmgr_delete(((struct server *) ctx)->qmgr, id);
 }
 
 /* ctl_hold - etrn-queue -h ID (out of the flush index until released and deferred again) */
 static int ctl_hold(void *ctx, const char *id)
 {
-    struct server *sv = ctx;
-    int rc = qmgr_hold(sv->qmgr, id);
-
-    if (rc == QUEUE_OK)
-        flush_forget(sv->flush, id);
-    return rc;
+    return qmgr_hold(((struct server *) ctx)->qmgr, id);
 }
 
 /* ctl_release - etrn-queue -H ID */

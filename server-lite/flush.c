@@ -683,6 +683,10 @@ void flush_note(void *flush, const char *domain, const char *id, int added)
     char name[DOMAIN_MAX + 1];
     struct site *s;
 
+    if (domain == NULL) {
+        flush_forget(f, id);
+        return;
+    }
     if (!queue_id_valid(id) || flush_file_name(domain, name, sizeof(name)) != 0)
         return;
     if (!added) {

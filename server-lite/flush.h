@@ -4,7 +4,8 @@
  * flush_open() loads queue_directory/flush/ (one log per destination in
  * fast_flush_domains; file names collision-free, built only from validated
  * hostnames). flush_note() is the qmgr's hook (qmgr_flush_hook_fn): added = 1
- * appends id to domain's log (only for eligible domains), 0 drops it. The logs
+ * appends id to domain's log (only for eligible domains), 0 drops it, domain
+ * NULL drops id (or "ALL") from every log (flush_forget). The logs
  * are hints: a stale ID is skipped at flush time, a refresh every
  * fast_flush_refresh_time rebuilds a log from the queue, empty logs are purged
  * after fast_flush_purge_time.
@@ -19,8 +20,8 @@
  * it is not a hostname), flush_waiting() counts a domain's IDs, flush_refresh()
  * starts a rebuild from deferred/ now, flush_maintain() rewrites grown logs and
  * purges empty ones as of now (the maintenance timer calls it). flush_forget()
- * drops an ID from every log ("ALL": every ID), for operator deletes and holds,
- * which the qmgr's hook does not report.
+ * drops an ID from every log ("ALL": every ID); the qmgr's hook uses it for
+ * operator deletes and holds.
  */
 #ifndef ETRNKIT_FLUSH_H
 #define ETRNKIT_FLUSH_H

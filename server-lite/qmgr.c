@@ -1201,6 +1201,13 @@ static void notify(struct qmgr *m, const struct amsg *am, int gone)
     free(seen);
 }
 
+/* forget - tell the flush hook that id ("ALL": every message) was deleted or held */
+static void forget(struct qmgr *m, const char *id)
+{
+    if (m->hook)
+        m->hook(m->hook_ctx, NULL, id, 0);
+}
+
 /* amsg_free - release an active message's memory */
 static void amsg_free(struct qmgr *m, struct amsg *am)
 {
@@ -1253,6 +1260,8 @@ static void finish(struct amsg *am)
             removed_unsynced(m);
         log_info("%s: removed", e->id);
         notify(m, am, 1);
+        if (e->op == OP_DELETE)
+            forget(m, e->id); /* also the domains this delivery did not touch */
         amsg_free(m, am);
         ent_drop(m, e);
         schedule_run(m);
@@ -1268,6 +1277,8 @@ static void finish(struct amsg *am)
             log_info("%s: placed on hold", e->id);
         }
         notify(m, am, 0);
+        if (e->dir == QUEUE_HOLD)
+            forget(m, e->id); /* after notify: a held message waits for no flush */
         amsg_free(m, am);
         clear_flush(e);
         if (e->dir != QUEUE_HOLD) {
@@ -1549,6 +1560,8 @@ static int delete_one(struct qmgr *m, struct qent *e, unsigned *unsynced)
         *unsynced |= 1u << e->dir;
     if (rc == QUEUE_OK)
         log_info("%s: removed", e->id);
+    if (rc == QUEUE_OK && !unsynced)
+        forget(m, e->id); /* qmgr_delete("ALL") forgets everything at once */
     ent_drop(m, e);
     return rc;
 }
@@ -1579,6 +1592,7 @@ int qmgr_delete(struct qmgr *m, const char *id)
             if (r != QUEUE_OK)
                 rc = r;
         }
+        forget(m, "ALL");
         return rc;
     }
     if (!queue_id_valid(id))
@@ -1589,8 +1603,10 @@ int qmgr_delete(struct qmgr *m, const char *id)
     static const enum queue_dir dirs[] = { QUEUE_INCOMING, QUEUE_DEFERRED, QUEUE_HOLD };
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
         if ((rc = queue_delete(m->q, dirs[i], id)) != QUEUE_NOTFOUND) {
-            if (rc == QUEUE_OK)
+            if (rc == QUEUE_OK) {
                 log_info("%s: removed", id);
+                forget(m, id);
+            }
             return rc;
         }
     return QUEUE_NOTFOUND;
@@ -1622,6 +1638,7 @@ int qmgr_hold(struct qmgr *m, const char *id)
     clear_flush(e);
     set_dir(m, e, QUEUE_HOLD);
     log_info("%s: placed on hold", e->id);
+    forget(m, e->id);
     return QUEUE_OK;
 }
 

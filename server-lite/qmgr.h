@@ -35,7 +35,8 @@ struct queue;
 struct server_config;
 struct qmgr;
 
-/* a recipient for domain in message id was deferred (added = 1) or finished (0) */
+/* a recipient for domain in message id was deferred (added = 1) or finished (0);
+   domain NULL: message id ("ALL": every message) was deleted or put on hold */
 typedef void (*qmgr_flush_hook_fn)(void *ctx, const char *domain, const char *id, int added);
 
 struct qmgr *qmgr_new(struct event_base *base, const struct server_config *conf,

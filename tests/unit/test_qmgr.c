@@ -214,6 +214,7 @@ struct fake_call {
 
 static struct fake_call calls[64];
 static int ncalls, nreported, hook_added, hook_done, hook_site_done;
+static char hook_forgot[64]; /* the last id the hook was told to forget */
 static char last_transport_sender[64];
 
 /* fake_reply_cb - answer every pending fake job */
@@ -261,7 +262,10 @@ static int fake_deliver(void *ctx, const struct delivery_job *job, delivery_done
 static void hook(void *ctx, const char *domain, const char *id, int added)
 {
     (void) ctx;
-    (void) id;
+    if (domain == NULL) {
+        snprintf(hook_forgot, sizeof(hook_forgot), "%s", id);
+        return;
+    }
     if (strcmp(domain, "t.test") == 0)
         added ? hook_added++ : hook_done++;
     if (strcmp(domain, "site.test") == 0 && !added)
@@ -372,13 +376,19 @@ static void test_schedule(void)
     /* hold, release, delete */
     TEST_INTEQ(qmgr_hold(m, id), QUEUE_OK);
     TEST_INTEQ(count_dir("hold"), 1);
+    TEST_STREQ(hook_forgot, id); /* a held message leaves the flush index */
+    hook_forgot[0] = 0;
     TEST_INTEQ(qmgr_flush_message(m, id, NULL), 0);
     TEST_INTEQ(qmgr_release(m, id), QUEUE_OK);
     TEST_INTEQ(qmgr_release(m, id), QUEUE_NOTFOUND);
     run_loop(base, 200);
     TEST_INTEQ(ncalls, 4); /* released: due now, temp@ tried again */
+    TEST_STREQ(hook_forgot, "");
     TEST_INTEQ(qmgr_delete(m, id), QUEUE_OK);
     TEST_INTEQ(count_dir("deferred") + count_dir("hold") + count_dir("incoming"), 0);
+    TEST_STREQ(hook_forgot, id); /* so does a deleted one */
+    TEST_INTEQ(qmgr_delete(m, "ALL"), QUEUE_OK);
+    TEST_STREQ(hook_forgot, "ALL");
     TEST_INTEQ(qmgr_delete(m, id), QUEUE_NOTFOUND);
     TEST_INTEQ(qmgr_delete(m, "../etc"), QUEUE_BADID);
     TEST_INTEQ(hook_site_done, 1); /* the flushed site.test message was delivered */
