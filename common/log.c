@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,10 +43,20 @@ int log_open(const char *ident, const char *target, char *err, size_t errlen)
         kind = LOG_TO_FILE;
         fd = 2;
     } else {
+        struct stat st;
+
         kind = LOG_TO_FILE;
-        fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        /* opened as root: a link planted by a less privileged user is not followed */
+        fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
         if (fd < 0) {
-            snprintf(err, errlen, "cannot open log file %s: %s", target, strerror(errno));
+            snprintf(err, errlen, "cannot open log file %s: %s", target,
+                     errno == ELOOP ? "it is a symbolic link (refused)" : strerror(errno));
+            return -1;
+        }
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+            snprintf(err, errlen, "cannot open log file %s: it has %lu hard links (refused)",
+                     target, (unsigned long) st.st_nlink);
+            close(fd);
             return -1;
         }
     }

@@ -4,7 +4,8 @@
  * log_open() picks the target: "syslog", "stderr" (plain "ident: text"
  * lines for people at a terminal) or a file path (appended, one write() per
  * line, with a syslog-style "Mon dd hh:mm:ss host ident[pid]: " prefix so
- * mail log tools read it; "/dev/stderr" gets that prefix too). Until
+ * mail log tools read it; "/dev/stderr" gets that prefix too; a file that is
+ * a symbolic link or has other hard links is refused). Until
  * log_open() succeeds, lines go to standard error.
  *
  * Levels as in Postfix: info lines carry no tag; warn, error, fatal and

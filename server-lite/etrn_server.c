@@ -4,10 +4,12 @@
  *   etrn-server -c FILE [--check-config] [-v]
  *
  * Loads the configuration (a bad one: message on stderr, exit 78), opens the
- * log, opens or creates queue_directory and recovers it, binds, switches to
- * mail_owner when started as root, then starts the transports (smtp, local)
+ * log, creates and checks the queue directories (as root: no link followed,
+ * nothing inside read), binds, switches to mail_owner when started as root,
+ * recovers the queue, then starts the transports (smtp, local)
  * and the queue manager, which hears of every accepted message through
- * smtpd's commit hook, and runs one event loop. SIGTERM and SIGINT end the
+ * smtpd's commit hook, listens (the port accepts only once all that is
+ * done) and runs one event loop. SIGTERM and SIGINT end the
  * loop (no queue write is ever left half done: writes happen inside one
  * callback) and exit 0: smtpd closes first, then the transports drop their
  * unfinished jobs (those recipients stay pending in the queue), then the
@@ -240,22 +242,12 @@ static void start_flush_control(struct server *sv, struct queue *q)
         log_fatal_code(EXIT_IOERR, "%s", errbuf);
 }
 
-/* chown_queue - give the queue tree to mail_owner (started as root) */
-static void chown_queue(const char *path, const struct passwd *pw)
+/* startup_fatal - refuse to start: say why on stderr too (a terminal, systemd's journal) */
+static _Noreturn void startup_fatal(const struct server_config *c, int status, const char *why)
 {
-    static const char *const extra[] = { "tmp", "flush", "public" };
-    char sub[4096];
-
-    if (chown(path, pw->pw_uid, pw->pw_gid) != 0)
-        log_fatal_code(EXIT_IOERR, "chown %s: %s", path, strerror(errno));
-    for (int i = 0; i < QUEUE_NDIRS + 3; i++) {
-        const char *name = i < QUEUE_NDIRS ? queue_dir_name((enum queue_dir) i)
-                                           : extra[i - QUEUE_NDIRS];
-
-        snprintf(sub, sizeof(sub), "%s/%s", path, name);
-        if (chown(sub, pw->pw_uid, pw->pw_gid) != 0)
-            log_fatal_code(EXIT_IOERR, "chown %s: %s", sub, strerror(errno));
-    }
+    if (!same_str(c->maillog_file, "/dev/stderr") && !same_str(c->maillog_file, "stderr"))
+        fprintf(stderr, "%s: fatal: %s\n", IDENT, why);
+    log_fatal_code(status, "%s", why);
 }
 
 /* check_files - the TLS certificate and key and the AUTH users file load; 0 or -1 + err */
@@ -366,12 +358,11 @@ int main(int argc, char **argv)
         free(sv.conf);
         return EXIT_IOERR;
     }
-    if (queue_open(&q, sv.conf->queue_directory, 1) != QUEUE_OK)
-        log_fatal_code(EXIT_IOERR, "%s", queue_error(&q));
-    if (pw)
-        chown_queue(sv.conf->queue_directory, pw);
-    if (queue_recover(&q) != QUEUE_OK)
-        log_error("queue recovery: %s", queue_error(&q));
+    /* as root: make and check the directories only; nothing in them is read yet */
+    rc = pw ? queue_open_owned(&q, sv.conf->queue_directory, pw->pw_uid, pw->pw_gid)
+            : queue_open(&q, sv.conf->queue_directory, 1);
+    if (rc != QUEUE_OK)
+        startup_fatal(sv.conf, EXIT_IOERR, queue_error(&q));
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_fatal_code(EXIT_OSERR, "signal: %s", strerror(errno));
     if ((sv.base = event_base_new()) == NULL)
@@ -384,6 +375,9 @@ int main(int argc, char **argv)
         drop_privileges(pw);
         free(pw_copy.pw_name);
     }
+    /* reading and removing queue files only ever happens as mail_owner */
+    if (queue_recover(&q) != QUEUE_OK)
+        log_error("queue recovery: %s", queue_error(&q));
     if ((sv.smtp = smtp_transport_new(sv.base, sv.conf, errbuf, sizeof(errbuf))) == NULL)
         log_fatal_code(EXIT_SOFTWARE, "%s", errbuf);
     sv.local = local_transport_new(sv.base, sv.conf);
@@ -399,6 +393,9 @@ int main(int argc, char **argv)
         if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
             log_fatal_code(EXIT_OSERR, "cannot watch signal %d", signums[i]);
     }
+    /* the port opens only now: a client that connects is served at once */
+    if (smtpd_listen(sv.smtpd, errbuf, sizeof(errbuf)) != 0)
+        startup_fatal(sv.conf, EXIT_OSERR, errbuf);
     log_info("daemon started -- listening on %zu address(es), queue %s", sv.conf->nlisten,
              sv.conf->queue_directory);
     rc = event_base_dispatch(sv.base);

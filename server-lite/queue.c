@@ -115,21 +115,73 @@ static int check_args(struct queue *q, enum queue_dir dir, const char *id)
     return QUEUE_OK;
 }
 
-/* open_subdir - mkdir (when creating) and open one subdirectory */
-static int open_subdir(struct queue *q, int top, const char *name, int create)
-{
-    int fd;
+/*
+ * Opening the tree. As root (queue_open_owned) nothing the unprivileged
+ * mail_owner controls may steer what root does: every directory is opened
+ * with O_NOFOLLOW relative to the descriptor of its parent, a symbolic link,
+ * a non-directory or a directory owned by anyone but mail_owner or root is
+ * refused, and the owner is changed through the descriptor that was checked
+ * (fchown: no name is looked up twice). Nothing inside a directory is read.
+ */
+struct queue_owner {
+    uid_t uid;
+    gid_t gid;
+};
 
+/* refuse_entry - why parent/name could not be opened as a plain directory */
+static int refuse_entry(struct queue *q, int parent, const char *name, const char *shown, int err)
+{
+    struct stat st;
+
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return qerr(q, QUEUE_ERR, "%s is a symbolic link: refusing to follow it (a queue "
+                        "directory must be a plain directory; remove the link)", shown);
+        if (!S_ISDIR(st.st_mode))
+            return qerr(q, QUEUE_ERR, "%s is not a directory: refusing it", shown);
+    }
+    return qerr(q, io_status(err), "open %s: %s", shown, strerror(err));
+}
+
+/* check_owner - fd (a directory) belongs to own->uid or root: hand it to own */
+static int check_owner(struct queue *q, int fd, const char *shown, const struct queue_owner *own)
+{
+    struct stat st;
+
+    if (own == NULL)
+        return QUEUE_OK;
+    if (fstat(fd, &st) != 0)
+        return qerr(q, io_status(errno), "stat %s: %s", shown, strerror(errno));
+    if (st.st_uid != own->uid && st.st_uid != 0)
+        return qerr(q, QUEUE_ERR, "%s is owned by uid %ld, not by mail_owner (uid %ld) or root: "
+                    "refusing it", shown, (long) st.st_uid, (long) own->uid);
+    if ((st.st_uid != own->uid || st.st_gid != own->gid) && fchown(fd, own->uid, own->gid) != 0)
+        return qerr(q, io_status(errno), "chown %s: %s", shown, strerror(errno));
+    return QUEUE_OK;
+}
+
+/* open_subdir - mkdir (when creating), open and check one subdirectory; fd or error */
+static int open_subdir(struct queue *q, int top, const char *name, int create,
+                       const struct queue_owner *own)
+{
+    char shown[4096];
+    int fd, rc;
+
+    snprintf(shown, sizeof(shown), "%s/%s", q->path, name);
     if (create && mkdirat(top, name, 0700) != 0 && errno != EEXIST)
-        return qerr(q, io_status(errno), "mkdir %s/%s: %s", q->path, name, strerror(errno));
-    fd = openat(top, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return refuse_entry(q, top, name, shown, errno);
+    fd = openat(top, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return qerr(q, io_status(errno), "open %s/%s: %s", q->path, name, strerror(errno));
+        return refuse_entry(q, top, name, shown, errno);
+    if ((rc = check_owner(q, fd, shown, own)) != QUEUE_OK) {
+        close(fd);
+        return rc;
+    }
     return fd;
 }
 
-/* queue_open - open (and with create, make) the queue directory tree */
-int queue_open(struct queue *q, const char *path, int create)
+/* open_tree - open (with create, make) the tree; with own, check and chown it */
+static int open_tree(struct queue *q, const char *path, int create, const struct queue_owner *own)
 {
     static const char *const extra[] = { "flush", "public" };
     int top, rc = QUEUE_OK;
@@ -140,12 +192,13 @@ int queue_open(struct queue *q, const char *path, int create)
     q->tmpfd = -1;
     q->path = xstrdup(path);
     if (create && mkdir(path, 0700) != 0 && errno != EEXIST)
-        return qerr(q, io_status(errno), "mkdir %s: %s", path, strerror(errno));
-    top = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return refuse_entry(q, AT_FDCWD, path, path, errno);
+    top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (top < 0)
-        return qerr(q, io_status(errno), "open %s: %s", path, strerror(errno));
+        return refuse_entry(q, AT_FDCWD, path, path, errno);
+    rc = check_owner(q, top, path, own);
     for (int i = 0; i < QUEUE_NDIRS && rc == QUEUE_OK; i++) {
-        int fd = open_subdir(q, top, dir_names[i], create);
+        int fd = open_subdir(q, top, dir_names[i], create, own);
 
         if (fd < 0)
             rc = fd;
@@ -153,7 +206,7 @@ int queue_open(struct queue *q, const char *path, int create)
             q->dirfd[i] = fd;
     }
     if (rc == QUEUE_OK) {
-        int fd = open_subdir(q, top, "tmp", create);
+        int fd = open_subdir(q, top, "tmp", create, own);
 
         if (fd < 0)
             rc = fd;
@@ -161,7 +214,7 @@ int queue_open(struct queue *q, const char *path, int create)
             q->tmpfd = fd;
     }
     for (size_t i = 0; i < 2 && rc == QUEUE_OK; i++) {
-        int fd = open_subdir(q, top, extra[i], create);
+        int fd = open_subdir(q, top, extra[i], create, own);
 
         if (fd < 0)
             rc = fd;
@@ -173,6 +226,20 @@ int queue_open(struct queue *q, const char *path, int create)
     if (close(top) != 0 && rc == QUEUE_OK)
         rc = qerr(q, QUEUE_ERR, "close %s: %s", path, strerror(errno));
     return rc;
+}
+
+/* queue_open - open (and with create, make) the queue directory tree; links are refused */
+int queue_open(struct queue *q, const char *path, int create)
+{
+    return open_tree(q, path, create, NULL);
+}
+
+/* queue_open_owned - as root: make, check and hand the tree to uid:gid, reading nothing in it */
+int queue_open_owned(struct queue *q, const char *path, uid_t uid, gid_t gid)
+{
+    struct queue_owner own = { uid, gid };
+
+    return open_tree(q, path, 1, &own);
 }
 
 /* queue_close - release the directory handles */

@@ -21,7 +21,12 @@
  * directory and queue_recover() finds it in any of them, so a rename lost in
  * a crash repeats a step, and an unlink lost in a crash (until the caller's
  * queue_sync_dir) repeats a delivery, never loses one.
- * queue_recover() at startup; queue_list() appends the mailq listing to out;
+ * queue_open() refuses a queue directory or subdirectory that is a symbolic
+ * link or not a directory; queue_open_owned() (as root, before the switch to
+ * mail_owner) also makes what is missing, refuses a directory owned by
+ * anyone but uid or root and gives each to uid:gid, reading nothing inside.
+ * queue_recover() at startup, after that switch: it reads and removes files.
+ * queue_list() appends the mailq listing to out;
  * queue_open_content() returns a read-only fd at the content (caller closes).
  * int functions return QUEUE_OK or a negative enum queue_status (QUEUE_NOSPACE on
  * ENOSPC/EDQUOT: 452 4.3.1), text in queue_error(q); IDs are checked before use;
@@ -107,6 +112,7 @@ struct queue_msg {
 typedef int (*queue_walk_fn)(void *ctx, enum queue_dir dir, const char *id);
 
 int queue_open(struct queue *q, const char *path, int create);
+int queue_open_owned(struct queue *q, const char *path, uid_t uid, gid_t gid);
 void queue_close(struct queue *q);
 const char *queue_error(const struct queue *q);
 const char *queue_dir_name(enum queue_dir dir);

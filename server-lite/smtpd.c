@@ -71,6 +71,7 @@
 #define AUTH_FAILURE_MAX 3     /* failed AUTH exchanges before 421 */
 #define ETRN_RATE_MAX 4096     /* clients remembered by the ETRN rate limit */
 #define COMMIT_THREADS 8       /* queue files fsynced at the same time */
+#define LISTEN_BACKLOG 128
 
 enum smtpd_state {
     ST_INIT,    /* no HELO/EHLO yet */
@@ -1768,8 +1769,10 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
             freeaddrinfo(res);
             return -1;
         }
+        /* bound now (as root), listening only from smtpd_listen (backlog 0: no listen()) */
         lev = evconnlistener_new(srv->base, accept_cb, srv,
-                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 128, fd);
+                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
+                                 0, fd);
         if (lev == NULL) {
             snprintf(err, errlen, "listen %s:%d: %s", l->host, l->port, strerror(errno));
             close(fd);
@@ -1858,6 +1861,31 @@ static void reload_files(struct smtpd *srv, const struct server_config *conf)
         sasl_users_free(srv->users);
         srv->users = NULL;
     }
+}
+
+/* smtpd_listen - start accepting on every bound address: the server is ready */
+int smtpd_listen(struct smtpd *srv, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        evutil_socket_t fd = evconnlistener_get_fd(srv->listeners[i]);
+
+        if (listen(fd, LISTEN_BACKLOG) != 0) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+
+            if (getsockname(fd, (struct sockaddr *) &ss, &len) == 0)
+                getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), port, sizeof(port),
+                            NI_NUMERICHOST | NI_NUMERICSERV);
+            snprintf(err, errlen, "listen %s:%s: %s", host, port, strerror(errno));
+            return -1;
+        }
+        if (evconnlistener_enable(srv->listeners[i]) != 0) {
+            snprintf(err, errlen, "cannot watch the listening socket");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* smtpd_set_config - use a reloaded configuration from now on */

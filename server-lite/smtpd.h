@@ -6,7 +6,9 @@
  * conf->listen address (call it before dropping privileges) and registers
  * the listeners and sessions on base; it returns NULL with a message in err
  * naming the file (or the address) when a file cannot be used or a bind
- * fails. STARTTLS is offered when a certificate is set, AUTH PLAIN/LOGIN
+ * fails. Nothing is accepted (no listen()) until smtpd_listen(), which the
+ * caller calls once the queue is recovered: 0, or -1 with err naming the
+ * address. STARTTLS is offered when a certificate is set, AUTH PLAIN/LOGIN
  * only inside TLS and with a users file; an authenticated client may relay.
  * Each session is a state machine driven by a command table; accepted mail goes through
  * queue_create/queue_write/queue_commit and is answered 250 only after
@@ -47,6 +49,7 @@ typedef int (*smtpd_etrn_fn)(void *ctx, const char *domain, int with_subdomains,
 
 struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
                         struct queue *q, char *err, size_t errlen);
+int smtpd_listen(struct smtpd *srv, char *err, size_t errlen);
 void smtpd_set_config(struct smtpd *srv, const struct server_config *conf);
 void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx);
 void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx);

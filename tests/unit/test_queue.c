@@ -523,6 +523,66 @@ out:
     top[strlen(top) - strlen("/async")] = 0;
 }
 
+/* test_open_links - a link or a non-directory in the tree is refused, its target untouched */
+static void test_open_links(void)
+{
+    struct queue q;
+    char spool[128], victim[128], path[256], want[512];
+    struct stat st;
+
+    snprintf(spool, sizeof(spool), "%s/links", top);
+    snprintf(victim, sizeof(victim), "%s/victim", top);
+    TEST_INTEQ(mkdir(victim, 0755), 0);
+    TEST_INTEQ(queue_open(&q, spool, 1), QUEUE_OK);
+    queue_close(&q);
+
+    snprintf(path, sizeof(path), "%s/flush", spool);
+    TEST_INTEQ(rmdir(path), 0);
+    TEST_INTEQ(symlink(victim, path), 0);
+    TEST_INTEQ(queue_open(&q, spool, 1), QUEUE_ERR);
+    snprintf(want, sizeof(want), "%s is a symbolic link: refusing to follow it (a queue "
+             "directory must be a plain directory; remove the link)", path);
+    TEST_STREQ(queue_error(&q), want);
+    queue_close(&q);
+    TEST_CHECK(lstat(path, &st) == 0 && S_ISLNK(st.st_mode), "flush/ is still the link");
+    TEST_INTEQ(unlink(path), 0);
+    TEST_INTEQ(mkdir(path, 0700), 0);
+
+    snprintf(path, sizeof(path), "%s/tmp", spool);
+    TEST_INTEQ(rmdir(path), 0);
+    put("links/tmp", "x", 1);
+    TEST_INTEQ(queue_open(&q, spool, 0), QUEUE_ERR);
+    snprintf(want, sizeof(want), "%s is not a directory: refusing it", path);
+    TEST_STREQ(queue_error(&q), want);
+    queue_close(&q);
+    TEST_INTEQ(unlink(path), 0);
+
+    /* the top itself: the link is refused even though it points at a good tree */
+    snprintf(path, sizeof(path), "%s/links-link", top);
+    TEST_INTEQ(symlink(spool, path), 0);
+    TEST_INTEQ(queue_open(&q, path, 1), QUEUE_ERR);
+    snprintf(want, sizeof(want), "%s is a symbolic link: refusing to follow it (a queue "
+             "directory must be a plain directory; remove the link)", path);
+    TEST_STREQ(queue_error(&q), want);
+    queue_close(&q);
+    TEST_INTEQ(count_files("victim"), 0);
+
+    if (geteuid() != 0)
+        return; /* ownership checks: root only */
+    snprintf(path, sizeof(path), "%s/owned", top);
+    TEST_INTEQ(queue_open_owned(&q, path, 65534, 65534), QUEUE_OK);
+    queue_close(&q);
+    snprintf(want, sizeof(want), "%s/owned/hold", top);
+    TEST_CHECK(stat(want, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534,
+               "hold/ given to 65534: uid %ld", (long) st.st_uid);
+    TEST_INTEQ(chown(want, 1, 1), 0);
+    TEST_INTEQ(queue_open_owned(&q, path, 65534, 65534), QUEUE_ERR);
+    snprintf(want, sizeof(want), "%s/owned/hold is owned by uid 1, not by mail_owner (uid "
+             "65534) or root: refusing it", top);
+    TEST_STREQ(queue_error(&q), want);
+    queue_close(&q);
+}
+
 int main(void)
 {
     snprintf(top, sizeof(top), "/tmp/etrnkit-q-XXXXXX");
@@ -535,6 +595,7 @@ int main(void)
     test_recover();
     test_disk_full();
     test_async();
+    test_open_links();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
     if (system(cmd) != 0)
