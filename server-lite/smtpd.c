@@ -71,6 +71,7 @@
 #define AUTH_FAILURE_MAX 3     /* failed AUTH exchanges before 421 */
 #define ETRN_RATE_MAX 4096     /* clients remembered by the ETRN rate limit */
 #define COMMIT_THREADS 8       /* queue files fsynced at the same time */
+#define ACCEPT_PAUSE_MS 100    /* accept() failed (EMFILE...): listeners off this long */
 #define LISTEN_BACKLOG 128
 
 enum smtpd_state {
@@ -159,6 +160,11 @@ struct smtpd {
     int stopping;              /* smtpd_free drains the commits */
     struct evconnlistener **listeners;
     size_t nlisteners;
+    struct event *accept_resume;   /* re-enables the listeners after a failed accept() */
+    int accept_paused;             /* an episode of failed accept() calls is on */
+    long long pause_start_ms;      /* its first failure */
+    long long pause_last_ms;       /* the last time the listeners went back on */
+    unsigned long pause_retries;   /* accept() failures in it */
     struct session *sessions;
     size_t nsessions;
     smtpd_commit_fn commit_fn;
@@ -1676,6 +1682,58 @@ static void refuse_busy(struct smtpd *srv, evutil_socket_t fd, const char *clien
         log_warn("close: %s", strerror(errno));
 }
 
+/*
+ * Out of descriptors. accept() failing with EMFILE or ENFILE leaves the
+ * connection in the kernel's queue, so the listening socket stays readable
+ * and the loop would call accept() again at once, forever, at 100% CPU,
+ * taking it from the sessions that are open. Instead every listener is
+ * switched off for ACCEPT_PAUSE_MS and then tried again; one warning per
+ * episode, and an info line with the first connection accepted after it.
+ */
+
+/* accept_error_cb - accept() failed: pause every listener, retry in ACCEPT_PAUSE_MS */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct smtpd *srv = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+
+    (void) l;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_disable(srv->listeners[i]);
+    evtimer_add(srv->accept_resume, &tv);
+    srv->pause_retries++;
+    if (srv->accept_paused)
+        return;
+    srv->accept_paused = 1;
+    srv->pause_start_ms = srv->pause_last_ms = clock_now_ms();
+    log_warn("accept: %s: not accepting new connections, retrying every %d ms "
+             "(%zu sessions open)", strerror(err), ACCEPT_PAUSE_MS, srv->nsessions);
+}
+
+/* accept_resume_cb - the pause is over: listen again (a new failure pauses again) */
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd *srv = arg;
+
+    (void) fd;
+    (void) what;
+    srv->pause_last_ms = clock_now_ms();
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        evconnlistener_enable(srv->listeners[i]);
+}
+
+/* accept_resumed - the first connection accepted after a pause: say so once */
+static void accept_resumed(struct smtpd *srv)
+{
+    long long ms = srv->pause_last_ms - srv->pause_start_ms;
+
+    log_info("accepting new connections again after %lld.%lld s (%lu failed accept() calls)",
+             ms / 1000, ms % 1000 / 100, srv->pause_retries);
+    srv->accept_paused = 0;
+    srv->pause_retries = 0;
+}
+
 /* accept_cb - new connection: connection limit, then a session */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
@@ -1690,6 +1748,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
     (void) l;
     (void) salen;
+    if (srv->accept_paused)
+        accept_resumed(srv);
     if (family == AF_INET) {
         memcpy(raw, &((struct sockaddr_in *) sa)->sin_addr, 4);
         inet_ntop(AF_INET, raw, addr, sizeof(addr));
@@ -1779,6 +1839,7 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
             freeaddrinfo(res);
             return -1;
         }
+        evconnlistener_set_error_cb(lev, accept_error_cb);
         srv->listeners = xreallocarray(srv->listeners, srv->nlisteners + 1, sizeof(*srv->listeners));
         srv->listeners[srv->nlisteners++] = lev;
     }
@@ -1807,6 +1868,11 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     }
     if (conf->smtpd_sasl_users_file && *conf->smtpd_sasl_users_file
         && (srv->users = sasl_users_load(conf->smtpd_sasl_users_file, err, errlen)) == NULL) {
+        smtpd_free(srv);
+        return NULL;
+    }
+    if ((srv->accept_resume = evtimer_new(base, accept_resume_cb, srv)) == NULL) {
+        snprintf(err, errlen, "cannot create the accept timer");
         smtpd_free(srv);
         return NULL;
     }
@@ -1950,6 +2016,8 @@ void smtpd_free(struct smtpd *srv)
     for (size_t i = 0; i < srv->nlisteners; i++)
         evconnlistener_free(srv->listeners[i]);
     free(srv->listeners);
+    if (srv->accept_resume)
+        event_free(srv->accept_resume);
     smtpd_tls_free(srv->tls);
     sasl_users_free(srv->users);
     free(srv->rates);

@@ -15,7 +15,9 @@
  * queue_commit succeeded. Limits: 512-octet command lines, 1000-octet text
  * lines, message_size_limit, smtpd_recipient_limit, smtpd_timeout,
  * smtpd_client_connection_count_limit. Bare CR or LF in DATA rejects the
- * message (550 5.5.2); <LF>.<LF> never ends DATA.
+ * message (550 5.5.2); <LF>.<LF> never ends DATA. When accept() fails
+ * (EMFILE, ENFILE: out of descriptors) every listener pauses 100 ms and
+ * tries again, with one warning per episode; open sessions go on.
  * The caller owns conf and q and keeps them alive while smtpd runs;
  * smtpd_set_config() swaps in a reloaded conf (listeners and the queue
  * directory stay as bound) and rereads the TLS and users files, keeping the
