@@ -13,6 +13,7 @@
 #include "config.h"
 #include "domain.h"
 #include "mx.h"
+#include "recipient.h"
 #include "server_config.h"
 
 #define OFF(field) offsetof(struct server_config, field)
@@ -52,6 +53,8 @@ static const struct cfg_key main_keys[] = {
     { "etrn_only_domains", CFG_LIST, NULL, 0, 0, NULL, OFF(etrn_only_domains), 0 },
     { "defer_transports", CFG_LIST, NULL, 0, 0, NULL, OFF(defer_transports), 0 },
     { "transport_maps", CFG_LIST, NULL, 0, 0, NULL, OFF(transport_maps), 0 },
+    { "relay_recipient_maps", CFG_LIST, NULL, 0, 0, NULL, OFF(relay_recipient_maps), 0 },
+    { "local_recipient_maps", CFG_LIST, NULL, 0, 0, NULL, OFF(local_recipient_maps), 0 },
     { "default_transport", CFG_STRING, "smtp", 0, 0, NULL, OFF(default_transport), 0 },
     { "relayhost", CFG_STRING, NULL, 0, 0, NULL, OFF(relayhost), 0 },
     { "dns_resolver", CFG_STRING, NULL, 0, 0, NULL, OFF(dns_resolver), 0 },
@@ -1142,6 +1145,48 @@ static int check_path_key(struct load *ld, const char *key, const char *value, i
 #define main_error(ld, key, ...) \
     cfg_error_set((ld)->err, (ld)->conf->path, key_line((ld), (key)), "[main] " key ": " __VA_ARGS__)
 
+/* map_path - the file of a "/path", "texthash:/path" or "hash:/path" map, or NULL */
+static const char *map_path(const char *map)
+{
+    if (strncmp(map, "texthash:", 9) == 0)
+        map += 9;
+    else if (strncmp(map, "hash:", 5) == 0)
+        map += 5;
+    return map[0] == '/' ? map : NULL;
+}
+
+/* load_recipient_maps - every file of a *_recipient_maps key into one map; NULL map if none */
+static int load_recipient_maps(struct load *ld, const char *key, const struct cfg_list *maps,
+                               int allow_bare, struct recipient_map **out)
+{
+    char why[512];
+    int line;
+
+    *out = NULL;
+    if (maps->count == 0)
+        return 0;
+    *out = recipient_map_new();
+    for (size_t i = 0; i < maps->count; i++) {
+        const char *path = map_path(maps->items[i]);
+
+        if (path == NULL) {
+            cfg_error_set(ld->err, ld->conf->path, key_line(ld, key),
+                          "[main] %s: \"%s\": expected /path, texthash:/path or hash:/path", key,
+                          maps->items[i]);
+            return -1;
+        }
+        if (recipient_map_load(*out, path, allow_bare, &line, why, sizeof(why)) != 0) {
+            if (line == 0)
+                cfg_error_set(ld->err, ld->conf->path, key_line(ld, key), "[main] %s: %s", key,
+                              why);
+            else
+                cfg_error_set(ld->err, path, line, "[main] %s: %s", key, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* finish_main - validate [main] and derive the parsed forms */
 static int finish_main(struct load *ld)
 {
@@ -1265,14 +1310,15 @@ static int finish_main(struct load *ld)
                    c->maximal_backoff_time, c->minimal_backoff_time);
         return -1;
     }
+    if (load_recipient_maps(ld, "relay_recipient_maps", &c->relay_recipient_maps, 0,
+                            &c->relay_recipients) != 0
+        || load_recipient_maps(ld, "local_recipient_maps", &c->local_recipient_maps, 1,
+                               &c->local_recipients) != 0)
+        return -1;
     for (size_t i = 0; i < c->transport_maps.count; i++) {
-        const char *m = c->transport_maps.items[i];
+        const char *m = map_path(c->transport_maps.items[i]);
 
-        if (strncmp(m, "texthash:", 9) == 0)
-            m += 9;
-        else if (strncmp(m, "hash:", 5) == 0)
-            m += 5;
-        if (m[0] != '/') {
+        if (m == NULL) {
             main_error(ld, "transport_maps", "\"%s\": expected /path, texthash:/path or hash:/path",
                        c->transport_maps.items[i]);
             return -1;
@@ -1361,6 +1407,8 @@ void server_config_free(struct server_config *conf)
         cfg_list_free(&conf->users[i].domains);
     }
     free(conf->users);
+    recipient_map_free(conf->relay_recipients);
+    recipient_map_free(conf->local_recipients);
     free(conf->path);
     memset(conf, 0, sizeof(*conf));
 }

@@ -4,7 +4,8 @@
  * server_config_load() reads [main] (Postfix names and time units, "$name"
  * expansion with loops refused; in list parameters "/path" elements name
  * files of further elements), [transport], [etrn_queues], [etrn_users] and
- * the transport_maps files. Every error is "FILE:LINE: [section] key: what is
+ * the transport_maps, relay_recipient_maps and local_recipient_maps files
+ * (recipient.h). Every error is "FILE:LINE: [section] key: what is
  * wrong" (the list or map file's line when the problem is there); on error
  * nothing stays allocated. The struct owns its memory: server_config_free().
  * Pure helpers: server_cidr_*, server_netlist_match (mynetworks),
@@ -84,6 +85,8 @@ struct server_etrn_user {
     struct cfg_list domains; /* "host" or "@host", lower case */
 };
 
+struct recipient_map;
+
 struct server_config {
     char *path;
     /* [main], as in the file (lists after /file and $name expansion) */
@@ -115,6 +118,8 @@ struct server_config {
     struct cfg_list etrn_only_domains;
     struct cfg_list defer_transports;
     struct cfg_list transport_maps;
+    struct cfg_list relay_recipient_maps; /* empty: every relay_domains address is valid */
+    struct cfg_list local_recipient_maps; /* empty: users with a Maildir are valid */
     char *default_transport;
     char *relayhost;
     char *dns_resolver;            /* "IP", "IP:PORT", "[IPv6]:PORT"; NULL or "": the system's */
@@ -146,6 +151,8 @@ struct server_config {
     size_t nqueues;
     struct server_etrn_user *users;
     size_t nusers;
+    struct recipient_map *relay_recipients; /* NULL when relay_recipient_maps is empty */
+    struct recipient_map *local_recipients; /* NULL when local_recipient_maps is empty */
 };
 
 /* where server_transport_lookup found its answer */

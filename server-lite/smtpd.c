@@ -60,6 +60,7 @@
 #include "flush.h"
 #include "log.h"
 #include "queue.h"
+#include "recipient.h"
 #include "sasl_users.h"
 #include "server_config.h"
 #include "smtpd.h"
@@ -429,6 +430,83 @@ static int relay_allowed(const struct session *s, const char *domain)
         || server_domain_match(&s->srv->conf->mydestination, domain);
 }
 
+/* rcpt_reject - refuse one recipient, logged as Postfix logs a NOQUEUE reject */
+static void rcpt_reject(struct session *s, const char *addr, const char *code, const char *text)
+{
+    reply(s, "%s <%s>: %s", code, addr, text);
+    log_info("NOQUEUE: reject: RCPT from %s: %s <%s>: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+             s->client, code, addr, text, s->sender, addr, s->esmtp ? "ESMTP" : "SMTP", s->helo);
+}
+
+/* local_user_known - 1 known, 0 unknown, -1 cannot tell now (local_recipient_maps) */
+static int local_user_known(const struct server_config *conf, const char *addr,
+                            const char *user, const char *domain)
+{
+    char failed[256];
+    int fd;
+
+    if (conf->local_recipients)
+        return recipient_map_lookup(conf->local_recipients, addr, 1);
+    /* no table: the users are those whose Maildir exists; none is created here */
+    if (conf->local_maildir_base == NULL || *conf->local_maildir_base == 0)
+        return 0;
+    fd = recipient_maildir_open(conf->local_maildir_base, conf->home_mailbox, user, domain, 0,
+                                failed, sizeof(failed));
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+        return 0;
+    log_warn("%s: local recipient lookup: %s: %s", addr, failed, strerror(errno));
+    return -1;
+}
+
+/* rcpt_user_known - the recipient exists (local and relay recipient tables); else replied */
+static int rcpt_user_known(struct session *s, const char *addr, const char *domain)
+{
+    const struct server_config *conf = s->srv->conf;
+    char user[RECIPIENT_LOCAL_PART_MAX + 1];
+    const char *at = strrchr(addr, '@');
+
+    if (domain[0] == '[')
+        return 1;
+    if (server_domain_match(&conf->mydestination, domain)) {
+        size_t n = (size_t) (at - addr);
+
+        if (n >= sizeof(user)) {
+            rcpt_reject(s, addr, "501 5.1.3", "Recipient address rejected: "
+                        "local part too long for a mailbox");
+            return 0;
+        }
+        memcpy(user, addr, n);
+        user[n] = 0;
+        if (!recipient_local_part_ok(user)) {
+            rcpt_reject(s, addr, "501 5.1.3", "Recipient address rejected: "
+                        "local part not valid for a mailbox");
+            return 0;
+        }
+        switch (local_user_known(conf, addr, user, domain)) {
+        case 1:
+            return 1;
+        case 0:
+            rcpt_reject(s, addr, "550 5.1.1", "Recipient address rejected: "
+                        "User unknown in local recipient table");
+            return 0;
+        default:
+            rcpt_reject(s, addr, "451 4.3.0", "Temporary lookup failure");
+            return 0;
+        }
+    }
+    if (conf->relay_recipients && server_domain_match(&conf->relay_domains, domain)
+        && !recipient_map_lookup(conf->relay_recipients, addr, 0)) {
+        rcpt_reject(s, addr, "550 5.1.1", "Recipient address rejected: "
+                    "User unknown in relay recipient table");
+        return 0;
+    }
+    return 1;
+}
+
 /* cmd_rcpt - RCPT TO:<recipient>, with relay control */
 static void cmd_rcpt(struct session *s, char *arg)
 {
@@ -456,6 +534,8 @@ static void cmd_rcpt(struct session *s, char *arg)
                  s->esmtp ? "ESMTP" : "SMTP", s->helo);
         return;
     }
+    if (!rcpt_user_known(s, addr, domain))
+        return;
     if (conf->smtpd_recipient_limit > 0 && (long long) s->nrcpt >= conf->smtpd_recipient_limit) {
         reply(s, "452 4.5.3 Error: too many recipients");
         return;

@@ -64,6 +64,7 @@ if [ "$(id -u)" -eq 0 ]; then
     run="setpriv --reuid=nobody --regid=nogroup --clear-groups"
 fi
 mkdir -p "$T/provider" "$T/site"
+printf 'alice@site.example  OK\nbob@site.example  OK\n' >"$T/site/users"
 [ -n "$owner" ] && chown nobody "$T/provider" "$T/site"
 pport=$(free_port)
 sport=$(free_port)

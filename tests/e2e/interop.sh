@@ -79,7 +79,9 @@ if why=$(postfix_usable); then
     printf 'site.test\tetrn-only:[127.0.0.1]:%s\n' "$SP" >"$PF/conf/transport"
     postfix_cmd "$PF" postmap "hash:$PF/conf/transport"
     check "2: Postfix provider starts" postfix_start "$PF"
-    srv_conf site2 "127.0.0.1:$SP" "mydestination = site.test" "local_maildir_base = $T/site2/mail"
+    printf '@site.test OK\n' >"$T/site-users"
+    srv_conf site2 "127.0.0.1:$SP" "mydestination = site.test" "local_maildir_base = $T/site2/mail" \
+        "local_recipient_maps = $T/site-users"
     srv_start site2 || E2E_FAIL=1
     for i in 1 2 3; do send "$PFP" "u$i@site.test" "from postfix $i"; done
     pf_holds3() { [ "$(postfix_queue_count "$PF")" -eq 3 ]; }
@@ -103,7 +105,9 @@ if command -v fetchmail >/dev/null 2>&1; then
     srv_conf prov3 "127.0.0.1:$PP" "mynetworks = 127.0.0.0/8" "relay_domains = site.test" \
         "etrn_only_domains = site.test" "[transport]" "site.test = etrn-only:[127.0.0.1]:$SP"
     srv_start prov3 || E2E_FAIL=1
-    srv_conf site3 "127.0.0.1:$SP" "mydestination = site.test" "local_maildir_base = $T/site3/mail"
+    printf '@site.test OK\n' >"$T/site-users"
+    srv_conf site3 "127.0.0.1:$SP" "mydestination = site.test" "local_maildir_base = $T/site3/mail" \
+        "local_recipient_maps = $T/site-users"
     srv_start site3 || E2E_FAIL=1
     for i in 1 2; do send "$PP" "f$i@site.test" "fetchmail $i"; done
     : >"$T/fetchmailrc"; chmod 600 "$T/fetchmailrc"

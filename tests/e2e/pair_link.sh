@@ -55,8 +55,9 @@ srv_conf provider "127.0.0.1:$PP $PROV:2525" "mynetworks = 127.0.0.0/8 $net.0/30
 srv_start provider || { E2E_FAIL=1; e2e_done; exit 1; }
 
 # the site: its server and its agent, inside the namespace
+printf '@site.test OK\n' >"$T/site-users"
 srv_conf site "127.0.0.1:2525 $SITE:2525" "mydestination = site.test" \
-    "local_maildir_base = $T/site/mail"
+    "local_maildir_base = $T/site/mail" "local_recipient_maps = $T/site-users"
 start_bg site ip netns exec "$NS" "$BIN_DIR/etrn-server" -c "$T/site/server.ini"
 check "the site's etrn-server listens in its namespace" \
     wait_for 10 ip netns exec "$NS" "$PY" -c \

@@ -32,8 +32,10 @@ for n in 1 2 3; do
         "[transport]" "site.test = etrn-only:[127.0.0.1]:$SPORT"
     srv_start "mx$n" || { E2E_FAIL=1; e2e_done; exit 1; }
 done
+# every user of site.test is valid there (the site's Maildirs are made on delivery)
+printf '@site.test OK\n' >"$T/site-users"
 srv_conf site "127.0.0.1:$SPORT" "mydestination = site.test" \
-    "local_maildir_base = $T/site/mail"
+    "local_maildir_base = $T/site/mail" "local_recipient_maps = $T/site-users"
 
 # the site is offline: 4 messages to each relay
 for n in 1 2 3; do

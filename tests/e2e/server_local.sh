@@ -1,7 +1,7 @@
 #!/bin/sh
 # server_local.sh - local Maildir delivery for mydestination: each recipient
 # gets its own file in local_maildir_base/DOMAIN/USER/Maildir/new (made on
-# first delivery), with Return-Path and Delivered-To prepended and LF line
+# first delivery for users local_recipient_maps lists), with Return-Path and Delivered-To prepended and LF line
 # ends; tmp/ is left empty; Postfix-format "status=sent (delivered to maildir)".
 . "$(dirname "$0")/../lib/e2e.sh"
 e2e_init
@@ -13,6 +13,7 @@ SPOOL="$T/spool"
 LOG="$T/maillog"
 MAIL="$T/vhosts"
 mkdir "$MAIL" && chown nobody "$MAIL" 2>/dev/null
+printf 'bob@local.test  OK\ncarol@local.test  OK\n' >"$T/local-users"
 
 cat >"$T/server.ini" <<INI
 [main]
@@ -25,6 +26,7 @@ mynetworks = 127.0.0.0/8
 mydestination = local.test
 local_maildir_base = $MAIL
 home_mailbox = Maildir/
+local_recipient_maps = texthash:$T/local-users
 relayhost = [127.0.0.1]:$closed
 INI
 start_bg server "$SRV" -c "$T/server.ini"

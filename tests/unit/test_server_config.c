@@ -161,6 +161,22 @@ static void test_errors(void)
         { "[main]\ntransport_maps = btree:/x\n",
           "@D@/s.ini:2: [main] transport_maps: \"btree:/x\": expected /path, texthash:/path or "
           "hash:/path" },
+        { "[main]\nrelay_recipient_maps = texthash:@D@/rmap-bad\n",
+          "@D@/rmap-bad:3: [main] relay_recipient_maps: \"bob@exa_mple.org\": not a valid address: "
+          "bad domain" },
+        { "[main]\nrelay_recipient_maps = @D@/rmap-bare\n",
+          "@D@/rmap-bare:2: [main] relay_recipient_maps: \"bob\": a relay recipient needs a "
+          "domain: \"user@domain\" or \"@domain\"" },
+        { "[main]\nlocal_recipient_maps = @D@/rmap-bare\n", NULL },
+        { "[main]\nlocal_recipient_maps = @D@/rmap-novalue\n",
+          "@D@/rmap-novalue:1: [main] local_recipient_maps: \"ann@a.org\": expected \"address  "
+          "value\"" },
+        { "[main]\nrelay_recipient_maps = hash:@D@/nonexistent-map\n",
+          "@D@/s.ini:2: [main] relay_recipient_maps: cannot open @D@/nonexistent-map: No such "
+          "file or directory" },
+        { "[main]\nlocal_recipient_maps = unix:passwd.byname\n",
+          "@D@/s.ini:2: [main] local_recipient_maps: \"unix:passwd.byname\": expected /path, "
+          "texthash:/path or hash:/path" },
         { "[etrn_queues]\nbr/anch = a.org\n",
           "@D@/s.ini:2: [etrn_queues] br/anch: bad queue name: queue name may hold only letters, "
           "digits, '.', '_' and '-'" },
@@ -177,6 +193,9 @@ static void test_errors(void)
     put_file("nested", "a.org\n/etc/x\n");
     put_file("tmap-bad", "# x\nexample.org smtp:[a.org]\nexample.com smtp:[::1\n");
     put_file("tmap-short", "lonely.org\n");
+    put_file("rmap-bad", "# relay users\nann@a.org OK\nbob@exa_mple.org OK\n");
+    put_file("rmap-bare", "@a.org OK\nbob x\n");
+    put_file("rmap-novalue", "ann@a.org\n");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = load_text(cases[i].text, &conf, msg, sizeof(msg));
 

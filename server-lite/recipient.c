@@ -1,0 +1,238 @@
+/*
+ * recipient - recipient tables and Maildir lookup (contract in recipient.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "domain.h"
+#include "htable.h"
+#include "recipient.h"
+
+struct recipient_map {
+    struct htable *keys; /* folded key -> PRESENT */
+};
+
+static char present; /* the value of every key: htable values must not be NULL */
+#define PRESENT ((void *) &present)
+
+/* recipient_map_new - an empty map */
+struct recipient_map *recipient_map_new(void)
+{
+    struct recipient_map *map = xcalloc(1, sizeof(*map));
+
+    map->keys = htable_new(64);
+    return map;
+}
+
+/* recipient_map_free - release a map */
+void recipient_map_free(struct recipient_map *map)
+{
+    if (map == NULL)
+        return;
+    htable_free(map->keys, NULL);
+    free(map);
+}
+
+/* recipient_map_count - keys in the map */
+size_t recipient_map_count(const struct recipient_map *map)
+{
+    return map ? htable_count(map->keys) : 0;
+}
+
+/* fold - ASCII lower case in place */
+static void fold(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char) (*s - 'A' + 'a');
+}
+
+/* local_part_syntax - a key's local part: printable ASCII, no '@', at most 64 bytes */
+static int local_part_syntax(const char *s, size_t n)
+{
+    if (n == 0 || n > RECIPIENT_LOCAL_PART_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] >= 127 || s[i] == '@')
+            return 0;
+    return 1;
+}
+
+/* check_key - a folded key's syntax; NULL when good, else why not */
+static const char *check_key(const char *key, int allow_bare)
+{
+    const char *at = strrchr(key, '@'), *why;
+
+    if (at == NULL) {
+        if (!allow_bare)
+            return "a relay recipient needs a domain: \"user@domain\" or \"@domain\"";
+        return local_part_syntax(key, strlen(key)) ? NULL : "not a valid user name";
+    }
+    if (at != key && !local_part_syntax(key, (size_t) (at - key)))
+        return "not a valid address: bad local part";
+    if (!domain_is_hostname(at + 1, &why))
+        return "not a valid address: bad domain";
+    return NULL;
+}
+
+/* recipient_map_load - add one file's "key  value" lines to map */
+int recipient_map_load(struct recipient_map *map, const char *path, int allow_bare, int *line,
+                       char *why, size_t whylen)
+{
+    FILE *fp = fopen(path, "re");
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = -1;
+
+    *line = 0;
+    if (fp == NULL) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while ((n = getline(&text, &cap, fp)) >= 0) {
+        char *s = text, *key, *value;
+        const char *bad;
+
+        ++*line;
+        if ((size_t) n != strlen(text)) {
+            snprintf(why, whylen, "a NUL byte in the line");
+            goto out;
+        }
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+            text[--n] = 0;
+        if (*s == ' ' || *s == '\t') {
+            s += strspn(s, " \t");
+            if (*s == 0 || *s == '#')
+                continue;
+            snprintf(why, whylen, "continuation lines are not supported");
+            goto out;
+        }
+        if (*s == 0 || *s == '#')
+            continue;
+        key = s;
+        s += strcspn(s, " \t");
+        value = s + strspn(s, " \t");
+        if (*value == 0) {
+            snprintf(why, whylen, "\"%.100s\": expected \"address  value\"", key);
+            goto out;
+        }
+        *s = 0;
+        fold(key);
+        if ((bad = check_key(key, allow_bare)) != NULL) {
+            snprintf(why, whylen, "\"%.100s\": %s", key, bad);
+            goto out;
+        }
+        htable_insert(map->keys, key, PRESENT); /* a repeated key: the first one stays */
+    }
+    if (ferror(fp)) {
+        snprintf(why, whylen, "read error: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+    *line = 0;
+out:
+    free(text);
+    fclose(fp);
+    return rc;
+}
+
+/* recipient_map_lookup - addr, its domain as "@domain" or (bare) its user is listed */
+int recipient_map_lookup(const struct recipient_map *map, const char *addr, int bare)
+{
+    struct buf key = BUF_INIT;
+    const char *at = strrchr(addr, '@');
+    int found;
+
+    if (map == NULL)
+        return 0;
+    buf_puts(&key, addr);
+    fold(key.data);
+    found = htable_find(map->keys, key.data) != NULL;
+    if (!found && at) {
+        size_t user = (size_t) (at - addr);
+
+        found = htable_find(map->keys, key.data + user) != NULL;
+        if (!found && bare && user > 0) {
+            key.data[user] = 0;
+            found = htable_find(map->keys, key.data) != NULL;
+        }
+    }
+    buf_free(&key);
+    return found;
+}
+
+/* recipient_local_part_ok - the user name can be a directory name */
+int recipient_local_part_ok(const char *user)
+{
+    size_t n = strlen(user);
+
+    if (n == 0 || n > RECIPIENT_LOCAL_PART_MAX || user[0] == '.' || strstr(user, ".."))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = user[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '.' || c == '_' || c == '+' || c == '=' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* recipient_dir_open - open (creating when missing and allowed) a directory below dirfd */
+int recipient_dir_open(int dirfd, const char *name, int create)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd >= 0 || errno != ENOENT || !create)
+        return fd;
+    if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* recipient_maildir_open - base/domain/user/mailbox as a directory fd */
+int recipient_maildir_open(const char *base, const char *mailbox, const char *user,
+                           const char *domain, int create, char *failed, size_t failedlen)
+{
+    struct buf rel = BUF_INIT;
+    char *save = NULL;
+    int fd, err;
+
+    if (create && mkdir(base, 0700) != 0 && errno != EEXIST) {
+        snprintf(failed, failedlen, "%s", base);
+        return -1;
+    }
+    if ((fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        snprintf(failed, failedlen, "%s", base);
+        return -1;
+    }
+    buf_printf(&rel, "%s/%s/%s", domain, user, mailbox);
+    /* DOMAIN and USER folded; the mailbox path is the operator's, as written */
+    for (size_t i = 0, n = strlen(domain) + 1 + strlen(user); i < n; i++)
+        if (rel.data[i] >= 'A' && rel.data[i] <= 'Z')
+            rel.data[i] = (char) (rel.data[i] - 'A' + 'a');
+    for (char *part = strtok_r(rel.data, "/", &save); part && fd >= 0;
+         part = strtok_r(NULL, "/", &save)) {
+        int next = recipient_dir_open(fd, part, create);
+
+        err = errno;
+        close(fd);
+        if (next < 0) {
+            snprintf(failed, failedlen, "%s", part);
+            errno = err;
+        }
+        fd = next;
+    }
+    err = errno;
+    buf_free(&rel);
+    errno = err;
+    return fd;
+}
