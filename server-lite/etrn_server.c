@@ -380,7 +380,8 @@ int main(int argc, char **argv)
         log_error("queue recovery: %s", queue_error(&q));
     if ((sv.smtp = smtp_transport_new(sv.base, sv.conf, errbuf, sizeof(errbuf))) == NULL)
         log_fatal_code(EXIT_SOFTWARE, "%s", errbuf);
-    sv.local = local_transport_new(sv.base, sv.conf);
+    if ((sv.local = local_transport_new(sv.base, sv.conf, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_OSERR, "%s", errbuf);
     if ((sv.qmgr = qmgr_new(sv.base, sv.conf, &q, errbuf, sizeof(errbuf))) == NULL)
         log_fatal_code(EXIT_IOERR, "%s", errbuf);
     qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_SMTP, smtp_deliver, sv.smtp);

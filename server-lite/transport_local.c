@@ -2,13 +2,28 @@
  * transport_local - Maildir delivery (contract in transport_local.h).
  *
  * Directories below local_maildir_base are opened one component at a time
- * with O_NOFOLLOW, so a symlink planted in a Maildir path is never followed.
+ * with O_NOFOLLOW (recipient_maildir_open), so a symlink planted in a Maildir
+ * path is never followed.
+ *
+ * Threads: local_transport_deliver() copies the job (addresses, a dup() of
+ * the content fd, the settings it needs from the configuration, and for each
+ * recipient whether a recipient map allows its Maildir to be made) and puts
+ * it in the inbox; one of LOCAL_TRANSPORT_WORKERS threads takes it, writes
+ * the copies, and puts it in the outbox with its report and any log lines;
+ * an eventfd wakes the caller's loop, which logs the lines and calls done().
+ * Workers never touch the configuration (a SIGHUP may free it), never log
+ * (log_open() is not thread-safe) and block every signal. local_transport_free()
+ * asks the workers to stop after the recipient in progress and joins them.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -21,29 +36,44 @@
 #include "clock.h"
 #include "domain.h"
 #include "log.h"
+#include "recipient.h"
 #include "server_config.h"
 #include "transport_local.h"
 
 #define COPY_BLOCK 65536
-#define LOCAL_PART_MAX 64
 
-/* one finished job waiting to be reported from the event loop */
-struct local_pending {
-    struct local_transport *t;
-    struct event *ev;
+/* one job, owned by whichever side holds it (inbox: workers; outbox: the loop) */
+struct local_job {
+    struct local_job *next;
+    /* input: private copies, valid whatever the qmgr or a reload does meanwhile */
+    char *id, *sender;
+    char **rcpts;
+    size_t nrcpt;
+    unsigned char *may_create;   /* a recipient map accepted rcpts[i]: make its Maildir */
+    int fd;                      /* a dup() of the qmgr's content fd */
+    off_t offset, size;
+    char *base, *mailbox, *host; /* local_maildir_base, home_mailbox, myhostname */
+    /* output */
     struct delivery_report report;
+    struct buf warnings;         /* lines for log_warn, '\n'-separated */
     delivery_done_fn done;
     void *ctx;
-    struct local_pending *prev, *next;
 };
 
 struct local_transport {
     struct event_base *base;
     const struct server_config *conf;
-    struct local_pending *pending;
+    pthread_mutex_t mu;
+    pthread_cond_t work;         /* the inbox got a job, or stop */
+    struct local_job *inbox, *inbox_tail, *outbox, *outbox_tail;
+    int stop;                    /* under mu; workers also read it between recipients */
+    int efd;                     /* written by workers: look at the outbox */
+    struct event *out_ev;
+    pthread_t threads[LOCAL_TRANSPORT_WORKERS];
+    int nthreads;
 };
 
-static unsigned long delivery_counter;
+static unsigned long delivery_counter; /* atomic: workers share it */
 
 /* io_fail - a TEMP result for an I/O error */
 static void io_fail(struct delivery_report *r, size_t i, int err, const char *what,
@@ -55,59 +85,8 @@ static void io_fail(struct delivery_report *r, size_t i, int err, const char *wh
                  strerror(err));
 }
 
-/* open_child - open (creating when missing) a directory below dirfd, never via a symlink */
-static int open_child(int dirfd, const char *name)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-    if (fd >= 0 || errno != ENOENT)
-        return fd;
-    if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-/* open_path - open dir components of rel ("a/b/c/") below dirfd; closes nothing of dirfd */
-static int open_path(int dirfd, const char *rel, char *failed, size_t failedlen)
-{
-    char *copy = xstrdup(rel), *save = NULL;
-    int fd = dup(dirfd);
-
-    for (char *part = strtok_r(copy, "/", &save); part && fd >= 0;
-         part = strtok_r(NULL, "/", &save)) {
-        int next = open_child(fd, part);
-        int err = errno;
-
-        close(fd);
-        if (next < 0) {
-            snprintf(failed, failedlen, "%s", part);
-            errno = err;
-        }
-        fd = next;
-    }
-    free(copy);
-    return fd;
-}
-
-/* local_part_ok - the user name can be a directory name */
-static int local_part_ok(const char *user)
-{
-    size_t n = strlen(user);
-
-    if (n == 0 || n > LOCAL_PART_MAX || user[0] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = user[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'
-              || c == '+' || c == '=' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* copy_content - write the headers and the content with LF line ends to fd */
-static int copy_content(int fd, const struct delivery_job *job, const char *rcpt, int *rerr)
+static int copy_content(int fd, const struct local_job *job, const char *rcpt, int *rerr)
 {
     struct buf b = BUF_INIT;
     char *in = xmalloc(COPY_BLOCK);
@@ -115,10 +94,10 @@ static int copy_content(int fd, const struct delivery_job *job, const char *rcpt
     int rc = -1, held_cr = 0;
 
     buf_printf(&b, "Return-Path: <%s>\nDelivered-To: %s\n", job->sender, rcpt);
-    while (off < job->content_size) {
-        size_t want = (size_t) (job->content_size - off) < COPY_BLOCK
-                          ? (size_t) (job->content_size - off) : COPY_BLOCK;
-        ssize_t got = pread(job->content_fd, in, want, job->content_offset + off);
+    while (off < job->size) {
+        size_t want = (size_t) (job->size - off) < COPY_BLOCK
+                          ? (size_t) (job->size - off) : COPY_BLOCK;
+        ssize_t got = pread(job->fd, in, want, job->offset + off);
 
         if (got <= 0) {
             *rerr = got == 0 ? EIO : errno;
@@ -132,8 +111,8 @@ static int copy_content(int fd, const struct delivery_job *job, const char *rcpt
                 buf_putc(&b, in[i]);
         }
         off += got;
-        if (b.len >= COPY_BLOCK || off >= job->content_size) {
-            if (held_cr && off >= job->content_size)
+        if (b.len >= COPY_BLOCK || off >= job->size) {
+            if (held_cr && off >= job->size)
                 buf_putc(&b, '\r');
             for (size_t done = 0; done < b.len;) {
                 ssize_t w = write(fd, b.data + done, b.len - done);
@@ -149,7 +128,7 @@ static int copy_content(int fd, const struct delivery_job *job, const char *rcpt
             buf_reset(&b);
         }
     }
-    if (job->content_size == 0) {
+    if (job->size == 0) {
         for (size_t done = 0; done < b.len;) {
             ssize_t w = write(fd, b.data + done, b.len - done);
 
@@ -186,24 +165,24 @@ static void unique_name(char *out, size_t outlen, const char *host)
     h[j] = 0;
     gettimeofday(&tv, NULL);
     snprintf(out, outlen, "%lld.M%ldP%ldQ%lu.%s", (long long) tv.tv_sec, (long) tv.tv_usec,
-             (long) getpid(), ++delivery_counter, h);
+             (long) getpid(), __atomic_add_fetch(&delivery_counter, 1, __ATOMIC_RELAXED), h);
 }
 
 /* deliver_one - one recipient into its Maildir */
-static void deliver_one(const struct server_config *conf, const struct delivery_job *job,
-                        struct delivery_report *r, size_t i)
+static void deliver_one(struct local_job *job, struct delivery_report *r, size_t i)
 {
     const char *addr = job->rcpts[i], *at = strrchr(addr, '@');
-    char user[LOCAL_PART_MAX + 2], domain[DOMAIN_MAX + 2], rel[1024], name[256], failed[256];
-    char rcpt[LOCAL_PART_MAX + DOMAIN_MAX + 4];
-    int basefd = -1, mdfd = -1, tmpfd = -1, newfd = -1, fd = -1, err = 0;
+    char user[RECIPIENT_LOCAL_PART_MAX + 2], domain[DOMAIN_MAX + 2], name[256], failed[256];
+    char rcpt[RECIPIENT_LOCAL_PART_MAX + DOMAIN_MAX + 4];
+    int mdfd = -1, tmpfd = -1, newfd = -1, fd = -1, err = 0;
 
-    if (conf->local_maildir_base == NULL || *conf->local_maildir_base == 0) {
+    if (job->base == NULL) {
         delivery_set(r, i, DELIVERY_TEMP, "4.3.5",
                      "local delivery is not configured: local_maildir_base is empty");
         return;
     }
-    if (at == NULL || (size_t) (at - addr) > LOCAL_PART_MAX || strlen(at + 1) > DOMAIN_MAX) {
+    if (at == NULL || (size_t) (at - addr) > RECIPIENT_LOCAL_PART_MAX
+        || strlen(at + 1) > DOMAIN_MAX) {
         delivery_set(r, i, DELIVERY_PERM, "5.1.3", "bad recipient address syntax");
         return;
     }
@@ -212,36 +191,34 @@ static void deliver_one(const struct server_config *conf, const struct delivery_
     snprintf(domain, sizeof(domain), "%s", at + 1);
     domain_lowercase(user);
     domain_lowercase(domain);
-    if (!local_part_ok(user) || !domain_is_hostname(domain, NULL)) {
+    if (!recipient_local_part_ok(user) || !domain_is_hostname(domain, NULL)) {
         delivery_set(r, i, DELIVERY_PERM, "5.1.3", "bad recipient address syntax");
         return;
     }
     snprintf(rcpt, sizeof(rcpt), "%s@%s", user, domain);
-    if (mkdir(conf->local_maildir_base, 0700) != 0 && errno != EEXIST) {
-        io_fail(r, i, errno, "mkdir", conf->local_maildir_base);
+    mdfd = recipient_maildir_open(job->base, job->mailbox, user, domain, job->may_create[i],
+                                  failed, sizeof(failed));
+    if (mdfd < 0) {
+        if (!job->may_create[i] && (errno == ENOENT || errno == ENOTDIR))
+            delivery_set(r, i, DELIVERY_PERM, "5.1.1",
+                         "user unknown: no maildir, and no local_recipient_maps entry");
+        else
+            io_fail(r, i, errno, "open directory", failed);
         return;
     }
-    if ((basefd = open(conf->local_maildir_base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        io_fail(r, i, errno, "open", conf->local_maildir_base);
-        return;
-    }
-    snprintf(rel, sizeof(rel), "%s/%s/%s", domain, user, conf->home_mailbox);
-    if ((mdfd = open_path(basefd, rel, failed, sizeof(failed))) < 0) {
-        io_fail(r, i, errno, "open directory", failed);
-        goto out;
-    }
-    if ((tmpfd = open_child(mdfd, "tmp")) < 0 || (newfd = open_child(mdfd, "new")) < 0) {
+    if ((tmpfd = recipient_dir_open(mdfd, "tmp", 1)) < 0
+        || (newfd = recipient_dir_open(mdfd, "new", 1)) < 0) {
         io_fail(r, i, errno, "open directory", tmpfd < 0 ? "tmp" : "new");
         goto out;
     }
-    int cur = open_child(mdfd, "cur");
+    int cur = recipient_dir_open(mdfd, "cur", 1);
     if (cur < 0) {
         io_fail(r, i, errno, "open directory", "cur");
         goto out;
     }
     close(cur);
     for (int tries = 0; fd < 0; tries++) {
-        unique_name(name, sizeof(name), conf->myhostname ? conf->myhostname : "localhost");
+        unique_name(name, sizeof(name), job->host);
         fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 && (errno != EEXIST || tries > 10)) {
             io_fail(r, i, errno, "create", "tmp file");
@@ -267,7 +244,8 @@ static void deliver_one(const struct server_config *conf, const struct delivery_
         goto fail_unlink;
     }
     if (unlinkat(tmpfd, name, 0) != 0)
-        log_warn("%s: cannot remove maildir tmp/%s: %s", job->id, name, strerror(errno));
+        buf_printf(&job->warnings, "%s: cannot remove maildir tmp/%s: %s\n", job->id, name,
+                   strerror(errno));
     if (fsync(newfd) != 0) {
         io_fail(r, i, errno, "fsync", "new/");
         goto out;
@@ -288,106 +266,262 @@ out:
         close(tmpfd);
     if (mdfd >= 0)
         close(mdfd);
-    if (basefd >= 0)
-        close(basefd);
+}
+
+/* job_run - deliver every recipient of job into report; stops early when *stop is set */
+static void job_run(struct local_job *job, struct delivery_report *report, const int *stop)
+{
+    long long start = clock_now_ms();
+
+    snprintf(report->relay, sizeof(report->relay), "local");
+    for (size_t i = 0; i < job->nrcpt && i < report->nrcpt; i++) {
+        if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
+            break; /* the rest stay "delivery not attempted" and are not reported anyway */
+        deliver_one(job, report, i);
+    }
+    report->conn_time = 0;
+    report->xmit_time = (double) (clock_now_ms() - start) / 1000.0;
+}
+
+/* job_new - a private copy of what delivering job needs (on the caller's thread) */
+static struct local_job *job_new(const struct server_config *conf, const struct delivery_job *job)
+{
+    struct local_job *lj = xcalloc(1, sizeof(*lj));
+
+    lj->fd = -1;
+    lj->id = xstrdup(job->id);
+    lj->sender = xstrdup(job->sender);
+    lj->nrcpt = job->nrcpt;
+    lj->rcpts = xcalloc(job->nrcpt ? job->nrcpt : 1, sizeof(char *));
+    lj->may_create = xcalloc(job->nrcpt ? job->nrcpt : 1, 1);
+    for (size_t i = 0; i < job->nrcpt; i++) {
+        lj->rcpts[i] = xstrdup(job->rcpts[i]);
+        /* a Maildir is made only for a recipient a local_recipient_maps entry names */
+        lj->may_create[i] = conf->local_recipients != NULL
+                            && recipient_map_lookup(conf->local_recipients, job->rcpts[i], 1);
+    }
+    lj->offset = job->content_offset;
+    lj->size = job->content_size;
+    if (conf->local_maildir_base && *conf->local_maildir_base)
+        lj->base = xstrdup(conf->local_maildir_base);
+    lj->mailbox = xstrdup(conf->home_mailbox ? conf->home_mailbox : "Maildir/");
+    lj->host = xstrdup(conf->myhostname ? conf->myhostname : "localhost");
+    delivery_report_init(&lj->report, job->nrcpt);
+    return lj;
+}
+
+/* job_free - release a job and its copies */
+static void job_free(struct local_job *lj)
+{
+    free(lj->id);
+    free(lj->sender);
+    for (size_t i = 0; i < lj->nrcpt; i++)
+        free(lj->rcpts[i]);
+    free(lj->rcpts);
+    free(lj->may_create);
+    if (lj->fd >= 0 && close(lj->fd) != 0)
+        log_warn("local: close content: %s", strerror(errno));
+    free(lj->base);
+    free(lj->mailbox);
+    free(lj->host);
+    delivery_report_free(&lj->report);
+    buf_free(&lj->warnings);
+    free(lj);
+}
+
+/* log_warnings - a job's worker lines, logged on the caller's thread */
+static void log_warnings(struct local_job *lj)
+{
+    char *save = NULL;
+
+    if (lj->warnings.len == 0)
+        return;
+    for (char *line = strtok_r(lj->warnings.data, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        log_warn("%s", line);
+    buf_reset(&lj->warnings);
 }
 
 /* local_transport_deliver_now - deliver every recipient of job, synchronously */
 void local_transport_deliver_now(const struct server_config *conf, const struct delivery_job *job,
                                  struct delivery_report *report)
 {
-    long long start = clock_now_ms();
+    struct local_job *lj = job_new(conf, job);
 
-    snprintf(report->relay, sizeof(report->relay), "local");
-    for (size_t i = 0; i < job->nrcpt && i < report->nrcpt; i++)
-        deliver_one(conf, job, report, i);
-    report->conn_time = 0;
-    report->xmit_time = (double) (clock_now_ms() - start) / 1000.0;
+    lj->fd = job->content_fd; /* borrowed: not closed by job_free */
+    job_run(lj, report, NULL);
+    lj->fd = -1;
+    log_warnings(lj);
+    job_free(lj);
 }
 
-/* unlink_pending - take p off the transport's list */
-static void unlink_pending(struct local_pending *p)
+/* queue_put - append lj to a list */
+static void queue_put(struct local_job **head, struct local_job **tail, struct local_job *lj)
 {
-    if (p->prev)
-        p->prev->next = p->next;
+    lj->next = NULL;
+    if (*tail)
+        (*tail)->next = lj;
     else
-        p->t->pending = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+        *head = lj;
+    *tail = lj;
 }
 
-/* report_cb - hand one finished job's report to the qmgr */
-static void report_cb(evutil_socket_t fd, short what, void *arg)
+/* worker - thread body: take jobs from the inbox, deliver, hand them to the outbox */
+static void *worker(void *arg)
 {
-    struct local_pending *p = arg;
+    struct local_transport *t = arg;
+    uint64_t one = 1;
 
-    (void) fd;
-    (void) what;
-    unlink_pending(p);
-    p->done(p->ctx, &p->report);
-    delivery_report_free(&p->report);
-    event_free(p->ev);
-    free(p);
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        struct local_job *lj;
+
+        while (!t->stop && t->inbox == NULL)
+            pthread_cond_wait(&t->work, &t->mu);
+        if (t->stop)
+            break;
+        lj = t->inbox;
+        t->inbox = lj->next;
+        if (t->inbox == NULL)
+            t->inbox_tail = NULL;
+        pthread_mutex_unlock(&t->mu);
+        job_run(lj, &lj->report, &t->stop);
+        pthread_mutex_lock(&t->mu);
+        queue_put(&t->outbox, &t->outbox_tail, lj);
+        /* an eventfd write fails only when the counter would overflow: the loop is due anyway */
+        if (write(t->efd, &one, sizeof(one)) != (ssize_t) sizeof(one) && errno != EAGAIN)
+            log_panic("local: eventfd write: %s", strerror(errno));
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
 }
 
-/* local_transport_new - a local transport on base */
+/* out_event - finished jobs: log their lines and hand their reports to the qmgr */
+static void out_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct local_transport *t = arg;
+    struct local_job *list;
+    uint64_t n;
+
+    (void) what;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_warn("local: eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&t->mu);
+    list = t->outbox;
+    t->outbox = t->outbox_tail = NULL;
+    pthread_mutex_unlock(&t->mu);
+    while (list) {
+        struct local_job *lj = list;
+
+        list = lj->next;
+        log_warnings(lj);
+        lj->done(lj->ctx, &lj->report);
+        job_free(lj);
+    }
+}
+
+/* local_transport_new - a local transport on base, with its worker threads */
 struct local_transport *local_transport_new(struct event_base *base,
-                                            const struct server_config *conf)
+                                            const struct server_config *conf, char *err,
+                                            size_t errlen)
 {
     struct local_transport *t = xcalloc(1, sizeof(*t));
+    sigset_t all, old;
+    int rc = 0;
 
     t->base = base;
     t->conf = conf;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->work, NULL);
+    if ((t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "local: eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if ((t->out_ev = event_new(base, t->efd, EV_READ | EV_PERSIST, out_event, t)) == NULL
+        || event_add(t->out_ev, NULL) != 0) {
+        snprintf(err, errlen, "local: cannot watch an eventfd with libevent");
+        goto fail;
+    }
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < LOCAL_TRANSPORT_WORKERS && rc == 0; i++)
+        if ((rc = pthread_create(&t->threads[i], NULL, worker, t)) == 0)
+            t->nthreads++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "local: cannot start a delivery thread: %s", strerror(rc));
+        goto fail;
+    }
     return t;
+fail:
+    local_transport_free(t);
+    return NULL;
 }
 
-/* local_transport_set_config - use a reloaded configuration */
+/* local_transport_set_config - use a reloaded configuration for jobs started from now on */
 void local_transport_set_config(struct local_transport *t, const struct server_config *conf)
 {
     t->conf = conf;
 }
 
-/* local_transport_deliver - deliver now, report from the event loop */
+/* local_transport_deliver - queue job for a worker; done follows from the event loop */
 int local_transport_deliver(struct local_transport *t, const struct delivery_job *job,
                             delivery_done_fn done, void *ctx)
 {
-    struct local_pending *p = xcalloc(1, sizeof(*p));
-    struct timeval zero = { 0, 0 };
+    struct local_job *lj;
+    int fd = fcntl(job->content_fd, F_DUPFD_CLOEXEC, 0);
 
-    p->t = t;
-    p->done = done;
-    p->ctx = ctx;
-    if ((p->ev = evtimer_new(t->base, report_cb, p)) == NULL) {
-        free(p);
+    if (fd < 0) {
+        log_warn("%s: local: cannot duplicate the content descriptor: %s", job->id,
+                 strerror(errno));
         return -1;
     }
-    if (evtimer_add(p->ev, &zero) != 0) {
-        event_free(p->ev);
-        free(p);
-        return -1;
-    }
-    /* the report goes out only when the loop runs again, after this call returned */
-    delivery_report_init(&p->report, job->nrcpt);
-    local_transport_deliver_now(t->conf, job, &p->report);
-    p->next = t->pending;
-    if (p->next)
-        p->next->prev = p;
-    t->pending = p;
+    lj = job_new(t->conf, job);
+    lj->fd = fd;
+    lj->done = done;
+    lj->ctx = ctx;
+    pthread_mutex_lock(&t->mu);
+    queue_put(&t->inbox, &t->inbox_tail, lj);
+    pthread_cond_signal(&t->work);
+    pthread_mutex_unlock(&t->mu);
     return 0;
 }
 
-/* local_transport_free - drop unreported results (the queue keeps them pending) */
+/* drop_list - free unreported jobs; a finished one may have delivered copies already */
+static void drop_list(struct local_job *list, int finished)
+{
+    while (list) {
+        struct local_job *lj = list;
+        size_t ok = 0;
+
+        list = lj->next;
+        for (size_t i = 0; finished && i < lj->report.nrcpt; i++)
+            ok += lj->report.rcpt[i].status == DELIVERY_OK;
+        if (ok)
+            log_warn("%s: stopping: %zu maildir deliveries not recorded in the queue; "
+                     "they will be delivered again", lj->id, ok);
+        job_free(lj);
+    }
+}
+
+/* local_transport_free - stop the workers (after their current recipient), drop unreported jobs */
 void local_transport_free(struct local_transport *t)
 {
     if (t == NULL)
         return;
-    while (t->pending) {
-        struct local_pending *p = t->pending;
-
-        unlink_pending(p);
-        delivery_report_free(&p->report);
-        event_free(p->ev);
-        free(p);
-    }
+    pthread_mutex_lock(&t->mu);
+    __atomic_store_n(&t->stop, 1, __ATOMIC_RELAXED);
+    pthread_cond_broadcast(&t->work);
+    pthread_mutex_unlock(&t->mu);
+    for (int i = 0; i < t->nthreads; i++)
+        pthread_join(t->threads[i], NULL);
+    drop_list(t->inbox, 0);
+    drop_list(t->outbox, 1);
+    if (t->out_ev)
+        event_free(t->out_ev);
+    if (t->efd >= 0 && close(t->efd) != 0)
+        log_warn("local: close eventfd: %s", strerror(errno));
+    pthread_cond_destroy(&t->work);
+    pthread_mutex_destroy(&t->mu);
     free(t);
 }

@@ -166,17 +166,28 @@ static int write_conf(struct server_config *conf, const char *extra)
     return 0;
 }
 
-/* test_local - Maildir delivery through local_transport_deliver_now */
+/* test_local - Maildir delivery through local_transport_deliver_now: a Maildir is
+   made only for a local_recipient_maps entry, an existing one is used, others bounce */
 static void test_local(void)
 {
     struct server_config conf;
     struct delivery_report rep;
-    const char *rcpts[] = { "Ann@local.test", ".bad@local.test" };
+    const char *rcpts[] = { "Ann@local.test", ".bad@local.test", "zed@local.test",
+                            "old@local.test" };
     const char *content = "Subject: x\r\n\r\nline\r\n";
-    char path[256], buf[512];
+    char path[256], buf[512], extra[256];
+    struct stat st;
     FILE *fp;
 
-    if (write_conf(&conf, "") != 0) {
+    snprintf(path, sizeof(path), "%s/local-users", top);
+    fp = fopen(path, "w");
+    fputs("ann@local.test OK\n", fp);
+    fclose(fp);
+    snprintf(path, sizeof(path), "mkdir -p %s/mail/local.test/old/Maildir", top);
+    if (system(path) != 0)
+        printf("cannot make the old Maildir\n");
+    snprintf(extra, sizeof(extra), "local_recipient_maps = %s/local-users\n", top);
+    if (write_conf(&conf, extra) != 0) {
         TEST_CHECK(0, "config loads");
         return;
     }
@@ -184,14 +195,19 @@ static void test_local(void)
     fp = fopen(path, "w+");
     fputs(content, fp);
     fflush(fp);
-    struct delivery_job job = { "ID1", "s@src.test", rcpts, 2, fileno(fp), 0,
+    struct delivery_job job = { "ID1", "s@src.test", rcpts, 4, fileno(fp), 0,
                                 (off_t) strlen(content), { 0 } };
-    delivery_report_init(&rep, 2);
+    delivery_report_init(&rep, 4);
     local_transport_deliver_now(&conf, &job, &rep);
     TEST_INTEQ(rep.rcpt[0].status, DELIVERY_OK);
     TEST_STREQ(rep.rcpt[0].text, "delivered to maildir");
     TEST_INTEQ(rep.rcpt[1].status, DELIVERY_PERM);
     TEST_STREQ(rep.rcpt[1].dsn, "5.1.3");
+    TEST_INTEQ(rep.rcpt[2].status, DELIVERY_PERM);
+    TEST_STREQ(rep.rcpt[2].dsn, "5.1.1");
+    snprintf(path, sizeof(path), "%s/mail/local.test/zed", top);
+    TEST_CHECK(stat(path, &st) != 0, "no Maildir made for an unlisted recipient");
+    TEST_INTEQ(rep.rcpt[3].status, DELIVERY_OK);
     TEST_STREQ(rep.relay, "local");
     snprintf(buf, sizeof(buf), "cat %s/mail/local.test/ann/Maildir/new/* 2>/dev/null", top);
     FILE *p = popen(buf, "r");
