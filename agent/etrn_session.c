@@ -23,6 +23,7 @@ struct session_trace {
     struct buf last_text;
     struct buf reading;     /* lines of a multi-line reply so far */
     int auth_sent;          /* an AUTH command went out on this connection */
+    int in_auth;            /* an AUTH exchange runs: client lines are credentials */
     int greeted;            /* a 220 greeting arrived during this perform */
 };
 
@@ -44,6 +45,8 @@ static void session_trace_line(struct session_trace *tr, const char *line, size_
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 
     tr->last_code = code;
+    if (code != 334)
+        tr->in_auth = 0;
     buf_reset(&tr->last_text);
     buf_puts(&tr->last_text, buf_cstr(&tr->reading));
     if (code == 220 && !tr->in_etrn)
@@ -55,6 +58,17 @@ static void session_trace_line(struct session_trace *tr, const char *line, size_
         buf_puts(&tr->etrn_text, buf_cstr(&tr->reading));
     }
     buf_reset(&tr->reading);
+}
+
+/* auth_mechanism - length of the mechanism name after "AUTH " (at most 20) */
+static int auth_mechanism(const char *data, size_t size)
+{
+    int n = 0;
+
+    while (5 + (size_t) n < size && n < 20
+           && (isalnum((unsigned char) data[5 + n]) || data[5 + n] == '-' || data[5 + n] == '_'))
+        n++;
+    return n;
 }
 
 /* session_debug - libcurl's view of the wire: replies in, commands out */
@@ -69,15 +83,22 @@ static int session_debug(CURL *curl, curl_infotype type, char *data, size_t size
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t) (end - p));
             size_t n = nl ? (size_t) (nl - p + 1) : (size_t) (end - p);
+            size_t shown = n;
 
-            log_debug("S: %.*s", (int) (n && p[n - 1] == '\n' ? n - 1 : n), p);
+            while (shown && (p[shown - 1] == '\n' || p[shown - 1] == '\r'))
+                shown--;
+            log_debug("S: %.*s", (int) shown, p);
             session_trace_line(tr, p, n);
             p += n;
         }
     } else if (type == CURLINFO_HEADER_OUT) {
+        /* from AUTH to its final reply, every client line is a credential */
         if (size >= 5 && strncasecmp(data, "AUTH ", 5) == 0) {
             tr->auth_sent = 1;
-            log_debug("C: AUTH (credentials not shown)");
+            tr->in_auth = 1;
+            log_debug("C: AUTH %.*s (credentials not shown)", auth_mechanism(data, size), data + 5);
+        } else if (tr->in_auth) {
+            log_debug("C: (credentials not shown)");
         } else {
             log_debug("C: %.*s", (int) (size && data[size - 1] == '\n' ? size - 2 : size), data);
         }
@@ -190,6 +211,7 @@ static int session_open(CURL *curl, const struct etrn_target *t, struct session_
     CURLcode rc;
 
     tr->auth_sent = 0;
+    tr->in_auth = 0;
     tr->greeted = 0;
     tr->last_code = 0;
     errbuf[0] = 0;

@@ -15,7 +15,9 @@
  * command went out, the session fails (ETRN_PERM) before any ETRN is sent.
  * libcurl does not check custom commands, so every argument is validated
  * again here (domain_etrn_arg) and an invalid one never reaches the wire.
- * `timeout` bounds the whole session, connect to QUIT.
+ * `timeout` bounds the whole session, connect to QUIT. With -v the dialogue
+ * is logged, but from an AUTH command to its final (non-334) reply every
+ * client line is shown as "(credentials not shown)".
  *
  * The result owns its strings; etrn_session_free() releases them.
  * curl_global_init() must have been called.

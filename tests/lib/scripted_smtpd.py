@@ -8,7 +8,8 @@ so a test can assert what the agent really sent.
   scripted_smtpd.py --listen ADDR:PORT --log FILE
       [--etrn-reply 'DOMAIN=CODE TEXT' ...] [--default-etrn-reply 'CODE TEXT']
       [--no-starttls] [--tls-cert CERT --tls-key KEY] [--implicit-tls]
-      [--auth USER:PASS] [--no-auth-advertised] [--silent] [--ready-file FILE]
+      [--auth USER:PASS] [--auth-mechs 'PLAIN LOGIN'] [--no-auth-advertised]
+      [--silent] [--ready-file FILE]
       [--accept-mail [--mail-reply 'CODE TEXT'] [--rcpt-reply 'ADDRESS=CODE TEXT' ...]
        [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']]
 
@@ -30,8 +31,9 @@ ready file then holds the real ADDR:PORT).
 Behaviour: 220 greeting; EHLO advertises ETRN, PIPELINING, STARTTLS (with a
 certificate, without --no-starttls, before TLS) and AUTH PLAIN LOGIN (with
 --auth, once TLS is active or when no certificate is given, without
---no-auth-advertised); HELO; STARTTLS; AUTH PLAIN / LOGIN (235 on the right
-USER:PASS, 535 5.7.8 otherwise); ETRN ARG answers the reply configured for
+--no-auth-advertised; --auth-mechs narrows the list); HELO; STARTTLS; AUTH
+PLAIN / LOGIN (235 on the right USER:PASS, 535 5.7.8 otherwise; a mechanism
+not in --auth-mechs 504); ETRN ARG answers the reply configured for
 exactly ARG, else --default-etrn-reply (default "250 Queuing started");
 NOOP and RSET 250; QUIT 221 and close; anything else 502. ETRN or AUTH
 before EHLO/HELO get 503 (as in Postfix); AUTH before TLS when a
@@ -235,7 +237,7 @@ class Session:
             if self.starttls_offered():
                 ext.append("STARTTLS")
             if self.auth_offered():
-                ext.append("AUTH PLAIN LOGIN")
+                ext.append("AUTH " + " ".join(self.opts.auth_mechs))
             lines = ["250-%s" % HOSTNAME]
             lines += ["250-" + e for e in ext[:-1]]
             lines.append("250 " + ext[-1])
@@ -336,6 +338,9 @@ class Session:
             return
         mech, _, initial = arg.partition(" ")
         mech = mech.upper()
+        if mech not in self.opts.auth_mechs:
+            self.send("504 5.5.4 Unrecognized authentication type")
+            return
         if mech == "PLAIN":
             resp = initial if initial else self.challenge("")
             if resp is None:
@@ -398,6 +403,8 @@ def parse_args(argv):
     p.add_argument("--tls-key")
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--auth", help="USER:PASS")
+    p.add_argument("--auth-mechs", default="PLAIN LOGIN",
+                   help="mechanisms offered and taken, a subset of 'PLAIN LOGIN'")
     p.add_argument("--no-auth-advertised", action="store_true")
     p.add_argument("--silent", action="store_true")
     p.add_argument("--ready-file")
@@ -451,6 +458,9 @@ def parse_args(argv):
         if not sep:
             p.error("--auth: want USER:PASS")
         o.auth = (user.encode("utf-8"), pw.encode("utf-8"))
+    o.auth_mechs = o.auth_mechs.upper().split()
+    if not o.auth_mechs or any(m not in ("PLAIN", "LOGIN") for m in o.auth_mechs):
+        p.error("--auth-mechs: want PLAIN and/or LOGIN, got %r" % o.auth_mechs)
     try:
         o.family, o.addr, o.port = parse_hostport(o.listen)
     except ValueError as e:
