@@ -11,6 +11,7 @@
 
 #include "exitcode.h"
 #include "log.h"
+#include "printable.h"
 
 #define LOG_LINE_MAX 4000
 
@@ -106,9 +107,7 @@ static void log_write(enum log_level level, const char *fmt, va_list ap)
     len = vsnprintf(text, sizeof(text), fmt, ap);
     if (len < 0)
         snprintf(text, sizeof(text), "(unformattable log text)");
-    for (char *p = text; *p; p++)
-        if ((unsigned char) *p < 0x20 || *p == 0x7f)
-            *p = '?';
+    printable(text, '?');
 
     switch (log_state.target) {
     case LOG_TO_SYSLOG:

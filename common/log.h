@@ -13,7 +13,9 @@
  * log_debug() prints only after log_set_verbose(1). log_fatal() exits with
  * EX_SOFTWARE, log_fatal_code() with the given status; log_panic() is for a
  * broken invariant and aborts (core dump). Lines are cut at 4000 bytes and
- * control characters are shown as '?', so hostile input cannot forge lines.
+ * every byte outside printable ASCII (control characters, bytes >= 0x80) is
+ * shown as '?' (printable.h), so hostile input cannot forge lines or reach
+ * a terminal raw.
  */
 #ifndef ETRNKIT_LOG_H
 #define ETRNKIT_LOG_H

@@ -1,4 +1,4 @@
-/* Unit tests for common/: durations, domains, ETRN arguments, buffers, config. */
+/* Unit tests for common/: durations, domains, ETRN arguments, buffers, config, printable. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -6,6 +6,7 @@
 #include "config.h"
 #include "domain.h"
 #include "duration.h"
+#include "printable.h"
 #include "test.h"
 
 static void test_duration(void)
@@ -95,6 +96,23 @@ static void test_buf(void)
     TEST_CHECK(b.data == NULL && b.len == 0, "buf_steal resets");
     free(s);
     buf_free(&b);
+}
+
+static void test_printable(void)
+{
+    char s[] = "ok \x1b[2J\a\t\x7f\xc3\xa9 ~end";
+    char mem[] = { 'a', '\0', '\x1b', '\x80', 'z' };
+    char *d;
+
+    TEST_STREQ(printable(s, '?'), "ok ?[2J????? ~end");
+    printable_mem(mem, sizeof(mem), '_');
+    TEST_CHECK(memcmp(mem, "a___z", 5) == 0, "printable_mem: got %.5s", mem);
+    d = printable_dup("\r\nbcc: x", ' ');
+    TEST_STREQ(d, "  bcc: x");
+    free(d);
+    d = printable_dup("", '?');
+    TEST_STREQ(d, "");
+    free(d);
 }
 
 struct sample_conf {
@@ -207,5 +225,6 @@ int main(void)
     test_etrn_args();
     test_buf();
     test_config();
+    test_printable();
     return test_summary();
 }
