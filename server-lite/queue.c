@@ -1087,13 +1087,17 @@ static int parse_file(struct queue *q, FILE *fp, const char *id, struct queue_ms
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
-    long long v, nrcpt = 0;
+    long long v, nrcpt = 0, room;
     const char *val;
     int rc = QUEUE_CORRUPT;
     struct stat st;
 
 #define NEXT() ((n = getline(&line, &cap, fp)) > 0 && line[n - 1] == '\n' ? (line[--n] = 0, 1) : 0)
 #define BAD(...) do { qerr(q, QUEUE_CORRUPT, __VA_ARGS__); goto out; } while (0)
+    if (fstat(fileno(fp), &st) != 0) {
+        rc = qerr(q, QUEUE_ERR, "fstat: %s", strerror(errno));
+        goto out;
+    }
     if (!NEXT() || strcmp(line, "ETRNKIT-QUEUE 1") != 0)
         BAD("not a version 1 queue file");
     if (!NEXT() || (val = field(line, "size")) == NULL || strlen(val) != SIZE_DIGITS
@@ -1114,6 +1118,11 @@ static int parse_file(struct queue *q, FILE *fp, const char *id, struct queue_ms
     if (!NEXT() || (val = field(line, "rcpts")) == NULL || parse_num(val, &nrcpt) != 0
         || nrcpt < 1 || nrcpt > RCPT_MAX)
         BAD("bad rcpts line");
+    /* a record takes at least RCPT_FIXED + 2 bytes: check before allocating for them */
+    room = ((long long) st.st_size - (long long) ftello(fp)) / (long long) (RCPT_FIXED + 2);
+    if (nrcpt > room)
+        BAD("rcpts %lld, but the file has room for at most %lld recipient records", nrcpt,
+            room > 0 ? room : 0);
     msg->rcpts = xcalloc((size_t) nrcpt, sizeof(*msg->rcpts));
     for (long long i = 0; i < nrcpt; i++) {
         struct queue_rcpt *r = &msg->rcpts[i];
@@ -1139,10 +1148,6 @@ static int parse_file(struct queue *q, FILE *fp, const char *id, struct queue_ms
     if (!NEXT() || strcmp(line, "data") != 0)
         BAD("missing data line");
     msg->data_offset = ftello(fp);
-    if (fstat(fileno(fp), &st) != 0) {
-        rc = qerr(q, QUEUE_ERR, "fstat: %s", strerror(errno));
-        goto out;
-    }
     if (st.st_size != msg->data_offset + msg->size)
         BAD("file is %lld bytes, header says %lld", (long long) st.st_size,
             (long long) (msg->data_offset + msg->size));

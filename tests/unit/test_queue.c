@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -306,6 +308,104 @@ static void test_recover(void)
     queue_close(&q);
 }
 
+/* capture_recover - queue_recover() with standard error (its warnings) in log */
+static int capture_recover(struct queue *q, char *log, size_t loglen)
+{
+    char logpath[128];
+    FILE *fp;
+    int saved, lfd, rc;
+
+    snprintf(logpath, sizeof(logpath), "%s.log", top);
+    fflush(stderr);
+    saved = dup(2);
+    lfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(lfd, 2);
+    rc = queue_recover(q);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(lfd);
+    log[0] = 0;
+    if ((fp = fopen(logpath, "r")) != NULL) {
+        size_t n = fread(log, 1, loglen - 1, fp);
+
+        log[n] = 0;
+        fclose(fp);
+    }
+    unlink(logpath);
+    return rc;
+}
+
+/* test_rcpts_bound - a recipient count the file cannot hold is refused before any allocation */
+static void test_rcpts_bound(void)
+{
+    struct queue q;
+    struct queue_msg msg;
+    char id[QUEUE_ID_MAX + 1], cmd[512], log[4096], want[256];
+    char saved_top[sizeof(top)];
+
+    /* a queue of its own: make_msg wants an empty incoming/ */
+    memcpy(saved_top, top, sizeof(top));
+    snprintf(top, sizeof(top), "%s/bound", saved_top);
+    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(make_msg(&q, "body\r\n", id, sizeof(id)), QUEUE_OK);
+    /* a good file of 3 recipients that claims a million */
+    snprintf(cmd, sizeof(cmd), "sed -e 's/^rcpts 3$/rcpts 1000000/' -e 's/^id .*/id ABCD02/' "
+             "%s/incoming/%s >%s/deferred/ABCD02", top, id, top);
+    TEST_INTEQ(system(cmd), 0);
+    TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, "ABCD02", &msg), QUEUE_CORRUPT);
+    TEST_CHECK(strstr(queue_error(&q), "rcpts 1000000, but the file has room for at most ") != NULL,
+               "the error names the count and the bound: %s", queue_error(&q));
+
+    /* ~280 MB for 1000000 records: in an address space of 128 MB more than now,
+       the old loader died in xcalloc; the bound refuses the file instead */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        unsigned long pages = 0;
+        FILE *fp = fopen("/proc/self/statm", "r");
+        struct rlimit rl;
+
+        if (fp == NULL || fscanf(fp, "%lu", &pages) != 1)
+            _exit(3);
+        fclose(fp);
+        rl.rlim_cur = rl.rlim_max = pages * (rlim_t) sysconf(_SC_PAGESIZE) + (128u << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(4);
+        _exit(queue_load(&q, QUEUE_DEFERRED, "ABCD02", &msg) == QUEUE_CORRUPT ? 0 : 1);
+    }
+    int status = 0;
+
+    TEST_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork and wait");
+    TEST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "load under a 128 MB address space limit: QUEUE_CORRUPT, not a crash (status %#x)",
+               status);
+#else
+    printf("SKIP address space limit: AddressSanitizer reserves more than that\n");
+#endif
+
+    /* recovery moves it to corrupt/ and says why, naming the file */
+    TEST_INTEQ(capture_recover(&q, log, sizeof(log)), QUEUE_OK);
+    TEST_CHECK(exists("corrupt", "ABCD02"), "the file is kept in corrupt/");
+    TEST_INTEQ(count_files("corrupt"), 1);
+    TEST_INTEQ(count_files("deferred"), 0);
+    TEST_CHECK(exists("incoming", id), "the good message stays");
+    snprintf(want, sizeof(want), "warning: %s/deferred/ABCD02: rcpts 1000000, but the file has room "
+             "for at most ", top);
+    TEST_CHECK(strstr(log, want) != NULL && strstr(log, " recipient records; moved to corrupt/") != NULL,
+               "the warning names the file and the problem: %s", log);
+    queue_close(&q);
+    memcpy(top, saved_top, sizeof(top));
+}
+
 /* test_disk_full - ENOSPC comes back as QUEUE_NOSPACE (needs root for a tiny tmpfs) */
 static void test_disk_full(void)
 {
@@ -593,6 +693,7 @@ int main(void)
     test_round_trip();
     test_bad_ids();
     test_recover();
+    test_rcpts_bound();
     test_disk_full();
     test_async();
     test_open_links();
