@@ -109,6 +109,7 @@
 #define SMTP_CONN_MAXAGE 30L       /* idle cached connections older than this are closed */
 #define SMTP_MAX_TARGETS 10        /* addresses tried per delivery, over all MX hosts */
 #define SMTP_REPLY_MAX 600         /* reply text kept per command */
+#define SMTP_REPLY_TEXT_MAX 4096   /* a reply's text while it is read (Postfix keeps 4 KB) */
 #define SMTP_STOP_GRACE_MS 2000    /* free(): a worker's time to stop before its sockets are cut */
 #define SMTP_STOP_ROUNDS 10        /* then cut again once a second this often, then wait */
 #define SMTP_LOG_MAX 2000          /* a worker's log line */
@@ -155,6 +156,7 @@ struct attempt {
     int out_midline;          /* the last HEADER_OUT chunk did not end a line */
     struct buf line;          /* partial reply line */
     struct buf text;          /* reply being collected (multi-line) */
+    int text_cut;             /* it went over SMTP_REPLY_TEXT_MAX: the rest was dropped */
     int mail_sent;            /* MAIL FROM went out on this attempt */
     enum stage last_cmd;      /* the last command sent */
     int tls_hello;            /* an EHLO reply came after a 220 to STARTTLS */
@@ -672,6 +674,7 @@ static void dialogue_reset(struct attempt *a)
     a->last_cmd = ST_NONE;
     buf_reset(&a->line);
     buf_reset(&a->text);
+    a->text_cut = 0;
 }
 
 /* store - copy a complete reply */
@@ -733,15 +736,29 @@ static void reply_line(struct attempt *a, const char *line)
         code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
         last = line[3] != '-';
     }
-    if (a->text.len == 0) {
-        buf_puts(&a->text, line);
-    } else {
-        buf_putc(&a->text, ' ');
-        buf_puts(&a->text, code ? line + (line[3] ? 4 : 3) : line);
+    const char *add = a->text.len == 0 || !code ? line : line + (line[3] ? 4 : 3);
+    size_t n = strlen(add) + (a->text.len > 0);
+
+    /* a reply of any number of lines is kept to SMTP_REPLY_TEXT_MAX bytes */
+    if (a->text.len + n > SMTP_REPLY_TEXT_MAX) {
+        n = SMTP_REPLY_TEXT_MAX - a->text.len;
+        a->text_cut = 1;
     }
+    if (n > 0 && a->text.len > 0) {
+        buf_putc(&a->text, ' ');
+        n--;
+    }
+    buf_append(&a->text, add, n);
     if (code && last) {
+        if (a->text_cut) {
+            const struct target *tg = &a->job->targets[a->job->cur];
+
+            wlog(a->job->w, WL_WARN, "%s: reply from %s[%s] truncated to %d bytes", a->job->id,
+                 tg->name, tg->addr, SMTP_REPLY_TEXT_MAX);
+        }
         got_reply(a, code, buf_cstr(&a->text));
         buf_reset(&a->text);
+        a->text_cut = 0;
     }
 }
 
@@ -776,8 +793,10 @@ static int debug_cb(CURL *easy, curl_infotype type, char *data, size_t size, voi
                 wlog(a->job->w, WL_DEBUG, "%s: < %s", a->job->id, buf_cstr(&a->line));
                 reply_line(a, buf_cstr(&a->line));
                 buf_reset(&a->line);
-            } else if (a->line.len < 4096) {
+            } else if (a->line.len < SMTP_REPLY_TEXT_MAX) {
                 buf_putc(&a->line, data[i]);
+            } else {
+                a->text_cut = 1;
             }
         }
         break;
