@@ -14,14 +14,7 @@
 
 #include "alloc.h"
 #include "delivery.h"
-
-/* clean_text - blank out control characters in place */
-static void clean_text(char *s)
-{
-    for (unsigned char *p = (unsigned char *) s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = ' ';
-}
+#include "printable.h"
 
 /* set_dsn - copy a DSN code, "4.3.0" when it is empty or too long */
 static void set_dsn(char *out, size_t outlen, const char *dsn, enum delivery_status status)
@@ -67,7 +60,7 @@ static void set_one(struct delivery_report *r, size_t i, enum delivery_status st
     /* vsnprintf truncates at the buffer: QUEUE_REASON_MAX bytes kept */
     if (vsnprintf(rc->text, sizeof(rc->text), fmt, ap) < 0)
         snprintf(rc->text, sizeof(rc->text), "(unprintable reason)");
-    clean_text(rc->text);
+    printable(rc->text, '?'); /* remote reply text: no escapes, no forged log lines */
 }
 
 /* delivery_set - fill recipient i (ignored when i is out of range) */

@@ -12,7 +12,8 @@
  * one (a connection failure). delivery_from_reply() turns an SMTP reply code
  * and text into a status and a DSN code (the text's own "X.Y.Z" when it has
  * one, else X.0.0 from the code). All text is truncated at QUEUE_REASON_MAX
- * and CR/LF/control characters become blanks.
+ * and every byte outside printable ASCII (CR, LF, ESC, UTF-8) becomes '?',
+ * as Postfix's smtp client masks reply text (printable.h).
  */
 #ifndef ETRNKIT_DELIVERY_H
 #define ETRNKIT_DELIVERY_H

@@ -32,6 +32,7 @@
 #include "control.h"
 #include "domain.h"
 #include "exitcode.h"
+#include "printable.h"
 #include "queue.h"
 #include "server_config.h"
 
@@ -56,10 +57,18 @@ static _Noreturn void usage(void)
     exit(EXIT_USAGE);
 }
 
-/* print_and_free - write out to stdout and free it; the exit status */
+/* print_and_free - write out to stdout, peer text masked (printable.h), and free it; the exit status */
 static int print_and_free(struct buf *out)
 {
-    int ok = fwrite(out->data, 1, out->len, stdout) == out->len && fflush(stdout) == 0;
+    int ok;
+
+    buf_cstr(out);
+    for (char *line = out->data, *nl; line < out->data + out->len; line = nl + 1) {
+        if ((nl = memchr(line, '\n', out->len - (size_t) (line - out->data))) == NULL)
+            nl = out->data + out->len;
+        printable_mem(line, (size_t) (nl - line), '?');
+    }
+    ok = fwrite(out->data, 1, out->len, stdout) == out->len && fflush(stdout) == 0;
 
     if (!ok)
         perror("etrn-queue: write");
@@ -533,14 +542,14 @@ static int control_request(const char *queue_directory, const char *request, int
     rc = status_exit(line);
     if (rc != EXIT_OK) {
         fprintf(stderr, "etrn-queue: %s\n", rc == EXIT_SOFTWARE ? "unexpected answer from etrn-server"
-                                                                : text);
-    } else if (status && json) {
-        if (printf("%s\n", body) < 0 || fflush(stdout) != 0)
-            rc = EXIT_IOERR;
-    } else if (status) {
+                                                                : printable(text, '?'));
+    } else if (status && !json) {
         rc = print_status_table(body);
-    } else if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-        rc = EXIT_IOERR;
+    } else {
+        struct buf out = BUF_INIT;
+
+        buf_printf(&out, "%s\n", status ? body : text);
+        rc = print_and_free(&out);
     }
     buf_free(&path);
     buf_free(&reply);

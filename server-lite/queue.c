@@ -17,7 +17,8 @@
  * place with one pwrite and fsync: "R", blank, state (P pending, D
  * delivered, B bounced), blank, the enhanced status code left-aligned in 9
  * bytes (blanks when none), blank, the last reason left-aligned in 256 bytes
- * (blanks pad it; control characters become '?'), blank, the address.
+ * (blanks pad it; bytes outside printable ASCII become '?'), blank, the
+ * address.
  * Header values never hold CR, LF or NUL. A file whose size is not
  * data_offset + size, or whose header does not parse, is corrupt.
  * The next retry time is the file's mtime.
@@ -43,6 +44,7 @@
 #include "alloc.h"
 #include "buf.h"
 #include "log.h"
+#include "printable.h"
 #include "queue.h"
 
 #define MAGIC "ETRNKIT-QUEUE 1\n"
@@ -304,11 +306,8 @@ static void fill_fixed(char *out, int state, const char *dsn, const char *reason
     n = strlen(reason);
     if (n > QUEUE_REASON_MAX)
         n = QUEUE_REASON_MAX;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char) reason[i];
-
-        out[2 + QUEUE_DSN_MAX + 1 + i] = c < 0x20 || c == 0x7f ? '?' : (char) c;
-    }
+    memcpy(out + 2 + QUEUE_DSN_MAX + 1, reason, n);
+    printable_mem(out + 2 + QUEUE_DSN_MAX + 1, n, '?');
 }
 
 /* write_all - write or pwrite everything */

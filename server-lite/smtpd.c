@@ -59,6 +59,7 @@
 #include "domain.h"
 #include "flush.h"
 #include "log.h"
+#include "printable.h"
 #include "queue.h"
 #include "recipient.h"
 #include "sasl_users.h"
@@ -121,7 +122,7 @@ struct session {
     int family;
     unsigned char rawaddr[16];
     int mynet;
-    char last_cmd[8];      /* for "lost connection after CMD" */
+    char last_cmd[sizeof("STARTTLS")]; /* for "lost connection after CMD" */
     int esmtp;
     char *helo;
     int discard;           /* skipping the rest of an over-long line */
@@ -269,7 +270,7 @@ static int helo_common(struct session *s, const char *cmd, char *arg)
     }
     transaction_reset(s);
     free(s->helo);
-    s->helo = xstrdup(arg);
+    s->helo = printable_dup(arg, '?'); /* it goes into logs and the Received: header */
     s->state = ST_READY;
     return 0;
 }
@@ -1487,8 +1488,9 @@ static void command_line(struct session *s, char *line, size_t len)
             while (alen > 0 && arg[alen - 1] == ' ')
                 arg[--alen] = 0;
             s->total[i]++;
-            for (size_t k = 0; k <= n && k < sizeof(s->last_cmd) - 1; k++)
-                s->last_cmd[k] = (char) toupper((unsigned char) commands[i].name[k]);
+            snprintf(s->last_cmd, sizeof(s->last_cmd), "%s", commands[i].name);
+            for (char *c = s->last_cmd; *c; c++)
+                *c = (char) toupper((unsigned char) *c);
             commands[i].fn(s, arg);
             if (s->last_code < 400)
                 s->ok[i]++;

@@ -11,7 +11,7 @@ so a test can assert what the agent really sent.
       [--auth USER:PASS] [--auth-mechs 'PLAIN LOGIN'] [--no-auth-advertised]
       [--silent] [--ready-file FILE]
       [--accept-mail [--mail-reply 'CODE TEXT'] [--rcpt-reply 'ADDRESS=CODE TEXT' ...]
-       [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']]
+       [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']] [--reply-escapes]
 
 Log FILE (appended, flushed per line; one line per protocol line):
   <unix time, 3 decimals> *: connect from ADDR:PORT
@@ -49,6 +49,9 @@ answers the --rcpt-reply given for exactly ADDRESS, else --default-rcpt-reply
 "554 5.5.1 Error: no valid recipients") answers 354, the content lines are
 logged as C: lines as they came (dot-stuffed), and the final "." gets
 --data-reply (default "250 2.0.0 Ok: queued as N", N counting per server).
+With --reply-escapes, Python escapes in the scripted replies are decoded:
+\\xNN gives any byte (ESC, bytes >= 0x80: hostile reply text), \\n starts
+a new line, so "450-a\\n450 b" is a two-line reply.
 MAIL/RCPT/DATA before EHLO/HELO or out of order get 503; RSET ends the
 transaction. Without --accept-mail these commands get 502 as before.
 Standard library only.
@@ -146,9 +149,10 @@ class Session:
 
     def send(self, *lines):
         data = b""
-        for line in lines:
-            self.rec.put("S", line)
-            data += line.encode("ascii") + b"\r\n"
+        for line in (part for text in lines for part in text.split("\n")):
+            raw = line.encode("latin-1")
+            self.rec.put("S", escape(raw))
+            data += raw + b"\r\n"
         try:
             self.sock.sendall(data)
         except (OSError, ssl.SSLError) as e:
@@ -415,34 +419,47 @@ def parse_args(argv):
                    help="ADDRESS=CODE TEXT (exact match on the address in RCPT TO:<...>)")
     p.add_argument("--default-rcpt-reply", default="250 2.1.5 Ok")
     p.add_argument("--data-reply", help="reply to the final '.' (default 250 ... queued as N)")
+    p.add_argument("--reply-escapes", action="store_true",
+                   help="decode \\xNN and \\n (a line break) in the scripted replies")
     o = p.parse_args(argv)
 
-    def check_reply(text, what):
-        code = text[:3]
-        if len(text) < 3 or not code.isdigit() or (len(text) > 3 and text[3] != " "):
-            p.error("%s: want 'CODE TEXT', got %r" % (what, text))
-        if any(ord(c) < 0x20 or ord(c) > 0x7E for c in text):
-            p.error("%s: control or non-ASCII character in %r" % (what, text))
+    def reply_arg(text, what):
+        """A scripted reply, checked; with --reply-escapes, \\xNN and \\n decoded."""
+        lines = [text]
+        if o.reply_escapes:
+            try:
+                text = text.encode("latin-1").decode("unicode_escape")
+            except (UnicodeError, ValueError) as e:
+                p.error("%s: bad escape in %r: %s" % (what, text, e))
+            lines = text.split("\n")
+        for i, line in enumerate(lines):
+            last = i == len(lines) - 1
+            if (len(line) < 3 or not line[:3].isdigit()
+                    or (len(line) > 3 and line[3] != (" " if last else "-"))):
+                p.error("%s: want 'CODE TEXT' (or 'CODE-TEXT' lines before it), got %r"
+                        % (what, line))
+            if any(ord(c) > 0xFF or (not o.reply_escapes and (ord(c) < 0x20 or ord(c) > 0x7E))
+                   for c in line):
+                p.error("%s: control or non-ASCII character in %r" % (what, line))
+        return text
 
     o.etrn_replies = {}
     for item in o.etrn_reply:
         dom, sep, reply = item.partition("=")
         if not sep or not dom:
             p.error("--etrn-reply: want DOMAIN=CODE TEXT, got %r" % item)
-        check_reply(reply, "--etrn-reply " + dom)
-        o.etrn_replies[dom] = reply
-    check_reply(o.default_etrn_reply, "--default-etrn-reply")
+        o.etrn_replies[dom] = reply_arg(reply, "--etrn-reply " + dom)
+    o.default_etrn_reply = reply_arg(o.default_etrn_reply, "--default-etrn-reply")
     o.rcpt_replies = {}
     for item in o.rcpt_reply:
         addr, sep, reply = item.partition("=")
         if not sep or not addr:
             p.error("--rcpt-reply: want ADDRESS=CODE TEXT, got %r" % item)
-        check_reply(reply, "--rcpt-reply " + addr)
-        o.rcpt_replies[addr] = reply
-    check_reply(o.mail_reply, "--mail-reply")
-    check_reply(o.default_rcpt_reply, "--default-rcpt-reply")
+        o.rcpt_replies[addr] = reply_arg(reply, "--rcpt-reply " + addr)
+    o.mail_reply = reply_arg(o.mail_reply, "--mail-reply")
+    o.default_rcpt_reply = reply_arg(o.default_rcpt_reply, "--default-rcpt-reply")
     if o.data_reply is not None:
-        check_reply(o.data_reply, "--data-reply")
+        o.data_reply = reply_arg(o.data_reply, "--data-reply")
     o.queued = itertools.count(1)
     if bool(o.tls_cert) != bool(o.tls_key):
         p.error("--tls-cert and --tls-key go together")
