@@ -15,6 +15,7 @@
 #     holds a raw escape character or any byte outside printable ASCII;
 #   - the 9 KB reply is cut at 4096 bytes and the log says so; the recipient
 #     is still deferred with the reply's code;
+#   - etrn-queue -p masks raw bytes in a queue file written before this;
 #   - a client that disconnects after STARTTLS is logged as "lost connection
 #     after STARTTLS" (it was STARTTL).
 . "$(dirname "$0")/../lib/e2e.sh"
@@ -164,5 +165,18 @@ lost_starttls() {
 }
 check "a client gone after STARTTLS: lost connection after STARTTLS" wait_for 10 lost_starttls
 
+# --- etrn-queue -p on a queue file written with raw bytes (an older version) ----------------
 srv_stop srv
+"$PY" - "$qfile" <<'PYEOF'
+import sys
+path = sys.argv[1]
+data = open(path, "rb").read()
+open(path, "wb").write(data.replace(b"?[31mgo away?[0m caf??", b"\x1b[31mgo away\x1b[0m caf\xc3\xa9", 1))
+PYEOF
+check "the queue file now holds a raw ESC" grep -q "$(printf '\033')" "$qfile"
+srv_queue srv -p >"$T/mailq.raw" 2>&1
+check "etrn-queue -p masks it: ?[31mgo away?[0m caf??" \
+    grep -qF '450 4.7.1 ?[31mgo away?[0m caf?? ?bell' "$T/mailq.raw"
+check "etrn-queue -p prints only printable ASCII" only_printable "$T/mailq.raw"
+
 e2e_done
