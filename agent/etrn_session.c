@@ -14,14 +14,18 @@
 #include "etrn_session.h"
 #include "log.h"
 
+#define REPLY_TEXT_MAX 4096 /* a reply's text, however many lines (Postfix keeps 4 KB) */
+
 /* What the libcurl debug callback learns from the dialogue. */
 struct session_trace {
+    const char *host;       /* for the log */
     int in_etrn;            /* an ETRN went out; its reply is being read */
     int etrn_code;          /* final reply code to the last ETRN, 0 = none */
     struct buf etrn_text;
     int last_code;          /* last final reply of any command */
     struct buf last_text;
     struct buf reading;     /* lines of a multi-line reply so far */
+    int reading_cut;        /* they went over REPLY_TEXT_MAX: the rest was dropped */
     int auth_sent;          /* an AUTH command went out on this connection */
     int in_auth;            /* an AUTH exchange runs: client lines are credentials */
     int greeted;            /* a 220 greeting arrived during this perform */
@@ -36,12 +40,23 @@ static void session_trace_line(struct session_trace *tr, const char *line, size_
         || !isdigit((unsigned char) line[2]))
         return;
     if (len > 4) {
-        if (tr->reading.len)
+        size_t n = len - 4 + (tr->reading.len > 0);
+
+        if (tr->reading.len + n > REPLY_TEXT_MAX) {
+            n = REPLY_TEXT_MAX - tr->reading.len;
+            tr->reading_cut = 1;
+        }
+        if (n > 0 && tr->reading.len > 0) {
             buf_putc(&tr->reading, ' ');
-        buf_append(&tr->reading, line + 4, len - 4);
+            n--;
+        }
+        buf_append(&tr->reading, line + 4, n);
     }
     if (len > 3 && line[3] == '-')
         return;
+    if (tr->reading_cut)
+        log_warn("reply from %s truncated to %d bytes", tr->host, REPLY_TEXT_MAX);
+    tr->reading_cut = 0;
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 
     tr->last_code = code;
@@ -253,6 +268,7 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
 
     memset(out, 0, sizeof(*out));
     memset(&tr, 0, sizeof(tr));
+    tr.host = t->host;
     out->verdict = ETRN_OK;
     out->results = xcalloc(ndomains, sizeof(*out->results));
     out->count = ndomains;

@@ -17,7 +17,8 @@
  * again here (domain_etrn_arg) and an invalid one never reaches the wire.
  * `timeout` bounds the whole session, connect to QUIT. With -v the dialogue
  * is logged, but from an AUTH command to its final (non-334) reply every
- * client line is shown as "(credentials not shown)".
+ * client line is shown as "(credentials not shown)". A reply's text is kept
+ * to 4096 bytes however many lines it has (a warning says so).
  *
  * The result owns its strings; etrn_session_free() releases them.
  * curl_global_init() must have been called.

@@ -7,7 +7,8 @@
 # exact dialogue the server recorded: ETRN replies 250..501, several
 # domains with one refused, STARTTLS (missing, verified, unverifiable),
 # implicit TLS, AUTH (not offered, wrong, right), a silent server against
-# `timeout`, nothing listening, QUIT at the end, --dry-run, two hosts.
+# `timeout`, nothing listening, QUIT at the end, --dry-run, two hosts, a
+# 5 KB multi-line reply (kept to 4096 bytes, with a warning).
 . "$(dirname "$0")/../lib/e2e.sh"
 e2e_init
 
@@ -297,5 +298,25 @@ provider_conf tworef "127.0.0.1:$portA 127.0.0.1:$portB" 'example.org' 'tls = no
 agent_run tworef -c "$conf" --once
 expect_rc "two hosts, first refuses" 69
 check "two hosts, first refuses: second still got ETRN" sh -c "grep -q ' C: ETRN example.org' '$T/refB.log'"
+
+# --- a 5 KB multi-line reply: kept to 4096 bytes, and the log says so ------------
+long='250-Queuing started'
+i=1
+while [ $i -le 10 ]; do
+    long="$long\\n250-line $i $(printf '%0500d' 0 | tr 0 x)"
+    i=$((i + 1))
+done
+long="$long\\n250 end of a long reply"
+smtpd longreply --reply-escapes --etrn-reply "example.org=$long"
+provider_conf longreply "127.0.0.1:$port" 'example.org' 'tls = none'
+agent_run longreply -c "$conf" --once
+expect_rc "5 KB reply" 0
+check "5 KB reply: logged as cut at 4096 bytes" \
+    logline "$T/longreply.err" 'reply from 127.0.0.1 truncated to 4096 bytes'
+check "5 KB reply: the status file keeps at most 4096 bytes of it" "$PY" -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+texts = [d["text"] for h in doc["hosts"] for d in h["domains"]]
+sys.exit(0 if texts and all(0 < len(t) <= 4096 for t in texts) else 1)' "$T/longreply.status.json"
 
 e2e_done
