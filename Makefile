@@ -3,7 +3,9 @@
 #   make                     build bin/etrn-agent, bin/etrn-server, bin/etrn-queue
 #   make check               build and run every test (unit and end-to-end)
 #   make demo                run the paired demo
-#   make install             install under $(DESTDIR)$(PREFIX)
+#   make install             install under $(DESTDIR)$(PREFIX) what the packages install
+#   make uninstall           remove it again (configuration in /etc/etrnkit stays)
+#   make deb                 Debian packages etrnkit-agent and etrnkit-server into build/deb/
 #   make SANITIZE=address,undefined check
 #   make check E2E=tests/e2e/x.sh   run the unit tests and only the named e2e scripts
 #   make O=build/mine BIN=build/mine/bin   build somewhere else (parallel work trees)
@@ -14,9 +16,19 @@
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/etrnkit
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 SANITIZE   ?=
+
+# The release: VERSION holds it; --version prints it and the packages carry it.
+VERSION := $(shell cat VERSION)
+ifeq ($(shell printf '%s' '$(VERSION)' | grep -Ex '[0-9]+(\.[0-9]+)*([~+][a-z0-9.]+)?'),)
+$(error VERSION file: "$(VERSION)" is not a version such as 1.2.3)
+endif
 
 PKGS := libcurl openssl libevent libevent_openssl inih
 
@@ -59,7 +71,7 @@ PROGRAMS := $(BIN)/etrn-agent $(if $(wildcard server-lite/etrn_server.c),$(BIN)/
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 
-.PHONY: all check unit e2e demo deps install clean FORCE
+.PHONY: all check unit e2e demo deps install uninstall deb clean FORCE
 all: $(PROGRAMS)
 
 # bin/ follows the variant: switching SANITIZE relinks even if objects are old.
@@ -70,6 +82,9 @@ $(BIN)/.variant: FORCE
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/common/version.o: CPPFLAGS += -DETRNKIT_VERSION='"$(VERSION)"'
+$(B)/common/version.o: VERSION
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@); rm -f $@; $(AR) rcs $@ $^
@@ -112,17 +127,65 @@ demo:
 deps:
 	@packaging/install-deps.sh
 
+# What make install puts where: the same files, paths and modes as the Debian
+# packages (packaging/debian/*.install list them). A configuration file that
+# exists already is never overwritten. Hooks go where their callers look.
+HOOK_DESTS := ppp-ip-up:ppp/ip-up.d/etrnkit \
+              nm-dispatcher:NetworkManager/dispatcher.d/90-etrnkit \
+              networkd-dispatcher:networkd-dispatcher/routable.d/50-etrnkit \
+              ifupdown-if-up:network/if-up.d/etrnkit
+MAN_SUBST := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@UNITDIR@|$(UNITDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+MANPAGES  := $(notdir $(wildcard packaging/man/*.8))
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/etrnkit
-	install -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 conf/agent.ini $(DESTDIR)$(SYSCONFDIR)/etrnkit/agent.ini.example
-	$(if $(wildcard conf/server-lite.ini),install -m 0644 conf/server-lite.ini $(DESTDIR)$(SYSCONFDIR)/etrnkit/server-lite.ini.example)
-	install -d $(DESTDIR)$(PREFIX)/lib/etrnkit/hooks
-	install -m 0755 packaging/hooks/* $(DESTDIR)$(PREFIX)/lib/etrnkit/hooks/
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 0644 packaging/systemd/* $(DESTDIR)$(PREFIX)/lib/systemd/system/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0644 packaging/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/etrnkit $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/cron.d \
+	    $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	for f in agent.ini server-lite.ini; do \
+	    [ -e $(DESTDIR)$(SYSCONFDIR)/etrnkit/$$f ] || install -m 0640 conf/$$f $(DESTDIR)$(SYSCONFDIR)/etrnkit/$$f || exit 1; \
+	done
+	for h in $(HOOK_DESTS); do \
+	    install -D -m 0755 packaging/hooks/$${h%%:*} $(DESTDIR)$(SYSCONFDIR)/$${h#*:} || exit 1; \
+	done
+	install -m 0644 packaging/cron/etrnkit $(DESTDIR)$(SYSCONFDIR)/cron.d/etrnkit
+	install -m 0644 packaging/logrotate/etrnkit-server $(DESTDIR)$(SYSCONFDIR)/logrotate.d/etrnkit-server
+	install -m 0644 packaging/systemd/* $(DESTDIR)$(UNITDIR)/
+	for m in $(MANPAGES); do \
+	    $(MAN_SUBST) packaging/man/$$m > $(DESTDIR)$(MANDIR)/man8/$$m.tmp && \
+	    chmod 0644 $(DESTDIR)$(MANDIR)/man8/$$m.tmp && \
+	    mv -f $(DESTDIR)$(MANDIR)/man8/$$m.tmp $(DESTDIR)$(MANDIR)/man8/$$m || exit 1; \
+	done
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 packaging/README.md $(DESTDIR)$(DOCDIR)/README.packaging.md
+
+# uninstall removes what install put there, except the configuration files
+# in $(SYSCONFDIR)/etrnkit (the administrator's), the spool and the user.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,etrn-agent etrn-server etrn-queue)
+	for h in $(HOOK_DESTS); do rm -f $(DESTDIR)$(SYSCONFDIR)/$${h#*:}; done
+	rm -f $(DESTDIR)$(SYSCONFDIR)/cron.d/etrnkit $(DESTDIR)$(SYSCONFDIR)/logrotate.d/etrnkit-server
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard packaging/systemd/*)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(MANPAGES))
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/README.packaging.md
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/etrnkit (configuration); remove it by hand if unwanted"
+
+# deb: dpkg-buildpackage in a copy of the tree (build/deb/src) with
+# packaging/debian as debian/; the .deb files land in build/deb/. The
+# version comes from VERSION; packaging/debian/changelog must name it.
+DEB_SRC := build/deb/etrnkit-$(VERSION)
+deb:
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version) && \
+	    [ "$$v" = "$(VERSION)" ] || { echo "make deb: packaging/debian/changelog says $$v, VERSION says $(VERSION)" >&2; exit 1; }
+	rm -rf build/deb
+	mkdir -p $(DEB_SRC)
+	git ls-files -z --cached --others --exclude-standard | grep -zv '^packaging/debian/' | \
+	    xargs -0 cp --parents -t $(DEB_SRC)
+	cp -r packaging/debian $(DEB_SRC)/debian
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	@ls build/deb/*.deb
 
 clean:
 	rm -rf build bin

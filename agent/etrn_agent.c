@@ -11,6 +11,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "round.h"
+#include "version.h"
 
 #define AGENT_DEFAULT_CONFIG "/etc/etrnkit/agent.ini"
 
@@ -21,7 +22,11 @@ static void usage(FILE *fp)
                 "  --once             one round now, then exit (0 ok, 75 temporary, 69 refused, 78 config)\n"
                 "  --dry-run          print what would be sent where, send nothing\n"
                 "  --check-config     validate the configuration and exit\n"
-                "  -v, --verbose      log the SMTP dialogue\n");
+                "  -v, --verbose      log the SMTP dialogue\n"
+                "  --version          print the version and exit\n"
+                "  -h, --help         print this text and exit\n"
+                "Without --once: a daemon in the foreground that watches the link; SIGHUP\n"
+                "re-reads the configuration.\n");
 }
 
 int main(int argc, char **argv)
@@ -33,6 +38,7 @@ int main(int argc, char **argv)
         { "check-config", no_argument, NULL, 'C' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *path = AGENT_DEFAULT_CONFIG;
@@ -62,6 +68,8 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EXIT_OK;
+        case 'V':
+            return version_print("etrn-agent") == 0 ? EXIT_OK : EXIT_IOERR;
         default:
             usage(stderr);
             return EXIT_USAGE;
