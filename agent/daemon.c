@@ -266,6 +266,9 @@ static void reload(struct daemon *d)
 
     memset(&fresh, 0, sizeof(fresh));
     memset(&err, 0, sizeof(err));
+    /* a log file renamed by logrotate: continue in a new file of the same name */
+    if (log_reopen(why, sizeof(why)) < 0)
+        log_error("reload: %s; logging stays in the old file", why);
     if (agent_config_load(path, &fresh, &err) != 0) {
         log_error("reload: %s; keeping the previous configuration", err.msg);
         return;

@@ -8,8 +8,8 @@
  * round once it stays up. Down to up: a round with the link-up steps; while
  * up: a round every `interval` (0: none) and per-host retries on the backoff
  * schedule (backoff.h); down: every retry cancelled. SIGTERM/SIGINT stop
- * (after a round in progress); SIGHUP reloads config_path, keeping the old
- * config on error. Owns and frees *conf; returns EXIT_OK after a signal,
+ * (after a round in progress); SIGHUP reopens a log file (logrotate) and
+ * reloads config_path, keeping the old config on error. Owns and frees *conf; returns EXIT_OK after a signal,
  * EXIT_OSERR when netlink or the signal pipe cannot be set up.
  */
 #ifndef ETRNKIT_DAEMON_H

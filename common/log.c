@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +27,44 @@ static struct {
     enum log_target target;
     int fd;
     int verbose;
+    int created;            /* log_open() made the file (O_EXCL succeeded) */
     char ident[64];
     char host[64];
-} log_state = { LOG_TO_STDERR, 2, 0, "etrnkit", "localhost" };
+    char path[PATH_MAX];    /* the file of LOG_TO_FILE, for log_reopen() */
+} log_state = { LOG_TO_STDERR, 2, 0, 0, "etrnkit", "localhost", "" };
+
+/*
+ * open_file - open a log file for appending; -1 + err on failure. Sets
+ * *created when this call made the file. A symbolic link is not followed
+ * (opened as root, a link planted by a less privileged user must not be) and
+ * a file with other hard links is refused.
+ */
+static int open_file(const char *path, int *created, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open log file %s: %s", path,
+                 errno == ELOOP ? "it is a symbolic link (refused)" : strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
+        snprintf(err, errlen, "cannot open log file %s: it has %lu hard links (refused)", path,
+                 (unsigned long) st.st_nlink);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 /* log_open - choose where log lines go */
 int log_open(const char *ident, const char *target, char *err, size_t errlen)
 {
-    int fd = -1;
+    int fd = -1, created = 0;
     enum log_target kind;
 
     if (target == NULL || *target == 0 || strcmp(target, "syslog") == 0) {
@@ -44,24 +75,18 @@ int log_open(const char *ident, const char *target, char *err, size_t errlen)
         kind = LOG_TO_FILE;
         fd = 2;
     } else {
-        struct stat st;
-
         kind = LOG_TO_FILE;
-        /* opened as root: a link planted by a less privileged user is not followed */
-        fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
-        if (fd < 0) {
-            snprintf(err, errlen, "cannot open log file %s: %s", target,
-                     errno == ELOOP ? "it is a symbolic link (refused)" : strerror(errno));
+        if (strlen(target) >= sizeof(log_state.path)) {
+            snprintf(err, errlen, "log file name too long: %.64s...", target);
             return -1;
         }
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
-            snprintf(err, errlen, "cannot open log file %s: it has %lu hard links (refused)",
-                     target, (unsigned long) st.st_nlink);
-            close(fd);
+        if ((fd = open_file(target, &created, err, errlen)) < 0)
             return -1;
-        }
     }
     log_close();
+    if (kind == LOG_TO_FILE && fd != 2)
+        snprintf(log_state.path, sizeof(log_state.path), "%s", target);
+    log_state.created = created;
     snprintf(log_state.ident, sizeof(log_state.ident), "%s", ident);
     if (gethostname(log_state.host, sizeof(log_state.host)) != 0)
         snprintf(log_state.host, sizeof(log_state.host), "localhost");
@@ -83,6 +108,36 @@ void log_close(void)
         close(log_state.fd);
     log_state.target = LOG_TO_STDERR;
     log_state.fd = 2;
+    log_state.path[0] = 0;
+    log_state.created = 0;
+}
+
+/* log_reopen - open the log file again by name (after logrotate renamed it) */
+int log_reopen(char *err, size_t errlen)
+{
+    int fd, created;
+
+    if (log_state.target != LOG_TO_FILE || log_state.path[0] == 0)
+        return 0;
+    if ((fd = open_file(log_state.path, &created, err, errlen)) < 0)
+        return -1;
+    if (close(log_state.fd) != 0) {
+        /* the old file is gone from our view either way; lines go to the new one */
+    }
+    log_state.fd = fd;
+    return 1;
+}
+
+/* log_file_owner - hand a log file that log_open() created to uid:gid */
+int log_file_owner(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+    if (log_state.target != LOG_TO_FILE || !log_state.created || log_state.path[0] == 0)
+        return 0;
+    if (fchown(log_state.fd, uid, gid) != 0) {
+        snprintf(err, errlen, "chown %s: %s", log_state.path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 void log_set_verbose(int verbose)

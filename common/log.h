@@ -16,16 +16,26 @@
  * every byte outside printable ASCII (control characters, bytes >= 0x80) is
  * shown as '?' (printable.h), so hostile input cannot forge lines or reach
  * a terminal raw.
+ *
+ * Rotation: log_reopen() opens the log file again by its name (creating it,
+ * mode 0640, when logrotate has renamed it away) and closes the old one; it
+ * returns 1 when it reopened, 0 when the target is not a file (syslog,
+ * stderr), -1 + err when the new open failed (lines keep going to the old
+ * file). log_file_owner() gives a file that log_open() itself created to
+ * uid:gid, so a server that drops root can still reopen it; 0 or -1 + err.
  */
 #ifndef ETRNKIT_LOG_H
 #define ETRNKIT_LOG_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define LOG_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 int log_open(const char *ident, const char *target, char *err, size_t errlen);
 void log_close(void);
+int log_reopen(char *err, size_t errlen);
+int log_file_owner(uid_t uid, gid_t gid, char *err, size_t errlen);
 void log_set_verbose(int verbose);
 int log_verbose(void);
 

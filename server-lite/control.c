@@ -164,6 +164,19 @@ static void do_request(struct control *c, struct control_conn *cc, char *line, s
         log_info("control: %s: flush-all: %zu message(s)", user, n);
         return;
     }
+    if (strcmp(line, "reopen") == 0 && arg == NULL) {
+        if (c->ops.reopen_log == NULL)
+            buf_puts(out, "ERROR reopen: not available\n");
+        else if ((rc = c->ops.reopen_log(c->ctx)) < 0)
+            buf_puts(out, "ERROR reopen: cannot open the log file again (see the old log)\n");
+        else if (rc == 0)
+            buf_puts(out, "OK nothing to reopen: logging to syslog or standard error\n");
+        else
+            buf_puts(out, "OK log file reopened\n");
+        log_info("control: %s: reopen: %.*s", user, (int) (out->len ? out->len - 1 : 0),
+                 out->data ? out->data : "");
+        return;
+    }
     if (arg == NULL) {
         buf_puts(out, "BADREQ unknown request or missing argument\n");
         return;

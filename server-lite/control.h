@@ -20,6 +20,7 @@
  *   flush-site DOMAIN  DOMAIN or @DOMAIN (its subdomains too); OK with the count
  *   flush-all          every deferred message now; OK with the count
  *   flush-id ID        one message now;  delete ID|ALL;  hold ID;  release ID
+ *   reopen             open maillog_file again by name (after logrotate)
  * The operations come from the caller as function pointers (NULL: the
  * command answers ERROR "not available"), so this module needs no qmgr.
  */
@@ -49,6 +50,7 @@ struct control_ops {
     int (*release)(void *ctx, const char *id);
     void (*status_json)(void *ctx, struct buf *out); /* JSON members, "total" first */
     void (*flush_status_json)(void *ctx, struct buf *out); /* the "etrn" member */
+    int (*reopen_log)(void *ctx);   /* 1 reopened, 0 no log file (syslog, stderr), -1 failed */
 };
 
 struct control *control_new(struct event_base *base, const char *path, uid_t owner, gid_t group,

@@ -2,14 +2,15 @@
  * etrn-queue - operator CLI for etrn-server's queue.
  *
  *   etrn-queue [-c FILE] -p | -s DOMAIN | -f | -i ID | -d ID|ALL | -h ID | -H ID
- *              | status [--json]
+ *              | status [--json] | reopen
+ *   etrn-queue --version | --help
  *
  * -p reads queue_directory directly (Postfix mailq format), so it works with
  * the server stopped. Everything else is one request over the control socket
  * queue_directory/public/control (protocol: control.h): -s flush a site
  * (DOMAIN or @DOMAIN), -f flush everything, -i flush one message, -d delete,
  * -h hold, -H release, status per destination (a table, or the server's JSON
- * with --json). Arguments are checked here before they are sent.
+ * with --json), reopen maillog_file (logrotate's postrotate). Arguments are checked here before they are sent.
  * Exit: 0 done; 64 bad command line or argument; 69 no such message or domain
  * not eligible; 75 server not running or temporary failure; 77 not allowed
  * (only root and mail_owner); 78 bad configuration; 74 queue unreadable (-p).
@@ -35,17 +36,19 @@
 #include "printable.h"
 #include "queue.h"
 #include "server_config.h"
+#include "version.h"
 
 #define DEFAULT_CONFIG "/etc/etrnkit/server-lite.ini"
 #define REPLY_TIMEOUT_MS (300 * 1000)   /* delete ALL of a large queue takes a while */
 #define REPLY_MAX (64u << 20)
 
-/* usage - the command line */
-static _Noreturn void usage(void)
+/* usage - the command line: on stdout for --help (exit 0), else on stderr (exit 64) */
+static _Noreturn void usage(FILE *fp, int status)
 {
-    fprintf(stderr,
+    fprintf(fp,
             "usage: etrn-queue [-c FILE] -p | -s DOMAIN | -f | -i ID | -d ID|ALL | -h ID | -H ID\n"
-            "       etrn-queue [-c FILE] status [--json]\n"
+            "       etrn-queue [-c FILE] status [--json] | reopen\n"
+            "       etrn-queue --version | --help\n"
             "  -c FILE    server configuration (default " DEFAULT_CONFIG ")\n"
             "  -p         list the queue (mailq format; works with the server stopped)\n"
             "  -s DOMAIN  flush the mail waiting for DOMAIN (@DOMAIN: and its subdomains)\n"
@@ -53,8 +56,10 @@ static _Noreturn void usage(void)
             "  -i ID      flush one message now\n"
             "  -d ID|ALL  delete a message, or every message\n"
             "  -h ID      put a message on hold;  -H ID  release it\n"
-            "  status     waiting mail per destination (--json: the server's JSON)\n");
-    exit(EXIT_USAGE);
+            "  status     waiting mail per destination (--json: the server's JSON)\n"
+            "  reopen     etrn-server opens maillog_file again (after logrotate renamed it)\n"
+            "  --version  print the version;  --help  print this text\n");
+    exit(status);
 }
 
 /* print_and_free - write out to stdout, peer text masked (printable.h), and free it; the exit status */
@@ -580,6 +585,8 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "json", no_argument, NULL, 'J' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'E' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = DEFAULT_CONFIG, *arg = NULL;
@@ -605,17 +612,25 @@ int main(int argc, char **argv)
             arg = optarg;
             nactions++;
             break;
+        case 'V':
+            return version_print("etrn-queue") == 0 ? EXIT_OK : EXIT_IOERR;
+        case 'E':
+            usage(stdout, EXIT_OK);
         default:
-            usage();
+            usage(stderr, EXIT_USAGE);
         }
     }
     if (optind < argc && strcmp(argv[optind], "status") == 0) {
         action = 'S';
         nactions++;
         optind++;
+    } else if (optind < argc && strcmp(argv[optind], "reopen") == 0) {
+        action = 'R';
+        nactions++;
+        optind++;
     }
     if (nactions != 1 || optind != argc || (json && action != 'S'))
-        usage();
+        usage(stderr, EXIT_USAGE);
     if (arg)
         check_arg(action, arg);
     if (server_config_load(config, &conf, &err) != 0) {
@@ -633,6 +648,7 @@ int main(int argc, char **argv)
     case 'd': buf_printf(&req, "delete %s\n", arg); break;
     case 'h': buf_printf(&req, "hold %s\n", arg); break;
     case 'H': buf_printf(&req, "release %s\n", arg); break;
+    case 'R': buf_puts(&req, "reopen\n"); break;
     default: buf_puts(&req, "status\n"); break;
     }
     rc = control_request(conf.queue_directory, buf_cstr(&req), action == 'S', json);

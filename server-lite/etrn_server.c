@@ -13,8 +13,10 @@
  * loop (no queue write is ever left half done: writes happen inside one
  * callback) and exit 0: smtpd closes first, then the transports drop their
  * unfinished jobs (those recipients stay pending in the queue), then the
- * qmgr. SIGHUP reloads the configuration into every module and keeps the old
- * one when the new one is bad. Prints nothing on success.
+ * qmgr. SIGHUP reopens maillog_file (for logrotate), then reloads the
+ * configuration into every module and keeps the old one when the new one is
+ * bad; `etrn-queue reopen` reopens maillog_file alone. Prints nothing on
+ * success; --version and --help print to stdout and exit 0.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +44,7 @@
 #include "smtpd.h"
 #include "transport_local.h"
 #include "transport_smtp.h"
+#include "version.h"
 
 #define DEFAULT_CONFIG "/etc/etrnkit/server-lite.ini"
 #define IDENT "etrn-server"
@@ -58,11 +61,19 @@ struct server {
     struct control *control;
 };
 
-/* usage - the command line */
-static _Noreturn void usage(void)
+/* usage - the command line: on stdout for --help (exit 0), else on stderr (exit 64) */
+static _Noreturn void usage(FILE *fp, int status)
 {
-    fprintf(stderr, "usage: etrn-server -c FILE [--check-config] [-v]\n");
-    exit(EXIT_USAGE);
+    fprintf(fp, "usage: etrn-server [-c FILE] [--check-config] [-v]\n"
+                "  -c FILE         configuration (default " DEFAULT_CONFIG ")\n"
+                "  --check-config  load and check the configuration, the TLS files and the\n"
+                "                  users file, then exit (0 good, 78 bad)\n"
+                "  -v              verbose logging\n"
+                "  --version       print the version and exit\n"
+                "  --help          print this text and exit\n"
+                "Runs in the foreground. SIGTERM: finish queue writes and exit; SIGHUP: reopen\n"
+                "maillog_file and reload the configuration.\n");
+    exit(status);
 }
 
 /* load_config - read and check a configuration; NULL with the message in err */
@@ -91,6 +102,21 @@ static int same_str(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* reopen_log - open maillog_file again by name (logrotate renamed it); 1, 0 no file, -1 */
+static int reopen_log(const char *why)
+{
+    char logerr[512];
+    int rc = log_reopen(logerr, sizeof(logerr));
+
+    if (rc < 0) {
+        log_warn("%s: %s; logging stays in the old file", why, logerr);
+        return -1;
+    }
+    if (rc > 0)
+        log_info("%s: log file reopened", why);
+    return rc;
+}
+
 /* reload - SIGHUP: take a new configuration, keep the old one on error */
 static void reload(struct server *sv)
 {
@@ -99,6 +125,8 @@ static void reload(struct server *sv)
     struct server_config *old = sv->conf;
     char logerr[512];
 
+    if (conf == NULL || same_str(conf->maillog_file, old->maillog_file))
+        reopen_log("reload");
     if (conf == NULL) {
         log_error("reload: %s; keeping the old configuration", err.msg);
         return;
@@ -217,9 +245,16 @@ static void ctl_flush_status(void *ctx, struct buf *out)
     flush_status_json(((struct server *) ctx)->flush, out);
 }
 
+/* ctl_reopen - etrn-queue reopen: maillog_file again by name */
+static int ctl_reopen(void *ctx)
+{
+    (void) ctx;
+    return reopen_log("control");
+}
+
 static const struct control_ops control_ops = {
     flush_site_cb, ctl_flush_all, ctl_flush_id, ctl_delete, ctl_hold, ctl_release,
-    ctl_status, ctl_flush_status,
+    ctl_status, ctl_flush_status, ctl_reopen,
 };
 
 /* start_flush_control - the flush service (wired to qmgr and smtpd) and the control socket */
@@ -285,6 +320,8 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "check-config", no_argument, NULL, 'C' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'H' },
         { NULL, 0, NULL, 0 },
     };
     struct server sv = { DEFAULT_CONFIG, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
@@ -307,12 +344,16 @@ int main(int argc, char **argv)
         case 'C':
             check_only = 1;
             break;
+        case 'V':
+            return version_print(IDENT) == 0 ? EXIT_OK : EXIT_IOERR;
+        case 'H':
+            usage(stdout, EXIT_OK);
         default:
-            usage();
+            usage(stderr, EXIT_USAGE);
         }
     }
     if (optind != argc)
-        usage();
+        usage(stderr, EXIT_USAGE);
     if ((sv.conf = load_config(sv.config_path, &err)) == NULL) {
         fprintf(stderr, "%s: %s\n", IDENT, err.msg);
         return EXIT_CONFIG;
@@ -358,6 +399,8 @@ int main(int argc, char **argv)
         free(sv.conf);
         return EXIT_IOERR;
     }
+    if (pw && log_file_owner(pw->pw_uid, pw->pw_gid, errbuf, sizeof(errbuf)) != 0)
+        startup_fatal(sv.conf, EXIT_IOERR, errbuf);
     /* as root: make and check the directories only; nothing in them is read yet */
     rc = pw ? queue_open_owned(&q, sv.conf->queue_directory, pw->pw_uid, pw->pw_gid)
             : queue_open(&q, sv.conf->queue_directory, 1);
