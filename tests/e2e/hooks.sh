@@ -4,7 +4,10 @@
 # networkd-dispatcher, ifupdown) says the link is up, never for lo, down,
 # pre-up, limited connectivity or a second address family; they return at
 # once, exit 0 whatever the agent does, bound a hanging agent, run one round
-# at a time, and log the agent's result. Also: the cron line is quiet on 0 and
+# at a time, and log the agent's result. The NetworkManager hook starts the
+# round with "systemctl start --no-block etrn-agent-once.service" when systemd
+# runs (a fake systemctl here) and falls back when it does not or when that
+# start fails. Also: the cron line is quiet on 0 and
 # 75 and speaks on 69/78; sh -n, shellcheck and systemd-analyze verify.
 #
 # Each hook is run the way its caller runs it (run-parts with --arg for ppp,
@@ -47,7 +50,9 @@ ETRNKIT_RUNDIR=$T/run
 ETRN_HOOK_LOG=$T/hook.log
 ETRN_AGENT_USER=
 ETRN_HOOK_TIMEOUT=30
-export ETRN_AGENT ETRNKIT_RUNDIR ETRN_HOOK_LOG ETRN_AGENT_USER ETRN_HOOK_TIMEOUT
+# systemd "not running" unless a case says otherwise, whatever this machine runs
+ETRN_HOOK_SYSTEMD_DIR=$T/no-systemd
+export ETRN_AGENT ETRNKIT_RUNDIR ETRN_HOOK_LOG ETRN_AGENT_USER ETRN_HOOK_TIMEOUT ETRN_HOOK_SYSTEMD_DIR
 : >"$T/calls"
 : >"$T/users"
 : >"$T/hook.log"
@@ -152,6 +157,32 @@ nm nm-dhcp eth0 dhcp4-change
 expect_ignored nm-dhcp "action 'dhcp4-change' on 'eth0'"
 nm nm-limited "" connectivity-change CONNECTIVITY_STATE=LIMITED
 expect_ignored nm-limited "connectivity-change to LIMITED"
+# with systemd running: the round is the unit etrn-agent-once, started without waiting
+mkdir -p "$T/systemd-run" "$T/sysbin"
+cat >"$T/sysbin/systemctl" <<SYSTEMCTL
+#!/bin/sh
+printf '%s\n' "\$*" >>"$T/systemctl.calls"
+[ -z "\${FAKE_SYSTEMCTL_FAIL:-}" ] && exit 0
+echo "Failed to start etrn-agent-once.service: Unit etrn-agent-once.service not found." >&2
+exit 5
+SYSTEMCTL
+chmod 755 "$T/sysbin/systemctl"
+: >"$T/systemctl.calls"
+nm nm-systemd eth0 up ETRN_HOOK_SYSTEMD_DIR="$T/systemd-run" PATH="$T/sysbin:$PATH"
+check_eq "nm-systemd: hook exit status" "$(cat "$T/nm-systemd.rc")" 0
+check "nm-systemd: hook returned within 3 s" quick nm-systemd
+check_eq "nm-systemd: systemctl start --no-block etrn-agent-once.service, once" \
+    "$(cat "$T/systemctl.calls")" "start --no-block etrn-agent-once.service"
+check "nm-systemd: logged" logged "NetworkManager: eth0 up: systemctl start --no-block etrn-agent-once.service"
+NEGATIVE="${NEGATIVE:-} nm-systemd"
+nm nm-sysfull "" connectivity-change CONNECTIVITY_STATE=FULL ETRN_HOOK_SYSTEMD_DIR="$T/systemd-run" PATH="$T/sysbin:$PATH"
+check_eq "nm-sysfull: connectivity FULL also goes through systemctl" "$(grep -c . "$T/systemctl.calls")" 2
+NEGATIVE="${NEGATIVE:-} nm-sysfull"
+nm nm-sysfail eth0 up ETRN_HOOK_SYSTEMD_DIR="$T/systemd-run" PATH="$T/sysbin:$PATH" FAKE_SYSTEMCTL_FAIL=1
+expect_run nm-sysfail
+check "nm-sysfail: the failed start is logged with systemctl's message" \
+    logged "failed (Failed to start etrn-agent-once.service: Unit etrn-agent-once.service not found.); the round runs directly instead"
+check_eq "nm-sysfail: systemctl was tried" "$(grep -c . "$T/systemctl.calls")" 3
 
 # --- networkd-dispatcher: no arguments, IFACE/STATE/... in the environment ---
 hook nd-eth0 env IFACE=eth0 STATE=routable AdministrativeState=configured \
@@ -260,7 +291,9 @@ check "every agent run had exactly --once -c CONFIG" \
 
 # --- cron: quiet on 0 and 75, speaks on anything else ------------------------
 cron=$E2E_TOP/packaging/cron/etrnkit
-cronline=$(grep -E '^[0-9*]' "$cron")
+check_eq "cron job is commented out as installed (no job until the admin turns it on)" \
+    "$(grep -cE '^[0-9*]' "$cron")" 0
+cronline=$(grep -E '^#[0-9*]' "$cron" | sed 's/^#//')
 check_eq "cron file has one job line" "$(printf '%s\n' "$cronline" | grep -c .)" 1
 check_eq "cron job runs every 10 minutes as user etrnkit" \
     "$(printf '%s\n' "$cronline" | awk '{print $1, $2, $3, $4, $5, $6}')" "*/10 * * * * etrnkit"
