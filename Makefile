@@ -172,7 +172,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/etrnkit (configuration); remove it by hand if unwanted"
 
-# deb: dpkg-buildpackage in a copy of the tree (build/deb/src) with
+# deb: dpkg-buildpackage in a copy of the tree (build/deb/etrnkit-VERSION) with
 # packaging/debian as debian/; the .deb files land in build/deb/. The
 # version comes from VERSION; packaging/debian/changelog must name it.
 DEB_SRC := build/deb/etrnkit-$(VERSION)
@@ -181,8 +181,8 @@ deb:
 	    [ "$$v" = "$(VERSION)" ] || { echo "make deb: packaging/debian/changelog says $$v, VERSION says $(VERSION)" >&2; exit 1; }
 	rm -rf build/deb
 	mkdir -p $(DEB_SRC)
-	git ls-files -z --cached --others --exclude-standard | grep -zv '^packaging/debian/' | \
-	    xargs -0 cp --parents -t $(DEB_SRC)
+	tar -c --exclude=./build --exclude=./bin --exclude=./.git --exclude=./packaging/debian . | \
+	    tar -x -C $(DEB_SRC)
 	cp -r packaging/debian $(DEB_SRC)/debian
 	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
 	@ls build/deb/*.deb
@@ -190,4 +190,4 @@ deb:
 clean:
 	rm -rf build bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path build/deb -prune -o -name '*.d' -type f -print 2>/dev/null)
