@@ -157,23 +157,25 @@ static struct round_host *report_add(struct round_report *rep, const char *provi
 static void log_session(const char *provider, const char *host, int port, const struct etrn_session *s)
 {
     if (s->error[0]) {
-        void (*logf)(const char *, ...) = s->verdict == ETRN_PERM ? log_error : log_warn;
+        void (*logf)(const char *, const char *, ...) = s->verdict == ETRN_PERM ? log_error_as
+                                                                                  : log_warn_as;
 
-        logf("provider %s host %s:%d: %s failure: %s", provider, host, port,
+        logf(LOG_SERVICE, "provider %s host %s:%d: %s failure: %s", provider, host, port,
              etrn_verdict_name(s->verdict), s->error);
     }
     for (size_t i = 0; i < s->count; i++) {
         const struct etrn_domain_result *r = &s->results[i];
-        void (*logf)(const char *, ...) = r->verdict == ETRN_OK ? log_info
-                                        : r->verdict == ETRN_TEMP ? log_warn : log_error;
+        void (*logf)(const char *, const char *, ...) = r->verdict == ETRN_OK ? log_info_as
+                                                      : r->verdict == ETRN_TEMP ? log_warn_as
+                                                                                : log_error_as;
 
         if (r->code == 0 && s->error[0] && strcmp(r->meaning, "not sent") == 0)
             continue;
         if (r->pending >= 0)
-            logf("provider %s host %s:%d domain %s: %d %s (%s; %ld pending)", provider, host, port,
+            logf(LOG_SERVICE, "provider %s host %s:%d domain %s: %d %s (%s; %ld pending)", provider, host, port,
                  r->domain, r->code, r->text ? r->text : "", r->meaning, r->pending);
         else
-            logf("provider %s host %s:%d domain %s: %d %s (%s)", provider, host, port, r->domain,
+            logf(LOG_SERVICE, "provider %s host %s:%d domain %s: %d %s (%s)", provider, host, port, r->domain,
                  r->code, r->text ? r->text : "", r->meaning);
     }
 }
@@ -245,7 +247,7 @@ static void contact_mx(const struct agent_config *conf, const struct agent_provi
     if (st != MX_OK) {
         enum etrn_verdict v = st == MX_TEMPFAIL ? ETRN_TEMP : ETRN_PERM;
 
-        (v == ETRN_PERM ? log_error : log_warn)("provider %s: MX lookup for %s: %s: %s", p->name,
+        (v == ETRN_PERM ? log_error_as : log_warn_as)(LOG_SERVICE, "provider %s: MX lookup for %s: %s: %s", p->name,
                                                  p->mx_domain, mx_status_name(st), why);
         report_add(rep, p->name, p->mx_domain, port, v);
     }

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,11 @@ static struct {
     char ident[64];
     char host[64];
     char path[PATH_MAX];    /* the file of LOG_TO_FILE, for log_reopen() */
-} log_state = { LOG_TO_STDERR, 2, 0, 0, "etrnkit", "localhost", "" };
+    char syslog_tag[128];   /* what openlog() holds: ident or ident/service */
+} log_state = { LOG_TO_STDERR, 2, 0, 0, "etrnkit", "localhost", "", "" };
+
+/* openlog() keeps one tag per process: a line of another service re-opens under this lock */
+static pthread_mutex_t log_syslog_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * open_file - open a log file for appending; -1 + err on failure. Sets
@@ -94,16 +99,24 @@ int log_open(const char *ident, const char *target, char *err, size_t errlen)
     log_state.host[strcspn(log_state.host, ".")] = 0;
     log_state.target = kind;
     log_state.fd = kind == LOG_TO_STDERR ? 2 : fd;
-    if (kind == LOG_TO_SYSLOG)
-        openlog(log_state.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    if (kind == LOG_TO_SYSLOG) {
+        pthread_mutex_lock(&log_syslog_lock);
+        snprintf(log_state.syslog_tag, sizeof(log_state.syslog_tag), "%s", log_state.ident);
+        openlog(log_state.syslog_tag, LOG_PID | LOG_NDELAY, LOG_MAIL);
+        pthread_mutex_unlock(&log_syslog_lock);
+    }
     return 0;
 }
 
 /* log_close - return to logging on standard error */
 void log_close(void)
 {
-    if (log_state.target == LOG_TO_SYSLOG)
+    if (log_state.target == LOG_TO_SYSLOG) {
+        pthread_mutex_lock(&log_syslog_lock);
         closelog();
+        log_state.syslog_tag[0] = 0;
+        pthread_mutex_unlock(&log_syslog_lock);
+    }
     if (log_state.target == LOG_TO_FILE && log_state.fd > 2)
         close(log_state.fd);
     log_state.target = LOG_TO_STDERR;
@@ -150,11 +163,24 @@ int log_verbose(void)
     return log_state.verbose;
 }
 
+/* log_syslog - one line to syslog under ident or ident/service */
+static void log_syslog(enum log_level level, const char *tag, const char *text)
+{
+    pthread_mutex_lock(&log_syslog_lock);
+    if (strcmp(tag, log_state.syslog_tag) != 0) {
+        snprintf(log_state.syslog_tag, sizeof(log_state.syslog_tag), "%s", tag);
+        openlog(log_state.syslog_tag, LOG_PID | LOG_NDELAY, LOG_MAIL);
+    }
+    syslog(level_priority[level], "%s%s", level_tag[level], text);
+    pthread_mutex_unlock(&log_syslog_lock);
+}
+
 /* log_write - format one line, neutralise control characters, emit it */
-static void log_write(enum log_level level, const char *fmt, va_list ap)
+static void log_write(const char *service, enum log_level level, const char *fmt, va_list ap)
 {
     char text[LOG_LINE_MAX];
     char line[LOG_LINE_MAX + 256];
+    char tag[128];
     int saved_errno = errno;
     int len;
     size_t n;
@@ -164,12 +190,17 @@ static void log_write(enum log_level level, const char *fmt, va_list ap)
         snprintf(text, sizeof(text), "(unformattable log text)");
     printable(text, '?');
 
+    if (service && *service)
+        snprintf(tag, sizeof(tag), "%s/%s", log_state.ident, service);
+    else
+        snprintf(tag, sizeof(tag), "%s", log_state.ident);
+
     switch (log_state.target) {
     case LOG_TO_SYSLOG:
-        syslog(level_priority[level], "%s%s", level_tag[level], text);
+        log_syslog(level, tag, text);
         break;
     case LOG_TO_STDERR:
-        len = snprintf(line, sizeof(line), "%s: %s%s\n", log_state.ident, level_tag[level], text);
+        len = snprintf(line, sizeof(line), "%s: %s%s\n", tag, level_tag[level], text);
         n = len < 0 ? 0 : (size_t) len < sizeof(line) ? (size_t) len : sizeof(line) - 1;
         if (write(log_state.fd, line, n) < 0) {
             /* nowhere left to report it */
@@ -184,7 +215,7 @@ static void log_write(enum log_level level, const char *fmt, va_list ap)
         if (strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
             stamp[0] = 0;
         len = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp, log_state.host,
-                       log_state.ident, (long) getpid(), level_tag[level], text);
+                       tag, (long) getpid(), level_tag[level], text);
         n = len < 0 ? 0 : (size_t) len < sizeof(line) ? (size_t) len : sizeof(line) - 1;
         if (n > 0 && line[n - 1] != '\n')
             line[n - 1] = '\n';
@@ -197,59 +228,60 @@ static void log_write(enum log_level level, const char *fmt, va_list ap)
     errno = saved_errno;
 }
 
-#define LOG_FUNCTION(name, level)               \
-    void name(const char *fmt, ...)             \
-    {                                           \
-        va_list ap;                             \
-        va_start(ap, fmt);                      \
-        log_write(level, fmt, ap);              \
-        va_end(ap);                             \
+#define LOG_FUNCTION(name, level)                        \
+    void name(const char *service, const char *fmt, ...) \
+    {                                                    \
+        va_list ap;                                      \
+        va_start(ap, fmt);                               \
+        log_write(service, level, fmt, ap);              \
+        va_end(ap);                                      \
     }
 
-void log_debug(const char *fmt, ...)
+/* log_debug_as - an info line, only in verbose mode */
+void log_debug_as(const char *service, const char *fmt, ...)
 {
     va_list ap;
 
     if (!log_state.verbose)
         return;
     va_start(ap, fmt);
-    log_write(LEVEL_INFO, fmt, ap);
+    log_write(service, LEVEL_INFO, fmt, ap);
     va_end(ap);
 }
 
-LOG_FUNCTION(log_info, LEVEL_INFO)
-LOG_FUNCTION(log_warn, LEVEL_WARN)
-LOG_FUNCTION(log_error, LEVEL_ERROR)
+LOG_FUNCTION(log_info_as, LEVEL_INFO)
+LOG_FUNCTION(log_warn_as, LEVEL_WARN)
+LOG_FUNCTION(log_error_as, LEVEL_ERROR)
 
-/* log_fatal - log and exit with EX_SOFTWARE */
-void log_fatal(const char *fmt, ...)
+/* log_fatal_as - log and exit with EX_SOFTWARE */
+void log_fatal_as(const char *service, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(LEVEL_FATAL, fmt, ap);
+    log_write(service, LEVEL_FATAL, fmt, ap);
     va_end(ap);
     exit(EXIT_SOFTWARE);
 }
 
-/* log_fatal_code - log and exit with the given status */
-void log_fatal_code(int status, const char *fmt, ...)
+/* log_fatal_code_as - log and exit with the given status */
+void log_fatal_code_as(const char *service, int status, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(LEVEL_FATAL, fmt, ap);
+    log_write(service, LEVEL_FATAL, fmt, ap);
     va_end(ap);
     exit(status);
 }
 
-/* log_panic - a broken invariant: log and dump core */
-void log_panic(const char *fmt, ...)
+/* log_panic_as - a broken invariant: log and dump core */
+void log_panic_as(const char *service, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    log_write(LEVEL_PANIC, fmt, ap);
+    log_write(service, LEVEL_PANIC, fmt, ap);
     va_end(ap);
     abort();
 }

@@ -3,10 +3,17 @@
  *
  * log_open() picks the target: "syslog", "stderr" (plain "ident: text"
  * lines for people at a terminal) or a file path (appended, one write() per
- * line, with a syslog-style "Mon dd hh:mm:ss host ident[pid]: " prefix so
- * mail log tools read it; "/dev/stderr" gets that prefix too; a file that is
- * a symbolic link or has other hard links is refused). Until
+ * line, with a syslog-style "Mon dd hh:mm:ss host ident/service[pid]: "
+ * prefix so mail log tools read it; "/dev/stderr" gets that prefix too; a
+ * file that is a symbolic link or has other hard links is refused). Until
  * log_open() succeeds, lines go to standard error.
+ *
+ * Service: as Postfix's "postfix/smtpd[pid]:", a line carries the part of
+ * the program that wrote it. A .c file names its service once, before any
+ * #include: `#define LOG_SERVICE "smtpd"`; log_info() and friends pass it
+ * to the log_*_as() functions, which a line that belongs to another service
+ * calls directly (smtpd logging cleanup's message-id=). A file that names
+ * none logs as plain "ident[pid]:". Safe from any thread.
  *
  * Levels as in Postfix: info lines carry no tag; warn, error, fatal and
  * panic lines start with "warning: ", "error: ", "fatal: ", "panic: ".
@@ -32,6 +39,10 @@
 
 #define LOG_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
+#ifndef LOG_SERVICE
+#define LOG_SERVICE NULL
+#endif
+
 int log_open(const char *ident, const char *target, char *err, size_t errlen);
 void log_close(void);
 int log_reopen(char *err, size_t errlen);
@@ -39,12 +50,21 @@ int log_file_owner(uid_t uid, gid_t gid, char *err, size_t errlen);
 void log_set_verbose(int verbose);
 int log_verbose(void);
 
-void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
-void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
-void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
-void log_error(const char *fmt, ...) LOG_PRINTF(1, 2);
-_Noreturn void log_fatal(const char *fmt, ...) LOG_PRINTF(1, 2);
-_Noreturn void log_fatal_code(int status, const char *fmt, ...) LOG_PRINTF(2, 3);
-_Noreturn void log_panic(const char *fmt, ...) LOG_PRINTF(1, 2);
+void log_debug_as(const char *service, const char *fmt, ...) LOG_PRINTF(2, 3);
+void log_info_as(const char *service, const char *fmt, ...) LOG_PRINTF(2, 3);
+void log_warn_as(const char *service, const char *fmt, ...) LOG_PRINTF(2, 3);
+void log_error_as(const char *service, const char *fmt, ...) LOG_PRINTF(2, 3);
+_Noreturn void log_fatal_as(const char *service, const char *fmt, ...) LOG_PRINTF(2, 3);
+_Noreturn void log_fatal_code_as(const char *service, int status, const char *fmt, ...)
+    LOG_PRINTF(3, 4);
+_Noreturn void log_panic_as(const char *service, const char *fmt, ...) LOG_PRINTF(2, 3);
+
+#define log_debug(...) log_debug_as(LOG_SERVICE, __VA_ARGS__)
+#define log_info(...) log_info_as(LOG_SERVICE, __VA_ARGS__)
+#define log_warn(...) log_warn_as(LOG_SERVICE, __VA_ARGS__)
+#define log_error(...) log_error_as(LOG_SERVICE, __VA_ARGS__)
+#define log_fatal(...) log_fatal_as(LOG_SERVICE, __VA_ARGS__)
+#define log_fatal_code(...) log_fatal_code_as(LOG_SERVICE, __VA_ARGS__)
+#define log_panic(...) log_panic_as(LOG_SERVICE, __VA_ARGS__)
 
 #endif

@@ -2,6 +2,8 @@
  * control.c - the control socket: one request line, one response, close.
  * Protocol and contract: control.h.
  */
+#define LOG_SERVICE "control" /* its log lines: syslog_name/control[pid] */
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>

@@ -18,6 +18,8 @@
  * bad; `etrn-queue reopen` reopens maillog_file alone. Prints nothing on
  * success; --version and --help print to stdout and exit 0.
  */
+#define LOG_SERVICE "master" /* its log lines: syslog_name/master[pid] */
+
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -131,8 +133,9 @@ static void reload(struct server *sv)
         log_error("reload: %s; keeping the old configuration", err.msg);
         return;
     }
-    if (!same_str(conf->maillog_file, old->maillog_file)
-        && log_open(IDENT, conf->maillog_file, logerr, sizeof(logerr)) != 0)
+    if ((!same_str(conf->maillog_file, old->maillog_file)
+         || !same_str(conf->syslog_name, old->syslog_name))
+        && log_open(conf->syslog_name, conf->maillog_file, logerr, sizeof(logerr)) != 0)
         log_warn("reload: %s; logging stays where it was", logerr);
     if (!same_str(conf->queue_directory, old->queue_directory))
         log_warn("reload: queue_directory changed: takes effect after a restart");
@@ -391,7 +394,7 @@ int main(int argc, char **argv)
         pw = &pw_copy;
     }
     log_set_verbose(verbose);
-    if (log_open(IDENT, sv.conf->maillog_file, errbuf, sizeof(errbuf)) != 0) {
+    if (log_open(sv.conf->syslog_name, sv.conf->maillog_file, errbuf, sizeof(errbuf)) != 0) {
         fprintf(stderr, "%s: %s\n", IDENT, errbuf);
         if (pw)
             free(pw_copy.pw_name);

@@ -30,6 +30,8 @@
  * no message directory any more. Empty logs are purged after
  * fast_flush_purge_time.
  */
+#define LOG_SERVICE "flush" /* its log lines: syslog_name/flush[pid] */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

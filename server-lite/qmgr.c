@@ -43,6 +43,8 @@
  * messages this process has seen fail; messages found at startup count once
  * they were tried again.
  */
+#define LOG_SERVICE "qmgr" /* its log lines: syslog_name/qmgr[pid] */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -662,10 +664,10 @@ static void mark(struct amsg *am, size_t i, enum queue_rcpt_state state, const c
     snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
 }
 
-/* log_rcpt - one Postfix delivery line */
-static void log_rcpt(struct amsg *am, const char *addr, const char *relay, double started,
-                     double now, const struct delivery_report *rep, const struct delivery_rcpt *res,
-                     const char *status)
+/* log_rcpt - one Postfix delivery line, logged as the service that tried (or qmgr) */
+static void log_rcpt(const char *service, struct amsg *am, const char *addr, const char *relay,
+                     double started, double now, const struct delivery_report *rep,
+                     const struct delivery_rcpt *res, const char *status)
 {
     char delay[32], a[32], b[32], c[32], d[32];
 
@@ -674,9 +676,9 @@ static void log_rcpt(struct amsg *am, const char *addr, const char *relay, doubl
     fmt_part(b, sizeof(b), started - am->activated);
     fmt_part(c, sizeof(c), rep ? rep->conn_time : 0);
     fmt_part(d, sizeof(d), rep ? rep->xmit_time : 0);
-    log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
-             am->qm.id, addr, relay && *relay ? relay : "none", delay, a, b, c, d,
-             res->dsn[0] ? res->dsn : "4.0.0", status, res->text);
+    log_info_as(service, "%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+                am->qm.id, addr, relay && *relay ? relay : "none", delay, a, b, c, d,
+                res->dsn[0] ? res->dsn : "4.0.0", status, res->text);
 }
 
 /* send_bounce - one DSN for the recipients in list; 0 when it is queued */
@@ -718,15 +720,15 @@ static int send_bounce(struct amsg *am, const size_t *list, const struct deliver
                   queue_error(m->q));
         return -1;
     }
-    log_info("%s: sender non-delivery notification: %s", am->qm.id, newid);
+    log_info_as("bounce", "%s: sender non-delivery notification: %s", am->qm.id, newid);
     log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", newid, size);
     qmgr_incoming(m, newid);
     return 0;
 }
 
-/* apply - record and log the results for recipients idx[] of am */
-static void apply(struct amsg *am, const size_t *idx, size_t n, const struct delivery_report *rep,
-                  double started)
+/* apply - record and log the results for recipients idx[] of am, as service reported them */
+static void apply(const char *service, struct amsg *am, const size_t *idx, size_t n,
+                  const struct delivery_report *rep, double started)
 {
     struct qmgr *m = am->m;
     double now = now_wall();
@@ -747,10 +749,10 @@ static void apply(struct amsg *am, const size_t *idx, size_t n, const struct del
         switch (res->status) {
         case DELIVERY_OK:
             mark(am, i, QUEUE_RCPT_DELIVERED, res->dsn, res->text);
-            log_rcpt(am, addr, rep->relay, started, now, rep, res, "sent");
+            log_rcpt(service, am, addr, rep->relay, started, now, rep, res, "sent");
             break;
         case DELIVERY_PERM:
-            log_rcpt(am, addr, rep->relay, started, now, rep, res, "bounced");
+            log_rcpt(service, am, addr, rep->relay, started, now, rep, res, "bounced");
             if (null_sender) {
                 mark(am, i, QUEUE_RCPT_BOUNCED, res->dsn, res->text);
             } else {
@@ -760,7 +762,7 @@ static void apply(struct amsg *am, const size_t *idx, size_t n, const struct del
             break;
         case DELIVERY_TEMP:
         default:
-            log_rcpt(am, addr, rep->relay, started, now, rep, res, "deferred");
+            log_rcpt(service, am, addr, rep->relay, started, now, rep, res, "deferred");
             if (!expired) {
                 mark(am, i, QUEUE_RCPT_PENDING, res->dsn, res->text);
                 am->any_temp = 1;
@@ -813,7 +815,7 @@ static void apply_now(struct amsg *am, const size_t *idx, size_t n,
     snprintf(rep.relay, sizeof(rep.relay), "none");
     for (size_t k = 0; k < n; k++)
         rep.rcpt[k] = each[k];
-    apply(am, idx, n, &rep, now_wall());
+    apply("qmgr", am, idx, n, &rep, now_wall());
     delivery_report_free(&rep);
 }
 
@@ -927,7 +929,8 @@ static void job_done(void *ctx, const struct delivery_report *rep)
             }
     }
     if (rep->nrcpt == j->n) {
-        apply(j->am, j->idx, j->n, rep, j->started);
+        apply(d->route.transport == SERVER_TRANSPORT_LOCAL ? "local" : "smtp", j->am, j->idx,
+              j->n, rep, j->started);
     } else {
         log_error("%s: transport answered for %zu of %zu recipients", j->am->qm.id, rep->nrcpt,
                   j->n);

@@ -23,6 +23,8 @@
  * data_offset + size, or whose header does not parse, is corrupt.
  * The next retry time is the file's mtime.
  */
+#define LOG_SERVICE "qmgr" /* its log lines: syslog_name/qmgr[pid] */
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

@@ -27,6 +27,7 @@ static const struct cfg_key main_keys[] = {
     { "queue_directory", CFG_STRING, "/var/spool/etrnkit", 0, 0, NULL, OFF(queue_directory), 0 },
     { "mail_owner", CFG_STRING, "etrnkit", 0, 0, NULL, OFF(mail_owner), 0 },
     { "maillog_file", CFG_STRING, NULL, 0, 0, NULL, OFF(maillog_file), 0 },
+    { "syslog_name", CFG_STRING, "etrnkit", 0, 0, NULL, OFF(syslog_name), 0 },
     { "mynetworks", CFG_LIST, "127.0.0.0/8 [::1]/128", 0, 0, NULL, OFF(mynetworks), 0 },
     { "relay_domains", CFG_LIST, NULL, 0, 0, NULL, OFF(relay_domains), 0 },
     { "mydestination", CFG_LIST, NULL, 0, 0, NULL, OFF(mydestination), 0 },
@@ -1248,6 +1249,13 @@ static int finish_main(struct load *ld)
         || check_path_key(ld, "smtpd_sasl_users_file", c->smtpd_sasl_users_file, 0) != 0
         || check_path_key(ld, "maillog_file", c->maillog_file, 0) != 0)
         return -1;
+    if (c->syslog_name == NULL || *c->syslog_name == 0 || strlen(c->syslog_name) > 48
+        || strspn(c->syslog_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+               != strlen(c->syslog_name)) {
+        main_error(ld, "syslog_name", "\"%s\": letters, digits, '.', '_' and '-' only, at most 48",
+                   c->syslog_name ? c->syslog_name : "");
+        return -1;
+    }
     int has_cert = c->smtpd_tls_cert_file && *c->smtpd_tls_cert_file;
     int has_key = c->smtpd_tls_key_file && *c->smtpd_tls_key_file;
     if (has_cert != has_key) {

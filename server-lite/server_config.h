@@ -95,6 +95,7 @@ struct server_config {
     char *queue_directory;
     char *mail_owner;
     char *maillog_file;            /* NULL or "": syslog */
+    char *syslog_name;             /* log tag: syslog_name/service[pid], default "etrnkit" */
     struct cfg_list mynetworks;
     struct cfg_list relay_domains; /* domain lists: lower case, sorted, unique */
     struct cfg_list mydestination;

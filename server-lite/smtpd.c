@@ -30,6 +30,8 @@
  * smtpd_etrn_restrictions, [etrn_users], then the ETRN hook (the flush
  * service) whose enum flush_result becomes the RFC 1985 reply.
  */
+#define LOG_SERVICE "smtpd" /* its log lines: syslog_name/smtpd[pid] */
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -704,9 +706,10 @@ static void commit_done(void *ctx, const char *id, int status, const char *error
     if (status != QUEUE_OK) {
         log_error("%s: %s", id, error);
     } else {
-        log_info("%s: message-id=%s", id, w->msgid ? w->msgid : "");
-        log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", id, w->sender, w->size,
-                 w->nrcpt);
+        /* in Postfix, cleanup logs the message-id and the qmgr takes the message */
+        log_info_as("cleanup", "%s: message-id=%s", id, w->msgid ? w->msgid : "");
+        log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", id, w->sender,
+                    w->size, w->nrcpt);
     }
     free(w->sender);
     free(w->msgid);

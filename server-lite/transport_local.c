@@ -15,6 +15,8 @@
  * (log_open() is not thread-safe) and block every signal. local_transport_free()
  * asks the workers to stop after the recipient in progress and joins them.
  */
+#define LOG_SERVICE "local" /* its log lines: syslog_name/local[pid] */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -67,6 +67,8 @@
  * failed TLS handshake is retried once on the same address without STARTTLS
  * (opportunistic TLS, as Postfix's "may" level).
  */
+#define LOG_SERVICE "smtp" /* its log lines: syslog_name/smtp[pid] */
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
