@@ -10,6 +10,7 @@
 
 #include "agent_config.h"
 #include "alloc.h"
+#include "asuser.h"
 #include "domain.h"
 #include "log.h"
 #include "mx.h"
@@ -250,6 +251,7 @@ static int provider_value(struct agent_parse *ps, struct agent_provider *p, cons
                      item->section);
             return -1;
         }
+        p->password_file_line = item->line;
         if (read_password(p->password_file, &p->password, why, whylen) != 0) {
             char reason_text[512];
 
@@ -330,6 +332,29 @@ static int agent_handler(void *ctx, const struct cfg_item *item, char *why, size
     return provider_value(ps, p, item, before, why, whylen);
 }
 
+/* check_parent_dir - the directory a file will be made in (dir) exists; 0 or -1 + why */
+static int check_parent_dir(const char *path, char *dir, size_t dirlen, char *why, size_t whylen)
+{
+    const char *slash = strrchr(path, '/');
+    struct stat st;
+
+    if (slash == NULL)
+        snprintf(dir, dirlen, ".");
+    else if (slash == path)
+        snprintf(dir, dirlen, "/");
+    else
+        snprintf(dir, dirlen, "%.*s", (int) (slash - path), path);
+    if (stat(dir, &st) != 0) {
+        snprintf(why, whylen, "%s: directory %s: %s", path, dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, whylen, "%s: %s is not a directory", path, dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* agent_check - whole-file rules, after every key was read */
 static int agent_check(struct agent_parse *ps)
 {
@@ -381,6 +406,9 @@ static int agent_check(struct agent_parse *ps)
         }
         mx_resolver_free(res);
     }
+    conf->log_line = cfg_section_line(&ps->agent_sec, "log");
+    conf->status_file_line = cfg_section_line(&ps->agent_sec, "status_file");
+    conf->on_link_up_line = cfg_section_line(&ps->agent_sec, "on_link_up");
     for (size_t i = 0; i < conf->nproviders; i++) {
         struct agent_provider *p = &conf->providers[i];
         const char *sec = ps->prov_secs[i].name;
@@ -435,6 +463,99 @@ int agent_config_load(const char *path, struct agent_config *conf, struct cfg_er
         return -1;
     }
     return 0;
+}
+
+/* log_is_file - log names a file (not syslog or stderr) */
+static int log_is_file(const struct agent_config *conf)
+{
+    return conf->log && *conf->log && strcmp(conf->log, "syslog") != 0
+           && strcmp(conf->log, "stderr") != 0;
+}
+
+/* agent_config_check_paths - what --check-config adds to a load (contract in agent_config.h) */
+int agent_config_check_paths(const struct agent_config *conf, const char *run_user,
+                             struct cfg_error *err)
+{
+    char why[512], logdir[4096], statusdir[4096];
+
+    if (log_is_file(conf) && check_parent_dir(conf->log, logdir, sizeof(logdir), why,
+                                              sizeof(why)) != 0) {
+        cfg_error_set(err, conf->path, conf->log_line, "[agent] log: %s", why);
+        return -1;
+    }
+    if (check_parent_dir(conf->status_file, statusdir, sizeof(statusdir), why, sizeof(why)) != 0) {
+        cfg_error_set(err, conf->path, conf->status_file_line, "[agent] status_file: %s", why);
+        return -1;
+    }
+    if (conf->on_link_up.count > 0) {
+        const char *prog = conf->on_link_up.items[0];
+
+        if (prog[0] != '/') {
+            cfg_error_set(err, conf->path, conf->on_link_up_line,
+                          "[agent] on_link_up: \"%s\": give the program's full path (it runs "
+                          "without a shell or PATH search)", prog);
+            return -1;
+        }
+        if (access(prog, X_OK) != 0) {
+            cfg_error_set(err, conf->path, conf->on_link_up_line, "[agent] on_link_up: %s: %s",
+                          prog, strerror(errno));
+            return -1;
+        }
+    }
+    if (run_user == NULL)
+        return 0;
+
+    /* as the user the units and hooks run it as: what it reads, writes and runs */
+    size_t max = conf->nproviders + 4, n = 0;
+    struct asuser_check *checks = xcalloc(max, sizeof(*checks));
+    struct label {
+        char text[300]; /* "" for the config file itself */
+        int line;
+    } *label = xcalloc(max, sizeof(*label));
+    int rc = 0;
+
+    checks[n++] = (struct asuser_check) { conf->path, R_OK, 0 };
+    snprintf(label[n].text, sizeof(label[n].text), "[agent] status_file");
+    label[n].line = conf->status_file_line;
+    checks[n++] = (struct asuser_check) { statusdir, W_OK, 0 };
+    if (log_is_file(conf)) {
+        snprintf(label[n].text, sizeof(label[n].text), "[agent] log");
+        label[n].line = conf->log_line;
+        checks[n++] = (struct asuser_check) { logdir, W_OK, 0 };
+    }
+    if (conf->on_link_up.count > 0) {
+        snprintf(label[n].text, sizeof(label[n].text), "[agent] on_link_up");
+        label[n].line = conf->on_link_up_line;
+        checks[n++] = (struct asuser_check) { conf->on_link_up.items[0], X_OK, 0 };
+    }
+    for (size_t i = 0; i < conf->nproviders; i++)
+        if (conf->providers[i].password_file) {
+            snprintf(label[n].text, sizeof(label[n].text), "[provider %s] password_file",
+                     conf->providers[i].name);
+            label[n].line = conf->providers[i].password_file_line;
+            checks[n++] = (struct asuser_check) { conf->providers[i].password_file, R_OK, 0 };
+        }
+    if (asuser_check(run_user, checks, n, why, sizeof(why)) != 0) {
+        cfg_error_set(err, conf->path, 0, "%s", why);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *verb = checks[i].mode == R_OK ? "cannot read it"
+                         : checks[i].mode == W_OK ? "cannot make files in it" : "cannot run it";
+
+        if (checks[i].err == 0)
+            continue;
+        rc = -1;
+        if (label[i].text[0] == 0)
+            cfg_error_set(err, conf->path, 0, "user %s %s (%s)", run_user, verb,
+                          strerror(checks[i].err));
+        else
+            cfg_error_set(err, conf->path, label[i].line, "%s: %s: user %s %s (%s)",
+                          label[i].text, checks[i].path, run_user, verb, strerror(checks[i].err));
+    }
+    free(checks);
+    free(label);
+    return rc;
 }
 
 /* agent_config_free - release everything the config owns */

@@ -9,6 +9,11 @@
  * "FILE:LINE: [section] key: what is wrong" and nothing is filled in.
  * The struct owns all its strings; agent_config_free() releases them.
  * A provider's password is read from password_file at load time.
+ * agent_config_check_paths() is what --check-config adds: the directories
+ * of log (a path) and status_file exist, on_link_up names an executable by
+ * its full path, and, given run_user (as root only), that user can read the
+ * config and password files, make files in those directories and run
+ * on_link_up. Errors name the line that set the file.
  */
 #ifndef ETRNKIT_AGENT_CONFIG_H
 #define ETRNKIT_AGENT_CONFIG_H
@@ -37,6 +42,7 @@ struct agent_provider {
     char *ca_file;
     char *username;
     char *password_file;
+    int password_file_line;     /* where password_file was set */
     char *password;             /* inline, or read from password_file */
     long long timeout;          /* one whole SMTP session, seconds */
 };
@@ -53,9 +59,12 @@ struct agent_config {
     struct cfg_list interfaces; /* [link] interfaces; empty: any with a default route */
     struct agent_provider *providers;
     size_t nproviders;
+    int log_line, status_file_line, on_link_up_line; /* where they were set; 0: default */
 };
 
 int agent_config_load(const char *path, struct agent_config *conf, struct cfg_error *err);
+int agent_config_check_paths(const struct agent_config *conf, const char *run_user,
+                             struct cfg_error *err);
 void agent_config_free(struct agent_config *conf);
 int agent_parse_hostport(const char *text, char **host, int *port, const char **why);
 

@@ -1,8 +1,10 @@
 /* etrn-agent - send ETRN to every provider host when the link comes up. */
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -21,12 +23,29 @@ static void usage(FILE *fp)
                 "  -c, --config FILE  configuration (default " AGENT_DEFAULT_CONFIG ")\n"
                 "  --once             one round now, then exit (0 ok, 75 temporary, 69 refused, 78 config)\n"
                 "  --dry-run          print what would be sent where, send nothing\n"
-                "  --check-config     validate the configuration and exit\n"
+                "  --check-config     validate the configuration (and, as root, that user\n"
+                "                     $ETRN_AGENT_USER or etrnkit can use its files) and exit\n"
                 "  -v, --verbose      log the SMTP dialogue\n"
                 "  --version          print the version and exit\n"
                 "  -h, --help         print this text and exit\n"
                 "Without --once: a daemon in the foreground that watches the link; SIGHUP\n"
                 "re-reads the configuration.\n");
+}
+
+/* check_user - who the units and hooks run the agent as, when root checks for them; or NULL */
+static const char *check_user(void)
+{
+    const char *user = getenv("ETRN_AGENT_USER"); /* the hooks' tunable */
+    struct passwd *pw;
+
+    if (geteuid() != 0)
+        return NULL;
+    if (user == NULL)
+        user = "etrnkit";
+    else if (*user == 0)
+        return NULL;
+    pw = getpwnam(user);
+    return pw && pw->pw_uid != 0 ? user : NULL;
 }
 
 int main(int argc, char **argv)
@@ -86,6 +105,13 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check_only) {
+        const char *user = check_user();
+
+        if (agent_config_check_paths(&conf, user, &err) != 0) {
+            fprintf(stderr, "etrn-agent: fatal: %s\n", err.msg);
+            agent_config_free(&conf);
+            return EXIT_CONFIG;
+        }
         if (verbose)
             printf("%s: %zu provider(s), configuration OK\n", path, conf.nproviders);
         agent_config_free(&conf);

@@ -33,6 +33,7 @@
 #include <event2/event.h>
 
 #include "alloc.h"
+#include "asuser.h"
 #include "sasl_users.h"
 #include "smtpd_tls.h"
 #include "config.h"
@@ -309,6 +310,44 @@ static int check_files(const struct server_config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* check_owner_files - can mail_owner read what a reload (SIGHUP) reads again? 0, or -1 + err */
+static int check_owner_files(const struct server_config *c, const char *owner, char *err,
+                             size_t errlen)
+{
+    static const char *const keys[] = { "smtpd_tls_cert_file", "smtpd_tls_key_file",
+                                        "smtpd_sasl_users_file" };
+    const char *paths[] = { c->smtpd_tls_cert_file, c->smtpd_tls_key_file,
+                            c->smtpd_sasl_users_file };
+    struct asuser_check checks[3];
+    const char *key[3];
+    size_t n = 0;
+    char why[256];
+
+    for (size_t i = 0; i < 3; i++)
+        if (paths[i] && *paths[i]) {
+            key[n] = keys[i];
+            checks[n].path = paths[i];
+            checks[n].mode = R_OK;
+            checks[n++].err = 0;
+        }
+    if (n == 0)
+        return 0;
+    if (asuser_check(owner, checks, n, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s:%d: [main] mail_owner: %s", c->path,
+                 server_config_line(c, "mail_owner"), why);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (checks[i].err) {
+            snprintf(err, errlen, "%s:%d: [main] %s: %s: mail_owner %s cannot read it (%s), so a "
+                     "reload (SIGHUP) would fail: make it readable by %s (e.g. root:%s 0640)",
+                     c->path, server_config_line(c, key[i]), key[i], checks[i].path, owner,
+                     strerror(checks[i].err), owner, owner);
+            return -1;
+        }
+    return 0;
+}
+
 /* drop_privileges - become mail_owner */
 static void drop_privileges(const struct passwd *pw)
 {
@@ -368,9 +407,18 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (check_only) {
+        struct passwd *p = geteuid() == 0 && sv.conf->mail_owner ? getpwnam(sv.conf->mail_owner)
+                                                                  : NULL;
+
+        rc = EXIT_OK;
+        if (p && p->pw_uid != 0 && check_owner_files(sv.conf, sv.conf->mail_owner, errbuf,
+                                                     sizeof(errbuf)) != 0) {
+            fprintf(stderr, "%s: %s\n", IDENT, errbuf);
+            rc = EXIT_CONFIG;
+        }
         server_config_free(sv.conf);
         free(sv.conf);
-        return EXIT_OK;
+        return rc;
     }
     if (geteuid() == 0) {
         struct passwd *p = sv.conf->mail_owner ? getpwnam(sv.conf->mail_owner) : NULL;
@@ -404,6 +452,8 @@ int main(int argc, char **argv)
     }
     if (pw && log_file_owner(pw->pw_uid, pw->pw_gid, errbuf, sizeof(errbuf)) != 0)
         startup_fatal(sv.conf, EXIT_IOERR, errbuf);
+    if (pw && check_owner_files(sv.conf, pw->pw_name, errbuf, sizeof(errbuf)) != 0)
+        log_warn("%s", errbuf);
     /* as root: make and check the directories only; nothing in them is read yet */
     rc = pw ? queue_open_owned(&q, sv.conf->queue_directory, pw->pw_uid, pw->pw_gid)
             : queue_open(&q, sv.conf->queue_directory, 1);

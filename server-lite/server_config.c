@@ -719,6 +719,13 @@ static int load_handler(void *ctx, const struct cfg_item *item, char *why, size_
         ld->rawline[k] = item->line;
         return 0;
     }
+    if (main_key_index(item->key, strlen(item->key)) >= 0
+        && (strcmp(item->section, "transport") == 0 || strcmp(item->section, "etrn_queues") == 0
+            || strcmp(item->section, "etrn_users") == 0)) {
+        snprintf(why, whylen, "[%s] %s: a [main] parameter in the [%s] table; move it above the "
+                 "first table, into [main]", item->section, item->key, item->section);
+        return -1;
+    }
     if (strcmp(item->section, "transport") == 0) {
         char reason[512];
 
@@ -963,6 +970,14 @@ static int elem_listen(struct load *ld, const char *elem, struct cfg_list *out, 
     char *host;
     int port;
 
+    if (strcmp(elem, "all") == 0 || strcmp(elem, "loopback-only") == 0) {
+        /* Postfix's words: every address, or the loopback ones, on port 25 */
+        int all = elem[0] == 'a';
+
+        if (elem_listen(ld, all ? "0.0.0.0:25" : "127.0.0.1:25", out, why, whylen) != 0)
+            return -1;
+        return elem_listen(ld, all ? "[::]:25" : "[::1]:25", out, why, whylen);
+    }
     if (server_hostport_parse(elem, 25, &host, &port, &reason) != 0) {
         snprintf(why, whylen, "\"%s\": %s", elem, reason);
         return -1;
@@ -1372,6 +1387,10 @@ int server_config_load(const char *path, struct server_config *conf, struct cfg_
         }
     }
     rc = finish_main(ld);
+    if (rc == 0) {
+        conf->main_lines = xcalloc(MAIN_NKEYS, sizeof(*conf->main_lines));
+        memcpy(conf->main_lines, ld->rawline, sizeof(ld->rawline));
+    }
 out:
     cfg_section_done(&ld->sec);
     for (size_t k = 0; k < MAIN_NKEYS; k++) {
@@ -1383,6 +1402,14 @@ out:
     if (rc != 0)
         server_config_free(conf);
     return rc;
+}
+
+/* server_config_line - the line that set a [main] key; 0 when defaulted or unknown */
+int server_config_line(const struct server_config *conf, const char *key)
+{
+    int k = main_key_index(key, strlen(key));
+
+    return k < 0 || conf->main_lines == NULL ? 0 : conf->main_lines[k];
 }
 
 /* server_config_free - release everything the config owns */
@@ -1417,6 +1444,7 @@ void server_config_free(struct server_config *conf)
     free(conf->users);
     recipient_map_free(conf->relay_recipients);
     recipient_map_free(conf->local_recipients);
+    free(conf->main_lines);
     free(conf->path);
     memset(conf, 0, sizeof(*conf));
 }

@@ -8,6 +8,9 @@
  * (recipient.h). Every error is "FILE:LINE: [section] key: what is
  * wrong" (the list or map file's line when the problem is there); on error
  * nothing stays allocated. The struct owns its memory: server_config_free().
+ * server_config_line() tells which line set a [main] key (0: the default).
+ * inet_interfaces takes Postfix's "all" and "loopback-only" (port 25); a
+ * [main] parameter name used as a table key is refused.
  * Pure helpers: server_cidr_*, server_netlist_match (mynetworks),
  * server_domain_match ("name" itself, ".name" its subdomains),
  * server_transport_lookup (domain -> transport, next hop, defer),
@@ -96,6 +99,7 @@ struct server_config {
     char *mail_owner;
     char *maillog_file;            /* NULL or "": syslog */
     char *syslog_name;             /* log tag: syslog_name/service[pid], default "etrnkit" */
+    int *main_lines;               /* server_config_line(): where each [main] key was set */
     struct cfg_list mynetworks;
     struct cfg_list relay_domains; /* domain lists: lower case, sorted, unique */
     struct cfg_list mydestination;
@@ -175,6 +179,7 @@ struct server_route {
 };
 
 int server_config_load(const char *path, struct server_config *conf, struct cfg_error *err);
+int server_config_line(const struct server_config *conf, const char *key);
 void server_config_free(struct server_config *conf);
 
 int server_cidr_parse(const char *text, struct server_cidr *net, const char **why);

@@ -9,6 +9,7 @@
 e2e_init
 
 AGENT=$BIN_DIR/etrn-agent
+export ETRN_AGENT_USER= # --check-config as root: no run-user checks here (check_config.sh)
 SMTPD=$E2E_TOP/tests/lib/scripted_smtpd.py
 
 if [ ! -x "$AGENT" ]; then

@@ -125,7 +125,7 @@ check "mailq: sender" grep -q "^$id1 .* a@b.test\$" "$T/mailq1"
 check "mailq: recipient" grep -q '^  *user@relay.test$' "$T/mailq1"
 check "queue file: Received header" grep -q '^Received: from c.test (unknown \[127.0.0.1\])' \
     "$(qfile "$id1")"
-check "log: connect" grep -q 'etrn-server\[[0-9]*\]: connect from unknown\[127.0.0.1\]$' "$T/maillog"
+check "log: connect" grep -q 'etrnkit/smtpd\[[0-9]*\]: connect from unknown\[127.0.0.1\]$' "$T/maillog"
 check "log: client=" grep -q ": $id1: client=unknown\[127.0.0.1\]$" "$T/maillog"
 check "log: message-id=" grep -q ": $id1: message-id=<m1@b.test>$" "$T/maillog"
 check "log: from=, size=, nrcpt=" \
