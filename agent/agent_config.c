@@ -465,6 +465,26 @@ int agent_config_load(const char *path, struct agent_config *conf, struct cfg_er
     return 0;
 }
 
+/* find_in_path - where execvp() would find prog; 0 or -1 */
+static int find_in_path(const char *prog, char *out, size_t outlen)
+{
+    const char *path = getenv("PATH");
+
+    if (path == NULL)
+        path = "/bin:/usr/bin";
+    for (const char *p = path; *p;) {
+        size_t len = strcspn(p, ":");
+
+        snprintf(out, outlen, "%.*s/%s", (int) len, len ? p : ".", prog);
+        if (access(out, X_OK) == 0)
+            return 0;
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    return -1;
+}
+
 /* log_is_file - log names a file (not syslog or stderr) */
 static int log_is_file(const struct agent_config *conf)
 {
@@ -476,7 +496,7 @@ static int log_is_file(const struct agent_config *conf)
 int agent_config_check_paths(const struct agent_config *conf, const char *run_user,
                              struct cfg_error *err)
 {
-    char why[512], logdir[4096], statusdir[4096];
+    char why[512], logdir[4096], statusdir[4096], progpath[4096];
 
     if (log_is_file(conf) && check_parent_dir(conf->log, logdir, sizeof(logdir), why,
                                               sizeof(why)) != 0) {
@@ -490,15 +510,17 @@ int agent_config_check_paths(const struct agent_config *conf, const char *run_us
     if (conf->on_link_up.count > 0) {
         const char *prog = conf->on_link_up.items[0];
 
-        if (prog[0] != '/') {
+        if (strchr(prog, '/') == NULL && find_in_path(prog, progpath, sizeof(progpath)) != 0) {
             cfg_error_set(err, conf->path, conf->on_link_up_line,
-                          "[agent] on_link_up: \"%s\": give the program's full path (it runs "
-                          "without a shell or PATH search)", prog);
+                          "[agent] on_link_up: %s: no such program in PATH (%s)", prog,
+                          getenv("PATH") ? getenv("PATH") : "unset");
             return -1;
         }
-        if (access(prog, X_OK) != 0) {
+        if (strchr(prog, '/'))
+            snprintf(progpath, sizeof(progpath), "%s", prog);
+        if (access(progpath, X_OK) != 0) {
             cfg_error_set(err, conf->path, conf->on_link_up_line, "[agent] on_link_up: %s: %s",
-                          prog, strerror(errno));
+                          progpath, strerror(errno));
             return -1;
         }
     }
@@ -526,7 +548,7 @@ int agent_config_check_paths(const struct agent_config *conf, const char *run_us
     if (conf->on_link_up.count > 0) {
         snprintf(label[n].text, sizeof(label[n].text), "[agent] on_link_up");
         label[n].line = conf->on_link_up_line;
-        checks[n++] = (struct asuser_check) { conf->on_link_up.items[0], X_OK, 0 };
+        checks[n++] = (struct asuser_check) { progpath, X_OK, 0 };
     }
     for (size_t i = 0; i < conf->nproviders; i++)
         if (conf->providers[i].password_file) {

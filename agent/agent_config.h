@@ -10,8 +10,9 @@
  * The struct owns all its strings; agent_config_free() releases them.
  * A provider's password is read from password_file at load time.
  * agent_config_check_paths() is what --check-config adds: the directories
- * of log (a path) and status_file exist, on_link_up names an executable by
- * its full path, and, given run_user (as root only), that user can read the
+ * of log (a path) and status_file exist, on_link_up names an executable (a
+ * path, or a name found in PATH as execvp finds it), and, given run_user
+ * (as root only), that user can read the
  * config and password files, make files in those directories and run
  * on_link_up. Errors name the line that set the file.
  */

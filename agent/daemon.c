@@ -16,6 +16,7 @@
 #include "linkwatch.h"
 #include "log.h"
 #include "round.h"
+#include "status.h"
 
 #define SETTLE_CAP_FACTOR 10    /* judge at the latest 10 x settle after a burst began */
 #define SETTLE_CAP_MIN_MS 5000
@@ -150,17 +151,29 @@ static void schedule(struct daemon *d, const struct round_report *rep, long long
         unsigned attempt;
         long long delay = backoff_table_result(&d->backoff, h->provider, h->host, h->port, &out,
                                                now, &reason, &attempt);
+        char hp[300];
 
+        status_hostport(hp, sizeof(hp), h->host, h->port);
+
+        if (reason == BACKOFF_FAILED || reason == BACKOFF_PENDING)
+            status_set_next(h->provider, h->host, h->port, time(NULL) + (delay + 999) / 1000,
+                            reason == BACKOFF_FAILED ? "retry after a temporary failure"
+                                                     : "mail pending, ETRN again until 251");
+        else if (d->conf->interval > 0)
+            status_set_next(h->provider, h->host, h->port, time(NULL) + d->conf->interval,
+                            "interval round");
+        else
+            status_set_next(h->provider, h->host, h->port, 0, NULL);
         if (reason == BACKOFF_FAILED)
-            log_info("retry: provider %s host %s:%d in %lld.%llds (temporary failure, attempt %u)",
-                     h->provider, h->host, h->port, delay / 1000, delay % 1000 / 100, attempt);
+            log_info("retry: provider %s host %s in %lld.%llds (temporary failure, attempt %u)",
+                     h->provider, hp, delay / 1000, delay % 1000 / 100, attempt);
         else if (reason == BACKOFF_PENDING)
-            log_info("retry: provider %s host %s:%d in %lld.%llds (mail pending, ETRN again "
-                     "until 251)", h->provider, h->host, h->port, delay / 1000,
+            log_info("retry: provider %s host %s in %lld.%llds (mail pending, ETRN again "
+                     "until 251)", h->provider, hp, delay / 1000,
                      delay % 1000 / 100);
         else if (h->verdict == ETRN_PERM)
-            log_info("provider %s host %s:%d refused; no retry before the next %s",
-                     h->provider, h->host, h->port,
+            log_info("provider %s host %s refused; no retry before the next %s",
+                     h->provider, hp,
                      d->conf->interval > 0 ? "interval or link-up round" : "link-up round");
     }
 }
@@ -173,6 +186,7 @@ static void run_round(struct daemon *d, enum round_kind kind)
     struct round_options opt;
     struct retry_filter filter;
     long long start = clock_now_ms();
+    char why[512];
 
     memset(&opt, 0, sizeof(opt));
     opt.skip_link_up_steps = kind != ROUND_LINK_UP;
@@ -184,9 +198,13 @@ static void run_round(struct daemon *d, enum round_kind kind)
         if (retry_needs_link_up_steps(d, filter.horizon))
             opt.skip_link_up_steps = 0;
     }
+    opt.keep_status = 1;
     log_info("round: %s", kind_name[kind]);
     round_run(d->conf, &opt, &rep);
     schedule(d, &rep, clock_now_ms());
+    if (d->conf->status_file && *d->conf->status_file
+        && status_write(d->conf->status_file, why, sizeof(why)) != 0)
+        log_warn("status file: %s", why);
     if (kind == ROUND_RETRY) {
         size_t dropped = backoff_table_drop_due(&d->backoff, start + RETRY_BATCH_MS);
 
@@ -214,10 +232,16 @@ static void link_changed(struct daemon *d, const struct linkwatch_verdict *v)
         backoff_table_clear(&d->backoff);
         run_round(d, ROUND_LINK_UP);
     } else if (!v->up && d->up) {
+        char why[512];
+
         log_info("link down: %s (%s)", d->ifname, v->why);
         d->up = 0;
         d->next_full = -1;
         backoff_table_clear(&d->backoff);
+        status_clear_next(); /* nothing is planned until the link is back */
+        if (d->conf->status_file && *d->conf->status_file
+            && status_write(d->conf->status_file, why, sizeof(why)) != 0)
+            log_warn("status file: %s", why);
     } else if (v->up && strcmp(d->ifname, v->ifname) != 0) {
         log_info("link up: %s (%s), was %s", v->ifname, v->why, d->ifname);
         snprintf(d->ifname, sizeof(d->ifname), "%s", v->ifname);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -13,16 +14,19 @@
 #include "exitcode.h"
 #include "log.h"
 #include "round.h"
+#include "status.h"
 #include "version.h"
 
 #define AGENT_DEFAULT_CONFIG "/etc/etrnkit/agent.ini"
 
 static void usage(FILE *fp)
 {
-    fprintf(fp, "usage: etrn-agent [-c FILE] [--once] [--dry-run] [--check-config] [-v]\n"
+    fprintf(fp, "usage: etrn-agent [-c FILE] [--once] [--dry-run] [--check-config] [--status] [-v]\n"
                 "  -c, --config FILE  configuration (default " AGENT_DEFAULT_CONFIG ")\n"
                 "  --once             one round now, then exit (0 ok, 75 temporary, 69 refused, 78 config)\n"
                 "  --dry-run          print what would be sent where, send nothing\n"
+                "  --status           the status file in words: last reply per host and domain,\n"
+                "                     its age, pending count, next attempt\n"
                 "  --check-config     validate the configuration (and, as root, that user\n"
                 "                     $ETRN_AGENT_USER or etrnkit can use its files) and exit\n"
                 "  -v, --verbose      log the SMTP dialogue\n"
@@ -30,6 +34,23 @@ static void usage(FILE *fp)
                 "  -h, --help         print this text and exit\n"
                 "Without --once: a daemon in the foreground that watches the link; SIGHUP\n"
                 "re-reads the configuration.\n");
+}
+
+/* print_summary - --once at a terminal: one line per host, whatever "log" says */
+static void print_summary(const struct round_report *rep)
+{
+    for (size_t i = 0; i < rep->count; i++) {
+        const struct round_host *h = &rep->hosts[i];
+        char hp[300];
+
+        if (h->port)
+            status_hostport(hp, sizeof(hp), h->host, h->port);
+        else
+            snprintf(hp, sizeof(hp), "%s", h->host);
+        fprintf(stderr, "etrn-agent: provider %s host %s: %s%s%s\n", h->provider, hp,
+                etrn_verdict_name(h->verdict), h->summary && *h->summary ? ": " : "",
+                h->summary ? h->summary : "");
+    }
 }
 
 /* check_user - who the units and hooks run the agent as, when root checks for them; or NULL */
@@ -55,13 +76,14 @@ int main(int argc, char **argv)
         { "once", no_argument, NULL, 'o' },
         { "dry-run", no_argument, NULL, 'n' },
         { "check-config", no_argument, NULL, 'C' },
+        { "status", no_argument, NULL, 's' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *path = AGENT_DEFAULT_CONFIG;
-    int once = 0, dry_run = 0, check_only = 0, verbose = 0;
+    int once = 0, dry_run = 0, check_only = 0, verbose = 0, status_only = 0;
     struct agent_config conf;
     struct cfg_error err;
     char why[512];
@@ -80,6 +102,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             check_only = 1;
+            break;
+        case 's':
+            status_only = 1;
             break;
         case 'v':
             verbose = 1;
@@ -103,6 +128,13 @@ int main(int argc, char **argv)
     if (agent_config_load(path, &conf, &err) != 0) {
         fprintf(stderr, "etrn-agent: fatal: %s\n", err.msg);
         return EXIT_CONFIG;
+    }
+    if (status_only) {
+        c = status_print(conf.status_file, time(NULL), stdout, why, sizeof(why));
+        if (c != 0)
+            fprintf(stderr, "etrn-agent: %s\n", why);
+        agent_config_free(&conf);
+        return c == 0 ? EXIT_OK : EXIT_NOINPUT;
     }
     if (check_only) {
         const char *user = check_user();
@@ -135,6 +167,8 @@ int main(int argc, char **argv)
         opt.dry_run = dry_run;
         round_run(&conf, &opt, &report);
         status = round_exit_status(&report);
+        if (once && !dry_run && isatty(STDERR_FILENO))
+            print_summary(&report);
         round_report_free(&report);
         agent_config_free(&conf);
         curl_global_cleanup();

@@ -156,11 +156,14 @@ static struct round_host *report_add(struct round_report *rep, const char *provi
 /* log_session - one line per domain: provider, host, domain, code, meaning */
 static void log_session(const char *provider, const char *host, int port, const struct etrn_session *s)
 {
+    char hp[300];
+
+    status_hostport(hp, sizeof(hp), host, port);
     if (s->error[0]) {
         void (*logf)(const char *, const char *, ...) = s->verdict == ETRN_PERM ? log_error_as
                                                                                   : log_warn_as;
 
-        logf(LOG_SERVICE, "provider %s host %s:%d: %s failure: %s", provider, host, port,
+        logf(LOG_SERVICE, "provider %s host %s: %s failure: %s", provider, hp,
              etrn_verdict_name(s->verdict), s->error);
     }
     for (size_t i = 0; i < s->count; i++) {
@@ -172,12 +175,34 @@ static void log_session(const char *provider, const char *host, int port, const 
         if (r->code == 0 && s->error[0] && strcmp(r->meaning, "not sent") == 0)
             continue;
         if (r->pending >= 0)
-            logf(LOG_SERVICE, "provider %s host %s:%d domain %s: %d %s (%s; %ld pending)", provider, host, port,
+            logf(LOG_SERVICE, "provider %s host %s domain %s: %d %s (%s; %ld pending)", provider, hp,
                  r->domain, r->code, r->text ? r->text : "", r->meaning, r->pending);
         else
-            logf(LOG_SERVICE, "provider %s host %s:%d domain %s: %d %s (%s)", provider, host, port, r->domain,
+            logf(LOG_SERVICE, "provider %s host %s domain %s: %d %s (%s)", provider, hp, r->domain,
                  r->code, r->text ? r->text : "", r->meaning);
     }
+}
+
+/* session_summary - "error; domain code meaning (N pending), ..." for one line on a terminal */
+static char *session_summary(const struct etrn_session *s)
+{
+    struct buf b = BUF_INIT;
+    size_t shown = 0;
+
+    if (s->error[0])
+        buf_printf(&b, "%s", s->error);
+    for (size_t i = 0; i < s->count; i++) {
+        const struct etrn_domain_result *r = &s->results[i];
+
+        if (r->code == 0)
+            continue;
+        buf_printf(&b, "%s%s %d %s", b.len == 0 ? "" : shown ? ", " : "; ", r->domain, r->code,
+                   r->meaning);
+        shown++;
+        if (r->pending >= 0)
+            buf_printf(&b, " (%ld pending)", r->pending);
+    }
+    return buf_steal(&b);
 }
 
 /* contact_host - one session with one host, logged and recorded */
@@ -217,6 +242,7 @@ static void contact_host(const struct agent_config *conf, const struct agent_pro
     log_session(p->name, host, port, &s);
     status_record(p->name, host, port, &s, time(NULL));
     h = report_add(rep, p->name, host, port, s.verdict);
+    h->summary = session_summary(&s);
     h->drained = s.verdict == ETRN_OK;
     for (size_t i = 0; i < s.count; i++) {
         if (s.results[i].code != 251)
@@ -308,7 +334,7 @@ void round_run(const struct agent_config *conf, const struct round_options *opt,
             contact_host(conf, p, p->hosts[j].name, p->hosts[j].port ? p->hosts[j].port : (int) p->port,
                          NULL, opt, rep);
     }
-    if (!opt->dry_run && conf->status_file && *conf->status_file
+    if (!opt->dry_run && !opt->keep_status && conf->status_file && *conf->status_file
         && status_write(conf->status_file, why, sizeof(why)) != 0)
         log_warn("status file: %s", why);
 }
@@ -333,6 +359,7 @@ void round_report_free(struct round_report *rep)
     for (size_t i = 0; i < rep->count; i++) {
         free(rep->hosts[i].provider);
         free(rep->hosts[i].host);
+        free(rep->hosts[i].summary);
     }
     free(rep->hosts);
     memset(rep, 0, sizeof(*rep));

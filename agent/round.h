@@ -28,6 +28,7 @@ struct round_host {
     enum etrn_verdict verdict;  /* worst of the session and its domains */
     int drained;                /* every domain answered 251 (nothing waiting) */
     int any_pending;            /* some domain answered 253 (more may follow) */
+    char *summary;              /* the session in one line (error, replies); NULL: none */
 };
 
 struct round_report {
@@ -39,6 +40,8 @@ struct round_report {
 struct round_options {
     int dry_run;                /* print what would be sent where; send nothing */
     int skip_link_up_steps;     /* do not wait for local_smtp nor run on_link_up */
+    int keep_status;            /* record results but do not write the status file (the
+                                   caller writes it after adding the next attempts) */
     /* retry filter: return nonzero to contact this host; NULL: all hosts */
     int (*filter)(void *ctx, const char *provider, const char *host, int port);
     void *filter_ctx;

@@ -7,12 +7,20 @@
  * table as JSON atomically (temporary file in the same directory, fsync,
  * rename, fsync of the directory) and returns -1 with a reason on failure.
  * Per domain: code, text, meaning, verdict, time, and for 253 the pending
- * count; per host: the session error, if any. status_reset() empties it.
+ * count; per host: the session error, if any, and the next attempt the
+ * daemon planned (status_set_next). status_reset() empties it.
+ *
+ * status_print() reads a status file back (any process: etrn-agent
+ * --status) and prints it in words, one line per provider host and domain:
+ * last reply and its meaning, its age, the pending count of a 253, the next
+ * attempt; -1 with why when the file is missing or not a status file.
+ * status_hostport() writes "host:port", an IPv6 address as "[addr]:port".
  */
 #ifndef ETRNKIT_STATUS_H
 #define ETRNKIT_STATUS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "etrn_session.h"
@@ -21,5 +29,10 @@ void status_record(const char *provider, const char *host, int port, const struc
                    time_t when);
 int status_write(const char *path, char *why, size_t whylen);
 void status_reset(void);
+void status_set_next(const char *provider, const char *host, int port, time_t next,
+                     const char *why);
+void status_clear_next(void);
+int status_print(const char *path, time_t now, FILE *out, char *why, size_t whylen);
+void status_hostport(char *out, size_t len, const char *host, int port);
 
 #endif

@@ -14,6 +14,7 @@
 #define EXIT_OK          EX_OK           /* 0: everything accepted */
 #define EXIT_USAGE       EX_USAGE        /* 64: bad command line */
 #define EXIT_DATAERR     EX_DATAERR      /* 65: bad input data */
+#define EXIT_NOINPUT     EX_NOINPUT      /* 66: an input file is missing or unreadable */
 #define EXIT_UNAVAILABLE EX_UNAVAILABLE  /* 69: refused, permanent */
 #define EXIT_SOFTWARE    EX_SOFTWARE     /* 70: internal error */
 #define EXIT_OSERR       EX_OSERR        /* 71: system error (memory, fork) */

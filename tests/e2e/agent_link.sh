@@ -138,6 +138,8 @@ check "first retry after $gap1 ms (2 s +-10%)" within "$gap1" 1750 2300
 check "second retry after $gap2 ms (4 s +-10%)" within "$gap2" 3550 4500
 check "agent logs the scheduled retry with host and delay" \
     agent_says "retry: provider isp host $PROV:$PORT in "
+check "status file: the planned retry (etrn-agent --status reads it)" \
+    grep -q '"next_why": "retry after a temporary failure"' "$T/status.json"
 
 # 5. carrier lost right after a failure (provider end down; the route stays):
 #    the retry due in ~4 s must not happen
@@ -145,6 +147,7 @@ r_before=$(rounds); s_before=$(sessions); c_before=$(connects)
 ip link set "$VR" down
 check "carrier lost: agent logs the link going down" \
     wait_for 4 agent_says "link down: $VS (route to $PROV: interface not running)"
+check "link down: the status file plans no attempt" sh -c "! grep -q '\"next\"' '$T/status.json'"
 sleep 4.5
 check_eq "link down: no new round" "$(rounds)" "$r_before"
 check_eq "link down: no new session" "$(sessions)" "$s_before"

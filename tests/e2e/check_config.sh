@@ -102,10 +102,13 @@ agent_ini "$T/a-prog.ini" "status_file = $T/status.json" "on_link_up = /no/such/
 out=$("$AGENT" -c "$T/a-prog.ini" --check-config 2>&1); rc=$?
 check_eq "agent: on_link_up program missing" "$rc:$out" \
     "78:etrn-agent: fatal: $T/a-prog.ini:4: [agent] on_link_up: /no/such/postqueue: No such file or directory"
-agent_ini "$T/a-rel.ini" "status_file = $T/status.json" "on_link_up = postqueue -f"
-out=$("$AGENT" -c "$T/a-rel.ini" --check-config 2>&1); rc=$?
-check_eq "agent: on_link_up without a full path" "$rc:$out" \
-    "78:etrn-agent: fatal: $T/a-rel.ini:4: [agent] on_link_up: \"postqueue\": give the program's full path (it runs without a shell or PATH search)"
+agent_ini "$T/a-rel.ini" "status_file = $T/status.json" "on_link_up = no-such-etrnkit-prog -f"
+out=$(PATH=/usr/bin:/bin "$AGENT" -c "$T/a-rel.ini" --check-config 2>&1); rc=$?
+check_eq "agent: on_link_up not found in PATH (it runs as execvp finds it)" "$rc:$out" \
+    "78:etrn-agent: fatal: $T/a-rel.ini:4: [agent] on_link_up: no-such-etrnkit-prog: no such program in PATH (/usr/bin:/bin)"
+agent_ini "$T/a-path.ini" "status_file = $T/status.json" "on_link_up = true"
+out=$(PATH=/usr/bin:/bin "$AGENT" -c "$T/a-path.ini" --check-config 2>&1); rc=$?
+check_eq "agent: on_link_up found in PATH: accepted" "$rc:$out" "0:"
 out=$("$AGENT" -c "$T/a-prog.ini" --once 2>&1); rc=$?
 check "agent: --once does not refuse what only --check-config checks" [ "$rc" != 78 ]
 
