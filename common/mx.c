@@ -30,6 +30,7 @@
 #define MX_ANSWER_MAX 65536
 #define MX_RETRANS 2
 #define MX_RETRY 2
+#define MX_PTR_MAX 4            /* PTR names of one address tried for forward confirmation */
 
 struct mx_resolver {
     struct __res_state state;
@@ -232,6 +233,8 @@ static const char *type_name(int type)
         return "A";
     case ns_t_aaaa:
         return "AAAA";
+    case ns_t_ptr:
+        return "PTR";
     default:
         return "?";
     }
@@ -552,6 +555,84 @@ static char **local_addrs(size_t *count)
     }
     freeifaddrs(ifs);
     return addrs;
+}
+
+/* ptr_name - the in-addr.arpa or ip6.arpa name of a numeric address; -1 if not one */
+static int ptr_name(const char *addr, char *out, size_t outlen)
+{
+    unsigned char b[16];
+    static const char hex[] = "0123456789abcdef";
+
+    if (inet_pton(AF_INET, addr, b) == 1) {
+        snprintf(out, outlen, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+        return 0;
+    }
+    size_t k = 0;
+
+    if (inet_pton(AF_INET6, addr, b) != 1 || outlen < 16 * 4 + 9)
+        return -1;
+    for (int i = 15; i >= 0; i--) {
+        out[k++] = hex[b[i] & 15];
+        out[k++] = '.';
+        out[k++] = hex[b[i] >> 4];
+        out[k++] = '.';
+    }
+    snprintf(out + k, outlen - k, "ip6.arpa");
+    return 0;
+}
+
+/* mx_lookup_name - the forward-confirmed name of a numeric address (contract in mx.h) */
+enum mx_status mx_lookup_name(struct mx_resolver *r, const char *addr, char *name,
+                              size_t namelen, char *why, size_t whylen)
+{
+    char qname[80], ptrs[MX_PTR_MAX][NS_MAXDNAME];
+    const char *reason;
+    enum mx_status st, worst = MX_NODATA;
+    size_t nptr = 0;
+    ns_msg msg;
+
+    if (ptr_name(addr, qname, sizeof(qname)) != 0) {
+        snprintf(why, whylen, "%s: not a numeric address", addr);
+        return MX_NODATA;
+    }
+    if ((st = ask(r, qname, ns_t_ptr, &msg, why, whylen)) != MX_OK)
+        return st;
+    for (int i = 0; i < ns_msg_count(msg, ns_s_an) && nptr < MX_PTR_MAX; i++) {
+        ns_rr rr;
+
+        if (ns_parserr(&msg, ns_s_an, i, &rr) < 0)
+            return malformed(r, qname, ns_t_ptr, why, whylen);
+        if (ns_rr_type(rr) != ns_t_ptr || ns_rr_class(rr) != ns_c_in)
+            continue;
+        if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr), ptrs[nptr],
+                               sizeof(ptrs[nptr])) < 0)
+            return malformed(r, qname, ns_t_ptr, why, whylen);
+        if (domain_is_hostname(ptrs[nptr], &reason))
+            nptr++;
+    }
+    if (nptr == 0) {
+        snprintf(why, whylen, "no usable PTR record for %s", addr);
+        return MX_NODATA;
+    }
+    for (size_t i = 0; i < nptr; i++) {
+        struct mx_list list = { NULL, 0 };
+        char fwhy[512];
+
+        st = mx_lookup_host(r, ptrs[i], &list, fwhy, sizeof(fwhy));
+        for (size_t k = 0; st == MX_OK && k < list.hosts[0].naddrs; k++)
+            if (same_addr(list.hosts[0].addrs[k], addr)) {
+                snprintf(name, namelen, "%s", ptrs[i]);
+                domain_lowercase(name);
+                mx_list_free(&list);
+                return MX_OK;
+            }
+        mx_list_free(&list);
+        if (st == MX_TEMPFAIL)
+            worst = MX_TEMPFAIL;
+        snprintf(why, whylen, st == MX_OK ? "%s: address not listed for hostname %s" : "%s: %s",
+                 addr, st == MX_OK ? ptrs[i] : fwhy);
+    }
+    return worst;
 }
 
 /* mx_lookup_host - the A/AAAA addresses of one host name (no MX), as one-host list */

@@ -12,6 +12,9 @@
  * is not; every result has a reason in why. mx_select() is the pure sort/dedup/skip step.
  * mx_lookup_host(): just the A/AAAA addresses of one name (a next hop given as a host), as
  * a one-host list with addr_status returned (MX_OK: naddrs > 0).
+ * mx_lookup_name(): the name of a numeric address as Postfix's smtpd finds it: a PTR name
+ * (at most 4 tried) whose A/AAAA records include the address; MX_OK with name (lower case),
+ * else MX_NODATA/MX_NXDOMAIN (no PTR, or no name confirms: "unknown") or MX_TEMPFAIL.
  * The caller owns out and frees it with mx_list_free(), also after a failure (it is empty then).
  * Test seam, mx_resolver_set_query(): the function replaces res_nquery and returns the length of
  * a whole DNS answer (its RCODE is honoured), or -1 with *rcode = ns_r_nxdomain, ns_r_noerror
@@ -52,6 +55,8 @@ enum mx_status mx_lookup(struct mx_resolver *r, const char *domain, const char *
                          struct mx_list *out, char *why, size_t whylen);
 enum mx_status mx_lookup_host(struct mx_resolver *r, const char *name, struct mx_list *out,
                               char *why, size_t whylen);
+enum mx_status mx_lookup_name(struct mx_resolver *r, const char *addr, char *name,
+                              size_t namelen, char *why, size_t whylen);
 size_t mx_select(struct mx_list *list, const char *self_name, char *const *self_addrs,
                  size_t nself);
 void mx_list_free(struct mx_list *list);

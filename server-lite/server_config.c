@@ -28,6 +28,7 @@ static const struct cfg_key main_keys[] = {
     { "mail_owner", CFG_STRING, "etrnkit", 0, 0, NULL, OFF(mail_owner), 0 },
     { "maillog_file", CFG_STRING, NULL, 0, 0, NULL, OFF(maillog_file), 0 },
     { "syslog_name", CFG_STRING, "etrnkit", 0, 0, NULL, OFF(syslog_name), 0 },
+    { "smtpd_peername_lookup", CFG_BOOL, "yes", 0, 0, NULL, OFF(smtpd_peername_lookup), 0 },
     { "mynetworks", CFG_LIST, "127.0.0.0/8 [::1]/128", 0, 0, NULL, OFF(mynetworks), 0 },
     { "relay_domains", CFG_LIST, NULL, 0, 0, NULL, OFF(relay_domains), 0 },
     { "mydestination", CFG_LIST, NULL, 0, 0, NULL, OFF(mydestination), 0 },

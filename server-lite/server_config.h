@@ -100,6 +100,7 @@ struct server_config {
     char *maillog_file;            /* NULL or "": syslog */
     char *syslog_name;             /* log tag: syslog_name/service[pid], default "etrnkit" */
     int *main_lines;               /* server_config_line(): where each [main] key was set */
+    int smtpd_peername_lookup;     /* name clients by reverse + forward DNS */
     struct cfg_list mynetworks;
     struct cfg_list relay_domains; /* domain lists: lower case, sorted, unique */
     struct cfg_list mydestination;

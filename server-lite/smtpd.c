@@ -16,7 +16,8 @@
  * 4xx, the file removed), calls the commit hook and goes on with what the
  * client pipelined. A session that ends meanwhile leaves the commit to
  * finish on its own (the message stays queued); smtpd_free drains commits.
- * The client name is always "unknown" (no reverse DNS lookup yet).
+ * The client's name (client_name: reverse DNS with forward confirmation, off
+ * the loop, bounded) is known before "connect from" and the 220 greeting.
  *
  * STARTTLS puts libevent's OpenSSL filter over the session's bufferevent
  * after the 220 was queued; whatever the client pipelined after STARTTLS is
@@ -57,6 +58,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "client_name.h"
 #include "clock.h"
 #include "domain.h"
 #include "flush.h"
@@ -120,7 +122,9 @@ struct session {
     struct bufferevent *bev;
     enum smtpd_state state;
     char addr[INET6_ADDRSTRLEN];
-    char client[INET6_ADDRSTRLEN + 16]; /* "unknown[addr]" */
+    char client[300];      /* "name[addr]", "unknown[addr]" without a verified name */
+    char name[256];        /* the verified name, or "unknown" */
+    struct client_name_query *name_q; /* the lookup the greeting waits for */
     int family;
     unsigned char rawaddr[16];
     int mynet;
@@ -179,6 +183,7 @@ struct smtpd {
     struct sasl_users *users;  /* NULL: no AUTH */
     struct etrn_rate *rates;
     size_t nrates, rates_cap;
+    struct client_names *names; /* NULL: smtpd_peername_lookup = no */
 };
 
 typedef void (*cmd_fn)(struct session *s, char *arg);
@@ -622,7 +627,7 @@ static void cmd_data(struct session *s, char *arg)
     localtime_r(&now, &tm);
     if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
         date[0] = 0;
-    buf_printf(&b, "Received: from %s (unknown [%s])\r\n", s->helo, s->addr);
+    buf_printf(&b, "Received: from %s (%s [%s])\r\n", s->helo, s->name, s->addr);
     if (s->tls) {
         SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
@@ -1731,6 +1736,7 @@ static void session_free(struct session *s)
     counter(&b, "commands", ok, total);
     if (total == 0)
         buf_puts(&b, " commands=0");
+    client_name_cancel(s->name_q);
     log_info("disconnect from %s%s", s->client, buf_cstr(&b));
     buf_free(&b);
     if (s->commit)
@@ -1819,6 +1825,48 @@ static void accept_resumed(struct smtpd *srv)
     srv->pause_retries = 0;
 }
 
+/* greet - the client has its name: log the connection, send 220, start reading */
+static void greet(struct session *s)
+{
+    log_info("connect from %s", s->client);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    reply(s, "220 %s ESMTP etrn-server", s->srv->conf->myhostname);
+}
+
+/* name_found - the lookup is over: name[addr], or unknown[addr] when name is NULL */
+static void name_found(void *ctx, const char *name)
+{
+    struct session *s = ctx;
+
+    s->name_q = NULL;
+    if (name) {
+        snprintf(s->name, sizeof(s->name), "%s", name);
+        snprintf(s->client, sizeof(s->client), "%s[%s]", name, s->addr);
+    }
+    greet(s);
+}
+
+/*
+ * want_name - look the client up? As Postfix with smtpd_peername_lookup = yes,
+ * except a loopback client while dns_resolver is unset: its PTR query would
+ * leave the machine for the system's DNS server to no purpose.
+ */
+static int want_name(const struct smtpd *srv, const struct session *s)
+{
+    static const unsigned char v6_loopback[16] = { [15] = 1 };
+    static const unsigned char v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+    const struct server_config *conf = srv->conf;
+    int loopback = (s->family == AF_INET && s->rawaddr[0] == 127)
+                   || (s->family == AF_INET6 && (memcmp(s->rawaddr, v6_loopback, 16) == 0
+                                                 || (memcmp(s->rawaddr, v4_mapped, 12) == 0
+                                                     && s->rawaddr[12] == 127)));
+
+    if (srv->names == NULL || !conf->smtpd_peername_lookup
+        || (s->family != AF_INET && s->family != AF_INET6))
+        return 0;
+    return !loopback || (conf->dns_resolver && *conf->dns_resolver);
+}
+
 /* accept_cb - new connection: connection limit, then a session */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
@@ -1843,7 +1891,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         inet_ntop(AF_INET6, raw, addr, sizeof(addr));
     }
     snprintf(client, sizeof(client), "unknown[%s]", addr);
-    log_info("connect from %s", client);
     if (conf->smtpd_client_connection_count_limit > 0
         && (long long) srv->nsessions >= conf->smtpd_client_connection_count_limit
         && !server_netlist_match(&conf->event_limit_exception_nets, family, raw)) {
@@ -1856,6 +1903,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     memcpy(s->rawaddr, raw, sizeof(raw));
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     snprintf(s->client, sizeof(s->client), "%s", client);
+    snprintf(s->name, sizeof(s->name), "unknown");
     s->mynet = server_netlist_match(&conf->mynetworks_nets, family, raw);
     s->ok = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->total = xcalloc(NCOMMANDS, sizeof(unsigned));
@@ -1877,8 +1925,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     tv.tv_sec = (time_t) conf->smtpd_timeout;
     tv.tv_usec = 0;
     bufferevent_set_timeouts(s->bev, &tv, &tv);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-    reply(s, "220 %s ESMTP etrn-server", conf->myhostname);
+    if (!want_name(srv, s)
+        || (s->name_q = client_name_lookup(srv->names, addr, name_found, s)) == NULL)
+        greet(s);
 }
 
 /* listen_one - bind every address of one inet_interfaces entry */
@@ -1958,6 +2007,10 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     }
     if ((srv->accept_resume = evtimer_new(base, accept_resume_cb, srv)) == NULL) {
         snprintf(err, errlen, "cannot create the accept timer");
+        smtpd_free(srv);
+        return NULL;
+    }
+    if ((srv->names = client_name_new(base, conf->dns_resolver, err, errlen)) == NULL) {
         smtpd_free(srv);
         return NULL;
     }
@@ -2044,6 +2097,7 @@ void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
 {
     reload_files(srv, conf);
     srv->conf = conf;
+    client_name_set_resolver(srv->names, conf->dns_resolver);
     for (struct session *s = srv->sessions; s; s = s->next)
         s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
 }
@@ -2098,6 +2152,7 @@ void smtpd_free(struct smtpd *srv)
         flush_output(s);
     while (srv->sessions)
         session_free(srv->sessions);
+    client_name_free(srv->names);
     for (size_t i = 0; i < srv->nlisteners; i++)
         evconnlistener_free(srv->listeners[i]);
     free(srv->listeners);

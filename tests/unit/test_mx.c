@@ -204,7 +204,8 @@ static int pkt_rr(struct pkt *p, const char *owner, const char *text)
     else if (sscanf(text, "%7s %127s", kind, arg) != 2)
         return -1;
     int type = strcmp(kind, "MX") == 0 ? ns_t_mx : strcmp(kind, "A") == 0 ? ns_t_a
-             : strcmp(kind, "AAAA") == 0 ? ns_t_aaaa : ns_t_cname;
+             : strcmp(kind, "AAAA") == 0 ? ns_t_aaaa : strcmp(kind, "PTR") == 0 ? ns_t_ptr
+             : ns_t_cname;
 
     if (pkt_name(p, owner) < 0 || pkt_u16(p, (unsigned) type) < 0 || pkt_u16(p, ns_c_in) < 0 ||
         pkt_u16(p, 0) < 0 || pkt_u16(p, 300) < 0 || pkt_u16(p, 0) < 0)
@@ -213,7 +214,7 @@ static int pkt_rr(struct pkt *p, const char *owner, const char *text)
     if (type == ns_t_mx) {
         if (pkt_u16(p, (unsigned) pref) < 0 || pkt_name(p, arg) < 0)
             return -1;
-    } else if (type == ns_t_cname) {
+    } else if (type == ns_t_cname || type == ns_t_ptr) {
         if (pkt_name(p, arg) < 0)
             return -1;
     } else {
@@ -452,6 +453,62 @@ static void test_lookup_hosts(void)
 }
 
 /* main - run every group, print the summary */
+/* test_lookup_name - PTR, then forward confirmation, as Postfix's smtpd names a client */
+static void test_lookup_name(void)
+{
+    static const char v6ptr[] =
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+    static const struct canned answers[] = {
+        { "1.2.0.192.in-addr.arpa", ns_t_ptr, ns_r_noerror, 0, { "PTR Client.Test" } },
+        { "client.test", ns_t_a, ns_r_noerror, 0, { "A 192.0.2.7", "A 192.0.2.1" } },
+        { "client.test", ns_t_aaaa, ns_r_noerror, 0, { NULL } },
+        { "2.2.0.192.in-addr.arpa", ns_t_ptr, ns_r_noerror, 0, { "PTR liar.test" } },
+        { "liar.test", ns_t_a, ns_r_noerror, 0, { "A 192.0.2.99" } },
+        { "liar.test", ns_t_aaaa, ns_r_noerror, 0, { NULL } },
+        { "3.2.0.192.in-addr.arpa", ns_t_ptr, ns_r_servfail, NEG, { NULL } },
+        { "4.2.0.192.in-addr.arpa", ns_t_ptr, ns_r_noerror, 0,
+          { "PTR bad_name.test", "PTR gone.test", "PTR second.test" } },
+        { "second.test", ns_t_a, ns_r_noerror, 0, { "A 192.0.2.4" } },
+        { "second.test", ns_t_aaaa, ns_r_noerror, 0, { NULL } },
+        { v6ptr, ns_t_ptr, ns_r_noerror, 0, { "PTR six.test" } },
+        { "six.test", ns_t_aaaa, ns_r_noerror, 0, { "AAAA 2001:db8::1" } },
+    };
+    static const struct {
+        const char *addr;
+        enum mx_status want;
+        const char *name; /* or a piece of why */
+    } cases[] = {
+        { "192.0.2.1", MX_OK, "client.test" },
+        { "192.0.2.2", MX_NODATA, "192.0.2.2: address not listed for hostname liar.test" },
+        { "192.0.2.3", MX_TEMPFAIL, "SERVFAIL" },
+        { "192.0.2.4", MX_OK, "second.test" },
+        { "192.0.2.5", MX_NXDOMAIN, "NXDOMAIN" },
+        { "2001:db8::1", MX_OK, "six.test" },
+        { "not-an-address", MX_NODATA, "not a numeric address" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[256], why[512] = "", name[256] = "";
+        struct mx_resolver *r = mx_resolver_new("127.0.0.1:1", err, sizeof(err));
+        struct fake f;
+        enum mx_status st;
+
+        memset(&f, 0, sizeof(f));
+        f.answers = answers;
+        f.count = sizeof(answers) / sizeof(answers[0]);
+        mx_resolver_set_query(r, fake_query, &f);
+        st = mx_lookup_name(r, cases[i].addr, name, sizeof(name), why, sizeof(why));
+        TEST_CHECK(st == cases[i].want, "%s: got %s, want %s (%s)", cases[i].addr,
+                   mx_status_name(st), mx_status_name(cases[i].want), why);
+        if (cases[i].want == MX_OK)
+            TEST_STREQ(name, cases[i].name);
+        else
+            TEST_CHECK(strstr(why, cases[i].name) != NULL, "%s: why \"%s\" lacks \"%s\"",
+                       cases[i].addr, why, cases[i].name);
+        mx_resolver_free(r);
+    }
+}
+
 int main(void)
 {
     test_select();
@@ -459,6 +516,7 @@ int main(void)
     test_lookup_ok();
     test_lookup_failures();
     test_lookup_hosts();
+    test_lookup_name();
     TEST_STREQ(mx_status_name(MX_OK), "ok");
     TEST_STREQ(mx_status_name(MX_NXDOMAIN), "nxdomain");
     TEST_STREQ(mx_status_name(MX_NODATA), "nodata");

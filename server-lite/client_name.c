@@ -1,0 +1,271 @@
+#define LOG_SERVICE "smtpd" /* its log lines: syslog_name/smtpd[pid] */
+
+/*
+ * client_name - reverse and forward DNS of SMTP clients on threads (contract in
+ * client_name.h).
+ *
+ * Hand-over: the loop makes a query (refs: the loop and the thread) and starts
+ * a detached thread; the thread resolves, appends the query to the hub's done
+ * list under the hub's mutex and writes the hub's eventfd; the loop's event
+ * reads the eventfd, takes the list and calls fn for each query the loop still
+ * waits for. A timeout or a cancel makes the loop stop waiting (fn runs with
+ * NULL, or not at all); the query itself is freed when the thread has posted
+ * it. The hub is reference counted (the loop and each thread), so a thread
+ * that outlives client_name_free() frees its query and, last, the hub.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "client_name.h"
+#include "log.h"
+#include "mx.h"
+
+struct cn_hub {
+    pthread_mutex_t mu;
+    int efd;
+    int refs;                    /* the loop (until client_name_free) and each thread */
+    int closed;                  /* client_name_free ran: threads free their own query */
+    struct client_name_query *done;
+};
+
+struct client_name_query {
+    struct client_names *cn;
+    struct cn_hub *hub;
+    char addr[64];
+    char resolver[128];
+    char name[256];              /* "" when none */
+    int waiting;                 /* the loop still wants fn to run (loop only) */
+    client_name_fn fn;
+    void *ctx;
+    struct event *timer;
+    struct client_name_query *next;
+};
+
+struct client_names {
+    struct event_base *base;
+    struct cn_hub *hub;
+    struct event *hub_ev;
+    char resolver[128];
+    size_t running;              /* threads not yet posted back */
+};
+
+/* hub_unref_locked - drop one reference; the last frees the hub (mutex held on entry) */
+static void hub_unref_locked(struct cn_hub *hub)
+{
+    if (--hub->refs > 0) {
+        pthread_mutex_unlock(&hub->mu);
+        return;
+    }
+    while (hub->done) {
+        struct client_name_query *q = hub->done;
+
+        hub->done = q->next;
+        free(q);
+    }
+    pthread_mutex_unlock(&hub->mu);
+    if (close(hub->efd) != 0)
+        log_warn("client name lookup: close eventfd: %s", strerror(errno));
+    pthread_mutex_destroy(&hub->mu);
+    free(hub);
+}
+
+/* lookup_thread - resolve one address, post the query back to the loop */
+static void *lookup_thread(void *arg)
+{
+    struct client_name_query *q = arg;
+    struct cn_hub *hub = q->hub;
+    struct mx_resolver *r;
+    char why[512];
+    uint64_t one = 1;
+
+    r = mx_resolver_new(q->resolver[0] ? q->resolver : NULL, why, sizeof(why));
+    if (r == NULL || mx_lookup_name(r, q->addr, q->name, sizeof(q->name), why, sizeof(why))
+                         != MX_OK)
+        q->name[0] = 0;
+    mx_resolver_free(r);
+    pthread_mutex_lock(&hub->mu);
+    if (hub->closed) {
+        free(q);
+    } else {
+        q->next = hub->done;
+        hub->done = q;
+        if (write(hub->efd, &one, sizeof(one)) != (ssize_t) sizeof(one))
+            log_panic("client name lookup: eventfd write: %s", strerror(errno));
+    }
+    hub_unref_locked(hub);
+    return NULL;
+}
+
+/* finish - the loop's part of a query is over: stop its timer */
+static void finish(struct client_name_query *q)
+{
+    q->waiting = 0;
+    if (q->timer) {
+        event_free(q->timer);
+        q->timer = NULL;
+    }
+}
+
+/* hub_event - threads posted answers: run fn for the queries the loop still waits for */
+static void hub_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct client_names *cn = arg;
+    struct client_name_query *list;
+    uint64_t n;
+
+    (void) what;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_warn("client name lookup: eventfd read: %s", strerror(errno));
+    pthread_mutex_lock(&cn->hub->mu);
+    list = cn->hub->done;
+    cn->hub->done = NULL;
+    pthread_mutex_unlock(&cn->hub->mu);
+    while (list) {
+        struct client_name_query *q = list;
+
+        list = q->next;
+        cn->running--;
+        if (q->waiting) {
+            finish(q);
+            q->fn(q->ctx, q->name[0] ? q->name : NULL);
+        }
+        free(q);
+    }
+}
+
+/* timeout_event - no answer in time: the client is unknown */
+static void timeout_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct client_name_query *q = arg;
+
+    (void) fd;
+    (void) what;
+    finish(q);
+    q->fn(q->ctx, NULL);
+}
+
+/* client_name_new - a lookup service on base */
+struct client_names *client_name_new(struct event_base *base, const char *resolver, char *err,
+                                     size_t errlen)
+{
+    struct client_names *cn = xcalloc(1, sizeof(*cn));
+    struct cn_hub *hub = xcalloc(1, sizeof(*hub));
+
+    if ((hub->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        free(hub);
+        free(cn);
+        return NULL;
+    }
+    pthread_mutex_init(&hub->mu, NULL);
+    hub->refs = 1;
+    cn->base = base;
+    cn->hub = hub;
+    cn->hub_ev = event_new(base, hub->efd, EV_READ | EV_PERSIST, hub_event, cn);
+    if (cn->hub_ev == NULL || event_add(cn->hub_ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot watch the client name lookups");
+        if (cn->hub_ev)
+            event_free(cn->hub_ev);
+        pthread_mutex_lock(&hub->mu);
+        hub_unref_locked(hub);
+        free(cn);
+        return NULL;
+    }
+    client_name_set_resolver(cn, resolver);
+    return cn;
+}
+
+/* client_name_set_resolver - the DNS server of later lookups */
+void client_name_set_resolver(struct client_names *cn, const char *resolver)
+{
+    snprintf(cn->resolver, sizeof(cn->resolver), "%s", resolver ? resolver : "");
+}
+
+/* client_name_lookup - start one lookup; NULL when none could start */
+struct client_name_query *client_name_lookup(struct client_names *cn, const char *addr,
+                                             client_name_fn fn, void *ctx)
+{
+    static const struct timeval limit = { CLIENT_NAME_TIMEOUT, 0 };
+    struct client_name_query *q;
+    pthread_attr_t attr;
+    pthread_t tid;
+    sigset_t all, old;
+    int rc;
+
+    if (cn->running >= CLIENT_NAME_MAX)
+        return NULL;
+    q = xcalloc(1, sizeof(*q));
+    q->cn = cn;
+    q->hub = cn->hub;
+    q->fn = fn;
+    q->ctx = ctx;
+    q->waiting = 1;
+    snprintf(q->addr, sizeof(q->addr), "%s", addr);
+    snprintf(q->resolver, sizeof(q->resolver), "%s", cn->resolver);
+    q->timer = evtimer_new(cn->base, timeout_event, q);
+    if (q->timer == NULL || evtimer_add(q->timer, &limit) != 0) {
+        if (q->timer)
+            event_free(q->timer);
+        free(q);
+        return NULL;
+    }
+    pthread_mutex_lock(&cn->hub->mu);
+    cn->hub->refs++;
+    pthread_mutex_unlock(&cn->hub->mu);
+    /* the thread takes no signal: they stay with the loop */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&tid, &attr, lookup_thread, q);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_warn("client name lookup for %s: cannot start a thread: %s", addr, strerror(rc));
+        event_free(q->timer);
+        free(q);
+        pthread_mutex_lock(&cn->hub->mu);
+        hub_unref_locked(cn->hub); /* the loop's reference remains */
+        return NULL;
+    }
+    cn->running++;
+    return q;
+}
+
+/* client_name_cancel - the caller no longer wants the answer */
+void client_name_cancel(struct client_name_query *q)
+{
+    if (q && q->waiting)
+        finish(q);
+}
+
+/* client_name_free - stop: pending fns do not run; running threads clean up after themselves */
+void client_name_free(struct client_names *cn)
+{
+    struct client_name_query *list;
+
+    if (cn == NULL)
+        return;
+    event_free(cn->hub_ev);
+    pthread_mutex_lock(&cn->hub->mu);
+    cn->hub->closed = 1;
+    list = cn->hub->done;
+    cn->hub->done = NULL;
+    hub_unref_locked(cn->hub);
+    while (list) {
+        struct client_name_query *q = list;
+
+        list = q->next;
+        finish(q);
+        free(q);
+    }
+    free(cn);
+}
