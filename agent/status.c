@@ -1,4 +1,3 @@
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -9,6 +8,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "json.h"
 #include "status.h"
 
 struct status_domain {
@@ -255,198 +255,12 @@ void status_reset(void)
     status_table.count = 0;
 }
 
-/* ---- reading the file back: a small JSON reader for what status_render writes ---- */
-
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jnode {
-    enum jtype type;
-    double num;
-    char *str;              /* J_STR */
-    char *key;              /* member name inside an object */
-    struct jnode *kids;     /* J_ARR, J_OBJ */
-    size_t nkids;
-};
-
-struct jparse {
-    const char *p, *end;
-    int depth;
-};
-
-static void jfree(struct jnode *n)
-{
-    for (size_t i = 0; i < n->nkids; i++)
-        jfree(&n->kids[i]);
-    free(n->kids);
-    free(n->str);
-    free(n->key);
-}
-
-static void jspace(struct jparse *j)
-{
-    while (j->p < j->end && isspace((unsigned char) *j->p))
-        j->p++;
-}
-
-/* jstring - a quoted string; \uXXXX outside ASCII becomes '?' (we only write U+FFFD there) */
-static int jstring(struct jparse *j, char **out)
-{
-    struct buf b = BUF_INIT;
-
-    if (j->p >= j->end || *j->p != '"')
-        return -1;
-    for (j->p++; j->p < j->end && *j->p != '"'; j->p++) {
-        char c = *j->p;
-
-        if ((unsigned char) c < 0x20)
-            goto bad;
-        if (c == '\\') {
-            if (++j->p >= j->end)
-                goto bad;
-            switch (*j->p) {
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case '"': case '\\': case '/': c = *j->p; break;
-            case 'u': {
-                unsigned v = 0;
-
-                if (j->end - j->p < 5)
-                    goto bad;
-                for (int k = 1; k <= 4; k++) {
-                    if (!isxdigit((unsigned char) j->p[k]))
-                        goto bad;
-                    v = v * 16 + (unsigned) (isdigit((unsigned char) j->p[k])
-                                             ? j->p[k] - '0' : (tolower((unsigned char) j->p[k]) - 'a' + 10));
-                }
-                j->p += 4;
-                c = v >= 0x20 && v < 0x7f ? (char) v : '?';
-                break;
-            }
-            default:
-                goto bad;
-            }
-        }
-        buf_putc(&b, c);
-    }
-    if (j->p >= j->end)
-        goto bad;
-    j->p++;
-    *out = buf_steal(&b);
-    return 0;
-bad:
-    buf_free(&b);
-    return -1;
-}
-
-/* jvalue - one value into n */
-static int jvalue(struct jparse *j, struct jnode *n)
-{
-    memset(n, 0, sizeof(*n));
-    jspace(j);
-    if (j->p >= j->end || ++j->depth > 16)
-        return -1;
-    if (*j->p == '{' || *j->p == '[') {
-        int obj = *j->p == '{';
-        char close = obj ? '}' : ']';
-
-        n->type = obj ? J_OBJ : J_ARR;
-        j->p++;
-        jspace(j);
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            j->depth--;
-            return 0;
-        }
-        for (;;) {
-            char *key = NULL;
-
-            jspace(j);
-            if (obj) {
-                if (jstring(j, &key) != 0)
-                    return -1;
-                jspace(j);
-                if (j->p >= j->end || *j->p++ != ':') {
-                    free(key);
-                    return -1;
-                }
-            }
-            n->kids = xreallocarray(n->kids, n->nkids + 1, sizeof(*n->kids));
-            if (jvalue(j, &n->kids[n->nkids]) != 0) {
-                n->kids[n->nkids++].key = key;
-                return -1;
-            }
-            n->kids[n->nkids++].key = key;
-            jspace(j);
-            if (j->p < j->end && *j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (j->p < j->end && *j->p == close) {
-                j->p++;
-                j->depth--;
-                return 0;
-            }
-            return -1;
-        }
-    }
-    if (*j->p == '"') {
-        n->type = J_STR;
-        j->depth--;
-        return jstring(j, &n->str);
-    }
-    if (j->end - j->p >= 4 && strncmp(j->p, "null", 4) == 0) {
-        j->p += 4;
-    } else if (j->end - j->p >= 4 && strncmp(j->p, "true", 4) == 0) {
-        n->type = J_BOOL;
-        n->num = 1;
-        j->p += 4;
-    } else if (j->end - j->p >= 5 && strncmp(j->p, "false", 5) == 0) {
-        n->type = J_BOOL;
-        j->p += 5;
-    } else {
-        char num[64];
-        size_t len = strspn(j->p, "-+.eE0123456789");
-        char *endp;
-
-        if (len == 0 || len >= sizeof(num) || (size_t) (j->end - j->p) < len)
-            return -1;
-        memcpy(num, j->p, len);
-        num[len] = 0;
-        n->type = J_NUM;
-        n->num = strtod(num, &endp);
-        if (*endp)
-            return -1;
-        j->p += len;
-    }
-    j->depth--;
-    return 0;
-}
-
-/* jget - member key of an object, or NULL */
-static const struct jnode *jget(const struct jnode *obj, const char *key, enum jtype type)
-{
-    if (obj == NULL || obj->type != J_OBJ)
-        return NULL;
-    for (size_t i = 0; i < obj->nkids; i++)
-        if (obj->kids[i].key && strcmp(obj->kids[i].key, key) == 0)
-            return obj->kids[i].type == type ? &obj->kids[i] : NULL;
-    return NULL;
-}
-
-static const char *jstr(const struct jnode *obj, const char *key)
-{
-    const struct jnode *n = jget(obj, key, J_STR);
-
-    return n ? n->str : "";
-}
+/* ---- reading the file back (etrn-agent --status) ---- */
 
 /* jtime - "YYYY-MM-DDTHH:MM:SSZ" as written by json_time; 0 when absent or bad */
-static time_t jtime(const struct jnode *obj, const char *key)
+static time_t jtime(const struct json_val *obj, const char *key)
 {
-    const char *s = jstr(obj, key);
+    const char *s = json_str(obj, key, "");
     struct tm tm;
     char *end;
 
@@ -455,7 +269,7 @@ static time_t jtime(const struct jnode *obj, const char *key)
     return end && *end == 0 ? timegm(&tm) : 0;
 }
 
-/* fmt_age - "42s", "5m", "3h12m", "2d4h" */
+/* fmt_age - "42s", "5m03s", "3h12m", "2d04h" */
 static void fmt_age(char *out, size_t len, long long secs)
 {
     if (secs < 0)
@@ -479,7 +293,7 @@ void status_hostport(char *out, size_t len, const char *host, int port)
 }
 
 /* print_next - "; next attempt ..." for one host */
-static void print_next(FILE *out, const struct jnode *h, time_t now)
+static void print_next(FILE *out, const struct json_val *h, time_t now)
 {
     time_t next = jtime(h, "next");
     char age[32];
@@ -490,18 +304,17 @@ static void print_next(FILE *out, const struct jnode *h, time_t now)
     }
     fmt_age(age, sizeof(age), (long long) (next - now));
     if (next <= now)
-        fprintf(out, "; next attempt: due now (%s)\n", jstr(h, "next_why"));
+        fprintf(out, "; next attempt: due now (%s)\n", json_str(h, "next_why", ""));
     else
-        fprintf(out, "; next attempt in %s (%s)\n", age, jstr(h, "next_why"));
+        fprintf(out, "; next attempt in %s (%s)\n", age, json_str(h, "next_why", ""));
 }
 
 /* status_print - the status file in words (contract in status.h) */
 int status_print(const char *path, time_t now, FILE *out, char *why, size_t whylen)
 {
     struct buf text = BUF_INIT;
-    struct jparse j;
-    struct jnode root;
-    const struct jnode *hosts;
+    struct json_val root;
+    const struct json_val *hosts;
     char chunk[4096], age[32];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n;
@@ -519,53 +332,49 @@ int status_print(const char *path, time_t now, FILE *out, char *why, size_t whyl
         buf_free(&text);
         return -1;
     }
-    j.p = text.data ? text.data : "";
-    j.end = j.p + text.len;
-    j.depth = 0;
-    if (jvalue(&j, &root) != 0 || (hosts = jget(&root, "hosts", J_ARR)) == NULL) {
+    if (json_parse(buf_cstr(&text), &root) != 0 || (hosts = json_get(&root, "hosts")) == NULL
+        || hosts->type != JSON_ARR) {
         snprintf(why, whylen, "%s: not an etrn-agent status file", path);
-        jfree(&root);
+        json_free(&root);
         buf_free(&text);
         return -1;
     }
     fmt_age(age, sizeof(age), (long long) (now - jtime(&root, "updated")));
-    fprintf(out, "%s: updated %s ago, %zu host(s)\n", path, age, hosts->nkids);
-    for (size_t i = 0; i < hosts->nkids; i++) {
-        const struct jnode *h = &hosts->kids[i];
-        const struct jnode *doms = jget(h, "domains", J_ARR);
-        const struct jnode *port = jget(h, "port", J_NUM);
+    fprintf(out, "%s: updated %s ago, %zu host(s)\n", path, age, hosts->n);
+    for (size_t i = 0; i < hosts->n; i++) {
+        const struct json_val *h = &hosts->items[i];
+        const struct json_val *doms = json_get(h, "domains");
         char hp[300];
         size_t shown = 0;
 
-        status_hostport(hp, sizeof(hp), jstr(h, "host"), port ? (int) port->num : 0);
+        status_hostport(hp, sizeof(hp), json_str(h, "host", ""), (int) json_num(h, "port", 0));
         fmt_age(age, sizeof(age), (long long) (now - jtime(h, "time")));
-        if (*jstr(h, "error")) {
-            fprintf(out, "provider %s host %s: %s failure %s ago: %s", jstr(h, "provider"), hp,
-                    jstr(h, "result"), age, jstr(h, "error"));
+        if (*json_str(h, "error", "")) {
+            fprintf(out, "provider %s host %s: %s failure %s ago: %s", json_str(h, "provider", ""), hp,
+                    json_str(h, "result", ""), age, json_str(h, "error", ""));
             print_next(out, h, now);
         }
-        for (size_t k = 0; doms && k < doms->nkids; k++) {
-            const struct jnode *d = &doms->kids[k];
-            const struct jnode *code = jget(d, "code", J_NUM);
-            const struct jnode *pending = jget(d, "pending", J_NUM);
+        for (size_t k = 0; doms && doms->type == JSON_ARR && k < doms->n; k++) {
+            const struct json_val *d = &doms->items[k];
+            long long code = json_num(d, "code", 0), pending = json_num(d, "pending", -1);
 
-            if (code == NULL || code->num == 0)
+            if (code == 0)
                 continue; /* not sent: the session error above says why */
             fmt_age(age, sizeof(age), (long long) (now - jtime(d, "time")));
-            fprintf(out, "provider %s host %s domain %s: %d %s, %s ago", jstr(h, "provider"), hp,
-                    jstr(d, "domain"), (int) code->num, jstr(d, "meaning"), age);
-            if (pending)
-                fprintf(out, "; %ld pending", (long) pending->num);
+            fprintf(out, "provider %s host %s domain %s: %d %s, %s ago", json_str(h, "provider", ""), hp,
+                    json_str(d, "domain", ""), (int) code, json_str(d, "meaning", ""), age);
+            if (pending >= 0)
+                fprintf(out, "; %lld pending", pending);
             print_next(out, h, now);
             shown++;
         }
-        if (shown == 0 && !*jstr(h, "error")) {
-            fprintf(out, "provider %s host %s: %s, %s ago", jstr(h, "provider"), hp,
-                    jstr(h, "result"), age);
+        if (shown == 0 && !*json_str(h, "error", "")) {
+            fprintf(out, "provider %s host %s: %s, %s ago", json_str(h, "provider", ""), hp,
+                    json_str(h, "result", ""), age);
             print_next(out, h, now);
         }
     }
-    jfree(&root);
+    json_free(&root);
     buf_free(&text);
     return 0;
 }

@@ -33,6 +33,7 @@
 #include "control.h"
 #include "domain.h"
 #include "exitcode.h"
+#include "json.h"
 #include "printable.h"
 #include "queue.h"
 #include "server_config.h"
@@ -227,207 +228,6 @@ static int status_exit(const char *word)
     return EXIT_SOFTWARE;
 }
 
-/* A small JSON reader for "status": enough for the server's own output. */
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-struct jval {
-    enum jtype type;
-    double num;                 /* J_NUM, J_BOOL (0/1) */
-    char *str;                  /* J_STR */
-    struct jval *items;         /* J_ARR, J_OBJ values */
-    char **keys;                /* J_OBJ */
-    size_t n;
-};
-
-struct jparse {
-    const char *p;
-    int depth;
-};
-
-static int jparse_value(struct jparse *jp, struct jval *v);
-
-/* jskip - skip blanks */
-static void jskip(struct jparse *jp)
-{
-    while (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r')
-        jp->p++;
-}
-
-/* jparse_string - a JSON string into a new C string (\u escapes above 0x7f become '?') */
-static int jparse_string(struct jparse *jp, char **out)
-{
-    struct buf b = BUF_INIT;
-
-    if (*jp->p++ != '"')
-        return -1;
-    while (*jp->p && *jp->p != '"') {
-        char c = *jp->p++;
-
-        if (c == '\\') {
-            c = *jp->p++;
-            switch (c) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned u = 0;
-
-                for (int i = 0; i < 4; i++, jp->p++) {
-                    char h = *jp->p;
-
-                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) {
-                        buf_free(&b);
-                        return -1;
-                    }
-                    u = u * 16 + (unsigned) (h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-                }
-                c = u < 0x20 || u > 0x7e ? '?' : (char) u;
-                break;
-            }
-            case '"': case '\\': case '/':
-                break;
-            default:
-                buf_free(&b);
-                return -1;
-            }
-        }
-        buf_putc(&b, c);
-    }
-    if (*jp->p++ != '"') {
-        buf_free(&b);
-        return -1;
-    }
-    buf_cstr(&b);
-    *out = buf_steal(&b);
-    return 0;
-}
-
-/* jparse_list - the items of an array or object after its opening bracket */
-static int jparse_list(struct jparse *jp, struct jval *v, char close)
-{
-    jskip(jp);
-    if (*jp->p == close) {
-        jp->p++;
-        return 0;
-    }
-    for (;;) {
-        v->items = xreallocarray(v->items, v->n + 1, sizeof(*v->items));
-        memset(&v->items[v->n], 0, sizeof(v->items[0]));
-        if (close == '}') {
-            v->keys = xreallocarray(v->keys, v->n + 1, sizeof(*v->keys));
-            v->keys[v->n] = NULL;
-            jskip(jp);
-            if (jparse_string(jp, &v->keys[v->n]) != 0) {
-                v->n++;
-                return -1;
-            }
-            jskip(jp);
-            if (*jp->p++ != ':') {
-                v->n++;
-                return -1;
-            }
-        }
-        if (jparse_value(jp, &v->items[v->n++]) != 0)
-            return -1;
-        jskip(jp);
-        if (*jp->p == ',') {
-            jp->p++;
-            continue;
-        }
-        if (*jp->p++ == close)
-            return 0;
-        return -1;
-    }
-}
-
-/* jparse_value - one JSON value */
-static int jparse_value(struct jparse *jp, struct jval *v)
-{
-    char *end;
-
-    memset(v, 0, sizeof(*v));
-    jskip(jp);
-    if (++jp->depth > 32)
-        return -1;
-    switch (*jp->p) {
-    case '{':
-        jp->p++;
-        v->type = J_OBJ;
-        return jparse_list(jp, v, '}');
-    case '[':
-        jp->p++;
-        v->type = J_ARR;
-        return jparse_list(jp, v, ']');
-    case '"':
-        v->type = J_STR;
-        return jparse_string(jp, &v->str);
-    default:
-        break;
-    }
-    if (strncmp(jp->p, "true", 4) == 0 || strncmp(jp->p, "false", 5) == 0) {
-        v->type = J_BOOL;
-        v->num = jp->p[0] == 't';
-        jp->p += jp->p[0] == 't' ? 4 : 5;
-        jp->depth--;
-        return 0;
-    }
-    if (strncmp(jp->p, "null", 4) == 0) {
-        v->type = J_NULL;
-        jp->p += 4;
-        jp->depth--;
-        return 0;
-    }
-    v->type = J_NUM;
-    v->num = strtod(jp->p, &end);
-    if (end == jp->p)
-        return -1;
-    jp->p = end;
-    jp->depth--;
-    return 0;
-}
-
-/* jfree - release a parsed value */
-static void jfree(struct jval *v)
-{
-    for (size_t i = 0; i < v->n; i++) {
-        jfree(&v->items[i]);
-        if (v->keys)
-            free(v->keys[i]);
-    }
-    free(v->items);
-    free(v->keys);
-    free(v->str);
-}
-
-/* jget - member key of an object, or NULL */
-static const struct jval *jget(const struct jval *obj, const char *key)
-{
-    if (obj == NULL || obj->type != J_OBJ)
-        return NULL;
-    for (size_t i = 0; i < obj->n; i++)
-        if (obj->keys[i] && strcmp(obj->keys[i], key) == 0)
-            return &obj->items[i];
-    return NULL;
-}
-
-/* jnum - a numeric member, or def */
-static long long jnum(const struct jval *obj, const char *key, long long def)
-{
-    const struct jval *v = jget(obj, key);
-
-    return v && (v->type == J_NUM || v->type == J_BOOL) ? (long long) v->num : def;
-}
-
-/* jstr - a string member, or def */
-static const char *jstr(const struct jval *obj, const char *key, const char *def)
-{
-    const struct jval *v = jget(obj, key);
-
-    return v && v->type == J_STR ? v->str : def;
-}
-
 /* fmt_time - local time, "-" for 0 */
 static void fmt_time(long long t, char *out, size_t outlen)
 {
@@ -438,83 +238,93 @@ static void fmt_time(long long t, char *out, size_t outlen)
         snprintf(out, outlen, "-");
 }
 
-/* status_row - one table line */
-static void status_row(struct buf *out, int width, const char *name, const struct jval *dest,
-                       const struct jval *etrn)
-{
-    char oldest[32], last[32], etrn_at[32], waiting[24], result[41];
-    const char *res = dest ? jstr(dest, "last_result", "") : "";
-    const char *client = etrn ? jstr(etrn, "client", "") : "";
-    const char *user = etrn ? jstr(etrn, "user", "") : "";
-    long long w = dest ? jnum(dest, "waiting", 0) : 0;
+#define STATUS_TEXT_MAX 100 /* a result longer than this ends in "..." (--json has it whole) */
 
-    if (etrn && jnum(etrn, "waiting", 0) > w)
-        w = jnum(etrn, "waiting", 0);
-    snprintf(waiting, sizeof(waiting), "%lld", w);
-    fmt_time(dest ? jnum(dest, "oldest", 0) : 0, oldest, sizeof(oldest));
-    fmt_time(dest ? jnum(dest, "last_attempt", 0) : 0, last, sizeof(last));
-    fmt_time(etrn ? jnum(etrn, "last_etrn", 0) : 0, etrn_at, sizeof(etrn_at));
-    snprintf(result, sizeof(result), "%s", *res ? res : "-");
-    buf_printf(out, "%-*s %7s  %-19s  %-19s  %-40s  %-4s  %s", width, name, waiting, oldest, last,
-               result, dest ? (jnum(dest, "dead", 0) ? "yes" : "no") : "-", etrn_at);
-    if (etrn && jnum(etrn, "last_etrn", 0) > 0) {
-        buf_printf(out, " from %s", *client ? client : "?");
-        if (*user)
-            buf_printf(out, " (%s)", user);
-    }
-    buf_puts(out, "\n");
+/* cut - text for a table cell: whole, or its first max-3 bytes and "..." */
+static void cut(char *out, size_t outlen, const char *text, size_t max)
+{
+    size_t len = strlen(text);
+
+    if (len <= max)
+        snprintf(out, outlen, "%s", text);
+    else
+        snprintf(out, outlen, "%.*s...", (int) (max - 3), text);
 }
 
-/* print_status_table - the readable form of the status JSON */
+/* name_width - the longest member key of the array's objects, at least min */
+static int name_width(const struct json_val *list, const char *key, int min)
+{
+    int width = min;
+
+    for (size_t i = 0; list && list->type == JSON_ARR && i < list->n; i++) {
+        int len = (int) strlen(json_str(&list->items[i], key, ""));
+
+        if (len > width)
+            width = len;
+    }
+    return width;
+}
+
+/* print_destinations - the qmgr's table: one line per destination, the result last */
+static void print_destinations(struct buf *out, const struct json_val *dests)
+{
+    int width = name_width(dests, "destination", 11);
+
+    buf_printf(out, "%-*s %7s %7s  %-19s  %-19s  %-4s  %s\n", width, "DESTINATION", "WAITING",
+               "RUNNING", "OLDEST", "LAST ATTEMPT", "DEAD", "LAST RESULT");
+    for (size_t i = 0; dests && dests->type == JSON_ARR && i < dests->n; i++) {
+        const struct json_val *d = &dests->items[i];
+        char oldest[32], last[32], result[STATUS_TEXT_MAX + 1];
+        const char *res = json_str(d, "last_result", "");
+
+        fmt_time(json_num(d, "oldest", 0), oldest, sizeof(oldest));
+        fmt_time(json_num(d, "last_attempt", 0), last, sizeof(last));
+        cut(result, sizeof(result), *res ? res : "-", STATUS_TEXT_MAX);
+        buf_printf(out, "%-*s %7lld %7lld  %-19s  %-19s  %-4s  %s\n", width,
+                   json_str(d, "destination", "?"), json_num(d, "waiting", 0),
+                   json_num(d, "running", 0), oldest, last, json_num(d, "dead", 0) ? "yes" : "no",
+                   result);
+    }
+}
+
+/* print_etrn - the flush service's table: one line per fast_flush domain with a log */
+static void print_etrn(struct buf *out, const struct json_val *etrn)
+{
+    int width = name_width(etrn, "domain", 11);
+
+    buf_printf(out, "%-*s %7s  %-8s  %-19s  %s\n", width, "ETRN DOMAIN", "WAITING", "FLUSHING",
+               "LAST ETRN", "FROM");
+    for (size_t i = 0; etrn && etrn->type == JSON_ARR && i < etrn->n; i++) {
+        const struct json_val *e = &etrn->items[i];
+        const char *client = json_str(e, "client", ""), *user = json_str(e, "user", "");
+        char at[32];
+
+        fmt_time(json_num(e, "last_etrn", 0), at, sizeof(at));
+        buf_printf(out, "%-*s %7lld  %-8s  %-19s  %s%s%s%s\n", width, json_str(e, "domain", "?"),
+                   json_num(e, "waiting", 0), json_num(e, "flushing", 0) ? "yes" : "no", at,
+                   *client ? client : "-", *user ? " (" : "", user, *user ? ")" : "");
+    }
+}
+
+/* print_status_table - the readable form of the status JSON: totals, then two tables */
 static int print_status_table(const char *json)
 {
-    struct jparse jp = { json, 0 };
-    struct jval root;
-    const struct jval *dests, *etrn;
+    struct json_val root;
     struct buf out = BUF_INIT;
-    int width = 11;
 
-    if (jparse_value(&jp, &root) != 0 || root.type != J_OBJ) {
+    if (json_parse(json, &root) != 0 || root.type != JSON_OBJ) {
         fprintf(stderr, "etrn-queue: cannot read the status from etrn-server\n");
-        jfree(&root);
+        json_free(&root);
         return EXIT_SOFTWARE;
     }
-    dests = jget(&root, "destinations");
-    etrn = jget(&root, "etrn");
-    for (int k = 0; k < 2; k++) {
-        const struct jval *l = k ? etrn : dests;
-
-        for (size_t i = 0; l && l->type == J_ARR && i < l->n; i++) {
-            int len = (int) strlen(jstr(&l->items[i], k ? "domain" : "destination", ""));
-
-            if (len > width)
-                width = len > 60 ? 60 : len;
-        }
-    }
-    buf_printf(&out, "total %lld: incoming %lld, active %lld, deferred %lld, hold %lld\n",
-               jnum(&root, "total", 0), jnum(&root, "incoming", 0), jnum(&root, "active", 0),
-               jnum(&root, "deferred", 0), jnum(&root, "hold", 0));
-    buf_printf(&out, "%-*s %7s  %-19s  %-19s  %-40s  %-4s  %s\n", width, "DESTINATION", "WAITING",
-               "OLDEST", "LAST ATTEMPT", "RESULT", "DEAD", "LAST ETRN");
-    for (size_t i = 0; dests && dests->type == J_ARR && i < dests->n; i++) {
-        const char *name = jstr(&dests->items[i], "destination", "?");
-        const struct jval *match = NULL;
-
-        for (size_t j = 0; etrn && etrn->type == J_ARR && j < etrn->n; j++)
-            if (strcmp(jstr(&etrn->items[j], "domain", ""), name) == 0)
-                match = &etrn->items[j];
-        status_row(&out, width, name, &dests->items[i], match);
-    }
-    for (size_t j = 0; etrn && etrn->type == J_ARR && j < etrn->n; j++) {
-        const char *name = jstr(&etrn->items[j], "domain", "?");
-        int seen = 0;
-
-        for (size_t i = 0; dests && dests->type == J_ARR && i < dests->n; i++)
-            seen |= strcmp(jstr(&dests->items[i], "destination", ""), name) == 0;
-        if (!seen)
-            status_row(&out, width, name, NULL, &etrn->items[j]);
-    }
-    jfree(&root);
+    buf_printf(&out, "total %lld: incoming %lld, active %lld, deferred %lld, hold %lld\n\n",
+               json_num(&root, "total", 0), json_num(&root, "incoming", 0),
+               json_num(&root, "active", 0), json_num(&root, "deferred", 0),
+               json_num(&root, "hold", 0));
+    print_destinations(&out, json_get(&root, "destinations"));
+    buf_puts(&out, "\n");
+    print_etrn(&out, json_get(&root, "etrn"));
+    json_free(&root);
     return print_and_free(&out);
 }
 

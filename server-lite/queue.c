@@ -1556,8 +1556,13 @@ static void list_message(struct buf *out, const struct queue_msg *msg)
 
         if (r->state != QUEUE_RCPT_PENDING)
             continue;
-        if (*r->reason && strcmp(r->reason, last) != 0)
-            buf_printf(out, "%14s(%s)\n", "", r->reason);
+        /* as Postfix's mailq: "(reason)" ends in column 78, printed when it changes */
+        if (strcmp(r->reason, last) != 0) {
+            const char *show = *r->reason ? r->reason : "reason unavailable";
+            int pad = 76 - (int) strlen(show);
+
+            buf_printf(out, "%*s(%s)\n", pad > 0 ? pad : 0, "", show);
+        }
         last = r->reason;
         buf_printf(out, "%41s%s\n", "", r->address);
     }

@@ -67,6 +67,30 @@ id3=$1 at3=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
 check "three messages: active *, hold !, null sender, delivered recipient hidden" cmp "$T/out2" "$T/want2"
 [ -n "${E2E_VERBOSE:-}" ] && diff "$T/out2" "$T/want2"
 
+# reasons as Postfix's mailq prints them: "(reason)" ends in column 78 (a longer
+# one starts in column 1), printed when it changes; "(reason unavailable)" after one
+rm -f "$T"/spool/deferred/* "$T"/spool/hold/* "$T"/spool/active/*
+LONG='host mx.example.net[192.0.2.25] said: 450 4.2.0 <x@example.net>: Recipient address rejected: greylisted, try again later (in reply to RCPT TO command)'
+set -- $(printf 'hi\r\n' | "$INJ" -q "$T/spool" -f a@example.org -m deferred \
+    -R '0:P:4.4.1:lost connection' -R '1:P:4.4.1:lost connection' -R "2:P:4.2.0:$LONG" -R '3:P::' \
+    r1@example.org r2@example.org x@example.net r4@example.org)
+id4=$1 at4=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
+"$Q" -c "$T/server.ini" -p >"$T/out3"
+{
+    printf '%s\n' "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------"
+    printf '%-11s %7d %-20s %s\n' "$id4" 4 "$at4" a@example.org
+    printf '%61s(lost connection)\n' ""
+    printf '%41s%s\n' "" r1@example.org "" r2@example.org
+    printf '(%s)\n' "$LONG"
+    printf '%41s%s\n' "" x@example.net
+    printf '%58s(reason unavailable)\n' ""
+    printf '%41s%s\n\n' "" r4@example.org
+    printf '%s\n' "-- 0 Kbytes in 1 Request."
+} >"$T/want3"
+check "reasons right-aligned to column 78 as mailq, once per change, long ones whole" \
+    cmp "$T/out3" "$T/want3"
+[ -n "${E2E_VERBOSE:-}" ] && diff "$T/out3" "$T/want3"
+
 # empty again
 rm -f "$T"/spool/deferred/* "$T"/spool/hold/* "$T"/spool/active/*
 check_eq "empty queue" "$("$Q" -c "$T/server.ini" -p)" "Mail queue is empty"

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "domain.h"
 #include "duration.h"
+#include "json.h"
 #include "printable.h"
 #include "test.h"
 
@@ -219,6 +220,61 @@ static void test_config(void)
     cfg_section_free(sample_keys, &conf);
 }
 
+/* test_json - the reader of our own JSON: members, escapes, limits, garbage */
+static void test_json(void)
+{
+    static const struct {
+        const char *text;
+        int ok;
+    } cases[] = {
+        { "{\"a\": 1, \"b\": [true, false, null], \"c\": \"x\\\"y\\u0041\\u00e9\"}", 1 },
+        { "  [1, -2.5e3, \"s\"]  \n", 1 },
+        { "{\"a\": 1} x", 0 },
+        { "{\"a\" 1}", 0 },
+        { "[1, 2", 0 },
+        { "\"unterminated", 0 },
+        { "\"bad \\q escape\"", 0 },
+        { "\"raw\ncontrol\"", 0 },
+        { "[01x]", 0 },
+        { "nul", 0 },
+        { "", 0 },
+    };
+    struct json_val v;
+    struct buf b = BUF_INIT;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = json_parse(cases[i].text, &v);
+
+        TEST_CHECK((rc == 0) == cases[i].ok, "json %zu \"%s\": got %d", i, cases[i].text, rc);
+        json_free(&v);
+    }
+    TEST_INTEQ(json_parse("{\"a\": 1, \"c\": \"x\\\"y\\u0041\\u00e9\", \"t\": true}", &v), 0);
+    TEST_INTEQ(json_num(&v, "a", -1), 1);
+    TEST_INTEQ(json_num(&v, "t", -1), 1);
+    TEST_INTEQ(json_num(&v, "missing", -1), -1);
+    TEST_STREQ(json_str(&v, "c", "?"), "x\"yA?");
+    TEST_STREQ(json_str(&v, "a", "not a string"), "not a string");
+    json_free(&v);
+
+    /* many objects side by side are not nesting: 100 destinations parse */
+    buf_puts(&b, "[");
+    for (int i = 0; i < 100; i++)
+        buf_printf(&b, "%s{\"d\": {\"n\": %d}}", i ? "," : "", i);
+    buf_puts(&b, "]");
+    TEST_INTEQ(json_parse(buf_cstr(&b), &v), 0);
+    TEST_INTEQ(v.n, 100);
+    json_free(&v);
+    buf_free(&b);
+    /* nesting beyond JSON_DEPTH_MAX is refused */
+    for (int i = 0; i < JSON_DEPTH_MAX + 1; i++)
+        buf_puts(&b, "[");
+    for (int i = 0; i < JSON_DEPTH_MAX + 1; i++)
+        buf_puts(&b, "]");
+    TEST_INTEQ(json_parse(buf_cstr(&b), &v), -1);
+    json_free(&v);
+    buf_free(&b);
+}
+
 int main(void)
 {
     test_duration();
@@ -226,5 +282,6 @@ int main(void)
     test_buf();
     test_config();
     test_printable();
+    test_json();
     return test_summary();
 }
