@@ -1930,6 +1930,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         greet(s);
 }
 
+/* V6L - three printf arguments: an IPv6 host in brackets before its ":port" */
+#define V6L(host) strchr((host), ':') ? "[" : "", (host), strchr((host), ':') ? "]" : ""
+
 /* listen_one - bind every address of one inet_interfaces entry */
 static int listen_one(struct smtpd *srv, const struct server_listen *l, char *err, size_t errlen)
 {
@@ -1944,7 +1947,8 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
     snprintf(port, sizeof(port), "%d", l->port);
     rc = getaddrinfo(l->host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "inet_interfaces %s:%d: %s", l->host, l->port, gai_strerror(rc));
+        snprintf(err, errlen, "inet_interfaces %s%s%s:%d: %s", V6L(l->host), l->port,
+                 gai_strerror(rc));
         return -1;
     }
     for (ai = res; ai; ai = ai->ai_next) {
@@ -1957,7 +1961,7 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
             || (ai->ai_family == AF_INET6
                 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
             || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            snprintf(err, errlen, "bind %s:%d: %s", l->host, l->port, strerror(errno));
+            snprintf(err, errlen, "bind %s%s%s:%d: %s", V6L(l->host), l->port, strerror(errno));
             if (fd >= 0)
                 close(fd);
             freeaddrinfo(res);
@@ -1968,7 +1972,7 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
                                  0, fd);
         if (lev == NULL) {
-            snprintf(err, errlen, "listen %s:%d: %s", l->host, l->port, strerror(errno));
+            snprintf(err, errlen, "listen %s%s%s:%d: %s", V6L(l->host), l->port, strerror(errno));
             close(fd);
             freeaddrinfo(res);
             return -1;

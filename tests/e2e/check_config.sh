@@ -67,6 +67,22 @@ else
     skip "server: files mail_owner cannot read (needs root and user nobody)"
 fi
 
+# an IPv6 listener in messages: [addr]:port
+if $PY -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    p6=$(free_port)
+    start_bg holder $PY -c "
+import socket, time
+s = socket.socket(socket.AF_INET6); s.bind(('::1', $p6)); s.listen(); time.sleep(30)"
+    wait_port "$p6" 10 ::1
+    srv_ini "$T/v6.ini" "inet_interfaces = [::1]:$p6"
+    out=$("$SRV" -c "$T/v6.ini" 2>&1); rc=$?
+    check_eq "server: bind error names [::1]:port (exit 71)" "$rc:$(echo "$out" | head -1)" \
+        "71:etrn-server: bind [::1]:$p6: Address already in use"
+    stop_pid "$E2E_LAST_PID"
+else
+    skip "server: no IPv6 loopback"
+fi
+
 # --- etrn-agent --------------------------------------------------------------
 umask 077
 agent_ini() { # agent_ini FILE [agent lines...]
