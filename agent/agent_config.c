@@ -283,6 +283,38 @@ static int provider_value(struct agent_parse *ps, struct agent_provider *p, cons
     return 0;
 }
 
+/* key_home - the section a key belongs to, or NULL when no section has it */
+static const char *key_home(const char *key)
+{
+    static const struct {
+        const struct cfg_key *keys;
+        const char *name;
+    } tables[] = { { agent_keys, "[agent]" }, { link_keys, "[link]" },
+                   { provider_keys, "a [provider NAME] section" } };
+
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (const struct cfg_key *k = tables[t].keys; k->name; k++)
+            if (strcmp(k->name, key) == 0)
+                return tables[t].name;
+    return NULL;
+}
+
+/* set_key - one key into its section; a key of another section says where it belongs */
+static int set_key(struct cfg_section *sec, const struct cfg_item *item, char *why, size_t whylen)
+{
+    const char *home;
+    int own = 0;
+
+    if (cfg_section_set(sec, item, why, whylen) == 0)
+        return 0;
+    for (const struct cfg_key *k = sec->keys; k->name; k++)
+        own |= strcmp(k->name, item->key) == 0;
+    if (!own && (home = key_home(item->key)) != NULL)
+        snprintf(why, whylen, "[%s] %s: not a key of this section; it belongs in %s",
+                 item->section, item->key, home);
+    return -1;
+}
+
 /* agent_handler - one key from agent.ini */
 static int agent_handler(void *ctx, const struct cfg_item *item, char *why, size_t whylen)
 {
@@ -290,9 +322,9 @@ static int agent_handler(void *ctx, const struct cfg_item *item, char *why, size
     struct agent_config *conf = ps->conf;
 
     if (strcmp(item->section, "agent") == 0)
-        return cfg_section_set(&ps->agent_sec, item, why, whylen);
+        return set_key(&ps->agent_sec, item, why, whylen);
     if (strcmp(item->section, "link") == 0)
-        return cfg_section_set(&ps->link_sec, item, why, whylen);
+        return set_key(&ps->link_sec, item, why, whylen);
     if (strncmp(item->section, PROVIDER_PREFIX, strlen(PROVIDER_PREFIX)) != 0) {
         snprintf(why, whylen, "[%s]: unknown section (expected [agent], [link] or [provider NAME])",
                  item->section);
@@ -327,7 +359,7 @@ static int agent_handler(void *ctx, const struct cfg_item *item, char *why, size
     sec = &ps->prov_secs[conf->nproviders - 1];
     size_t before = strcmp(item->key, "domains") == 0 ? p->domains.count
                   : strcmp(item->key, "hosts") == 0 ? p->hosts_text.count : 0;
-    if (cfg_section_set(sec, item, why, whylen) != 0)
+    if (set_key(sec, item, why, whylen) != 0)
         return -1;
     return provider_value(ps, p, item, before, why, whylen);
 }

@@ -98,6 +98,16 @@ agent_ini "$T/a-ok.ini" "status_file = $T/status.json" "log = $T/agent.log" \
     "on_link_up = /bin/true"
 out=$("$AGENT" -c "$T/a-ok.ini" --check-config 2>&1); rc=$?
 check_eq "agent: good paths: accepted" "$rc:$out" "0:"
+printf '[agent]\nhelo_name = site.test\n[provider isp]\nhosts = 127.0.0.1\ndomains = site.test\ninterval = 5m\n' \
+    >"$T/a-wrong.ini"
+out=$("$AGENT" -c "$T/a-wrong.ini" --check-config 2>&1); rc=$?
+check_eq "agent: interval under [provider isp]: the line and where it belongs" "$rc:$out" \
+    "78:etrn-agent: fatal: $T/a-wrong.ini:6: [provider isp] interval: not a key of this section; it belongs in [agent]"
+printf '[agent]\nhelo_name = site.test\ndomains = site.test\n[provider isp]\nhosts = 127.0.0.1\ndomains = site.test\n' \
+    >"$T/a-wrong2.ini"
+out=$("$AGENT" -c "$T/a-wrong2.ini" --check-config 2>&1); rc=$?
+check_eq "agent: domains under [agent]: where it belongs" "$rc:$out" \
+    "78:etrn-agent: fatal: $T/a-wrong2.ini:3: [agent] domains: not a key of this section; it belongs in a [provider NAME] section"
 agent_ini "$T/a-log.ini" "status_file = $T/status.json" "log = $T/no/such/dir/agent.log"
 out=$("$AGENT" -c "$T/a-log.ini" --check-config 2>&1); rc=$?
 check_eq "agent: log in a missing directory" "$rc:$out" \
