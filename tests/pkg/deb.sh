@@ -220,7 +220,7 @@ rm -f /etc/etrnkit/tls.key /etc/etrnkit/tls.crt /etc/etrnkit/sasl-users
 
 # the shipped logrotate file, as cron.daily would run it (forced)
 if command -v logrotate >/dev/null 2>&1; then
-    lines=$(wc -l </var/log/etrnkit/etrnkit.log)
+    cp /var/log/etrnkit/etrnkit.log "$T/log.before"
     env -i PATH=$SYSTEMD_PATH logrotate -f -s "$T/logrotate.state" /etc/logrotate.d/etrnkit-server \
         >"$T/logrotate.out" 2>&1
     rc=$?
@@ -232,13 +232,17 @@ if command -v logrotate >/dev/null 2>&1; then
     check "the server reopened: the reopen is in the new file" \
         wait_for 10 grep -q 'control: root: reopen: OK log file reopened' /var/log/etrnkit/etrnkit.log
     check "and not in the old one" sh -c '! grep -q "reopen: OK" /var/log/etrnkit/etrnkit.log.1'
-    check_eq "the old log kept its lines" "$(wc -l </var/log/etrnkit/etrnkit.log.1)" "$lines"
+    check "the old log kept its lines" cmp -n "$(stat -c %s "$T/log.before")" "$T/log.before" /var/log/etrnkit/etrnkit.log.1
 else
     skip "logrotate not installed"
 fi
 kill "$pid"
 wait "$pid"
 check_eq "SIGTERM: the server exits 0" "$?" 0
+check_eq "no delivery was tried (example.org is etrn-only: the message waits, nothing left loopback)" \
+    "$(cat /var/log/etrnkit/etrnkit.log* | grep -E 'relay=|connect to ' | grep -cv 'relay=none,')" 0
+check "the message was deferred for ETRN" \
+    sh -c 'cat /var/log/etrnkit/etrnkit.log* | grep -q "to=<someone@example.org>.*status=deferred"'
 
 # --- systemd-analyze verify on the installed units ----------------------------
 if command -v systemd-analyze >/dev/null 2>&1; then
