@@ -14,16 +14,20 @@
 #   maildir_count DIR                      messages in every new/ under DIR
 #
 # Every config holds relayhost = [127.0.0.1]:1 (a closed port) unless the caller
-# sets another, so nothing a test forgets to route ever leaves loopback.
+# sets another, so nothing a test forgets to route ever leaves loopback; and
+# smtpd_peername_lookup = no unless the caller sets it or dns_resolver, so a
+# client on a test's veth address is never looked up through the system's
+# resolver (which is off the machine).
 
 srv_conf() {
     srv_name=$1; srv_listen=$2; shift 2
     mkdir -p "$T/$srv_name"
     chown nobody "$T/$srv_name" 2>/dev/null
-    srv_has_relayhost=0 srv_has_name=0 srv_has_owner=0
+    srv_has_relayhost=0 srv_has_name=0 srv_has_owner=0 srv_has_lookup=0
     for srv_line in "$@"; do
         case $srv_line in
         relayhost*) srv_has_relayhost=1 ;;
+        dns_resolver*|smtpd_peername_lookup*) srv_has_lookup=1 ;;
         myhostname*) srv_has_name=1 ;;
         mail_owner*) srv_has_owner=1 ;;
         esac
@@ -32,6 +36,7 @@ srv_conf() {
         printf '[main]\ninet_interfaces = %s\n' "$srv_listen"
         [ $srv_has_name = 1 ] || printf 'myhostname = %s.test\n' "$srv_name"
         [ $srv_has_owner = 1 ] || printf 'mail_owner = nobody\n'
+        [ $srv_has_lookup = 1 ] || printf 'smtpd_peername_lookup = no\n'
         printf 'queue_directory = %s/queue\nmaillog_file = %s/maillog\n' \
             "$T/$srv_name" "$T/$srv_name"
         srv_in_main=1
