@@ -109,7 +109,13 @@ struct server_config {
     long long message_size_limit;  /* 0: no limit */
     long long smtpd_recipient_limit;
     long long smtpd_timeout;
-    long long smtpd_client_connection_count_limit; /* 0: no limit */
+    long long smtpd_client_connection_count_limit; /* per client address; 0: no limit */
+    long long smtpd_client_connection_rate_limit;  /* per anvil_rate_time_unit; 0: off */
+    long long default_process_limit;  /* simultaneous sessions in all */
+    int smtpd_per_request_deadline;   /* smtpd_timeout bounds a whole command line */
+    long long smtpd_min_data_rate;    /* bytes/s that extend the DATA deadline */
+    long long smtpd_client_auth_rate_limit; /* per anvil_rate_time_unit; 0: off */
+    long long smtpd_error_sleep_time; /* delay step after each AUTH failure of an address */
     char *smtpd_tls_cert_file;
     char *smtpd_tls_key_file;
     char *smtpd_sasl_users_file;

@@ -57,6 +57,7 @@
 #include <openssl/ssl.h>
 
 #include "alloc.h"
+#include "anvil.h"
 #include "buf.h"
 #include "client_name.h"
 #include "clock.h"
@@ -75,7 +76,6 @@
 #define WRITE_CHUNK (64 * 1024)
 #define ADDR_MAX 256
 #define AUTH_FAILURE_MAX 3     /* failed AUTH exchanges before 421 */
-#define ETRN_RATE_MAX 4096     /* clients remembered by the ETRN rate limit */
 #define COMMIT_THREADS 8       /* queue files fsynced at the same time */
 #define ACCEPT_PAUSE_MS 100    /* accept() failed (EMFILE...): listeners off this long */
 #define LISTEN_BACKLOG 128
@@ -94,14 +94,6 @@ enum auth_step {
     AUTH_PLAIN,      /* 334 sent, waiting for the PLAIN response */
     AUTH_LOGIN_USER, /* 334 Username: sent */
     AUTH_LOGIN_PASS, /* 334 Password: sent */
-};
-
-/* one client address of the ETRN rate limit */
-struct etrn_rate {
-    int family;
-    unsigned char addr[16];
-    long long start_ms; /* start of its current anvil_rate_time_unit */
-    long long count;
 };
 
 struct smtpd;
@@ -127,7 +119,12 @@ struct session {
     struct client_name_query *name_q; /* the lookup the greeting waits for */
     int family;
     unsigned char rawaddr[16];
+    struct anvil_addr key; /* for the per-client limits */
     int mynet;
+    int exempt;            /* in smtpd_client_event_limit_exceptions */
+    struct event *deadline; /* smtpd_per_request_deadline */
+    long long deadline_ms;  /* 0: start a new one when armed */
+    long long data_start_ms, data_bytes; /* DATA: deadline grows with smtpd_min_data_rate */
     char last_cmd[sizeof("STARTTLS")]; /* for "lost connection after CMD" */
     int esmtp;
     char *helo;
@@ -181,9 +178,8 @@ struct smtpd {
     void *etrn_ctx;
     struct smtpd_tls *tls;     /* NULL: no STARTTLS */
     struct sasl_users *users;  /* NULL: no AUTH */
-    struct etrn_rate *rates;
-    size_t nrates, rates_cap;
     struct client_names *names; /* NULL: smtpd_peername_lookup = no */
+    struct anvil *anvil;       /* per-client-address counts */
 };
 
 typedef void (*cmd_fn)(struct session *s, char *arg);
@@ -219,6 +215,7 @@ static const struct command commands[] = {
 
 static void session_free(struct session *s);
 static void session_finish(struct session *s);
+static void set_timeouts(struct session *s, struct bufferevent *bev);
 static void session_input(struct session *s);
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
@@ -652,6 +649,8 @@ static void cmd_data(struct session *s, char *arg)
     content_put(s, b.data, b.len);
     buf_free(&b);
     s->state = ST_DATA;
+    s->data_start_ms = clock_now_ms();
+    s->data_bytes = 0;
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -890,7 +889,6 @@ static void cmd_starttls(struct session *s, char *arg)
     struct smtpd *srv = s->srv;
     struct bufferevent *under = s->bev, *tbev;
     struct evbuffer *in = bufferevent_get_input(under);
-    struct timeval tv;
     SSL *ssl;
     size_t dropped;
 
@@ -947,9 +945,7 @@ static void cmd_starttls(struct session *s, char *arg)
     s->bev = tbev;
     s->tls = 1;
     bufferevent_setcb(tbev, read_cb, write_cb, event_cb, s);
-    tv.tv_sec = (time_t) srv->conf->smtpd_timeout;
-    tv.tv_usec = 0;
-    bufferevent_set_timeouts(tbev, &tv, &tv);
+    set_timeouts(s, tbev);
     bufferevent_enable(tbev, EV_READ | EV_WRITE);
 }
 
@@ -1219,52 +1215,12 @@ static void cmd_auth(struct session *s, char *arg)
 /* etrn_rate_exceeded - count one ETRN of this client; 1 when past etrn_rate_limit */
 static int etrn_rate_exceeded(struct session *s)
 {
-    struct smtpd *srv = s->srv;
-    const struct server_config *conf = srv->conf;
-    long long now, unit;
-    struct etrn_rate *e = NULL;
-    size_t i, kept;
+    const struct server_config *conf = s->srv->conf;
 
-    if (conf->etrn_rate_limit <= 0
-        || server_netlist_match(&conf->event_limit_exception_nets, s->family, s->rawaddr))
+    if (conf->etrn_rate_limit <= 0 || s->exempt)
         return 0;
-    now = clock_now_ms();
-    unit = conf->anvil_rate_time_unit > 0 ? conf->anvil_rate_time_unit * 1000 : 1;
-    for (i = 0; i < srv->nrates; i++)
-        if (srv->rates[i].family == s->family && memcmp(srv->rates[i].addr, s->rawaddr, 16) == 0) {
-            e = &srv->rates[i];
-            break;
-        }
-    if (e == NULL) {
-        /* forget clients whose unit has passed; when still full, the oldest */
-        for (i = kept = 0; i < srv->nrates; i++)
-            if (now - srv->rates[i].start_ms < unit)
-                srv->rates[kept++] = srv->rates[i];
-        srv->nrates = kept;
-        if (srv->nrates == ETRN_RATE_MAX) {
-            size_t oldest = 0;
-
-            for (i = 1; i < srv->nrates; i++)
-                if (srv->rates[i].start_ms < srv->rates[oldest].start_ms)
-                    oldest = i;
-            srv->rates[oldest] = srv->rates[--srv->nrates];
-        }
-        if (srv->nrates == srv->rates_cap) {
-            srv->rates_cap = srv->rates_cap ? srv->rates_cap * 2 : 16;
-            srv->rates = xreallocarray(srv->rates, srv->rates_cap, sizeof(*srv->rates));
-        }
-        e = &srv->rates[srv->nrates++];
-        memset(e, 0, sizeof(*e));
-        e->family = s->family;
-        memcpy(e->addr, s->rawaddr, 16);
-        e->start_ms = now;
-    }
-    if (now - e->start_ms >= unit) {
-        e->start_ms = now;
-        e->count = 0;
-    }
-    e->count++;
-    return e->count > conf->etrn_rate_limit;
+    return anvil_event(s->srv->anvil, ANVIL_ETRN, &s->key, clock_now_ms())
+           > (unsigned long long) conf->etrn_rate_limit;
 }
 
 /* etrn_reject - reply and log a refused ETRN */
@@ -1538,8 +1494,85 @@ static int discard_input(struct session *s, struct evbuffer *in)
     return 1;
 }
 
-/* session_input - handle every complete line that is buffered */
+/* set_timeouts - bufferevent timeouts: per read without request deadlines; writes always */
+static void set_timeouts(struct session *s, struct bufferevent *bev)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t) s->srv->conf->smtpd_timeout;
+    tv.tv_usec = 0;
+    bufferevent_set_timeouts(bev, s->srv->conf->smtpd_per_request_deadline ? NULL : &tv, &tv);
+}
+
+/* session_timeout - 421 and close: smtpd_timeout or the request deadline passed */
+static void session_timeout(struct session *s)
+{
+    if (s->state == ST_DATA)
+        log_info("timeout after DATA (%lld bytes) from %s", s->size, s->client);
+    else
+        log_info("timeout after %s from %s", s->state == ST_COMMIT ? "END-OF-MESSAGE"
+                 : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
+    reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->myhostname);
+    close_after_reply(s);
+    bufferevent_enable(s->bev, EV_WRITE);
+}
+
+/* deadline_cb - a command line or the DATA stream took longer than allowed */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void) fd;
+    (void) what;
+    if (s->state != ST_CLOSING && s->state != ST_COMMIT)
+        session_timeout(s);
+}
+
+/*
+ * deadline_arm - smtpd_per_request_deadline: a command line must arrive
+ * complete within smtpd_timeout of the previous one's end; DATA gets
+ * smtpd_timeout from its 354 plus one second per smtpd_min_data_rate bytes
+ * received. No deadline runs while the server itself is busy.
+ */
+static void deadline_arm(struct session *s)
+{
+    const struct server_config *conf = s->srv->conf;
+    long long now, due;
+    struct timeval tv;
+
+    if (s->deadline == NULL)
+        return;
+    if (!conf->smtpd_per_request_deadline || s->state == ST_COMMIT || s->state == ST_CLOSING) {
+        evtimer_del(s->deadline);
+        s->deadline_ms = 0;
+        return;
+    }
+    now = clock_now_ms();
+    if (s->state == ST_DATA) {
+        due = s->data_start_ms + conf->smtpd_timeout * 1000
+              + s->data_bytes * 1000 / conf->smtpd_min_data_rate;
+    } else {
+        if (s->deadline_ms == 0)
+            s->deadline_ms = now + conf->smtpd_timeout * 1000;
+        due = s->deadline_ms;
+    }
+    due = due > now ? due - now : 0;
+    tv.tv_sec = (time_t) (due / 1000);
+    tv.tv_usec = (suseconds_t) (due % 1000 * 1000);
+    evtimer_add(s->deadline, &tv);
+}
+
+static void session_lines(struct session *s);
+
+/* session_input - handle every complete line that is buffered, then set the deadline */
 static void session_input(struct session *s)
+{
+    session_lines(s);
+    deadline_arm(s);
+}
+
+/* session_lines - the lines of session_input */
+static void session_lines(struct session *s)
 {
     char line[SMTPD_TEXT_MAX + 1];
 
@@ -1590,6 +1623,11 @@ static void session_input(struct session *s)
             close_after_reply(s);
             return;
         }
+        /* a complete line: the next request starts, or DATA earns time */
+        if (s->state == ST_DATA)
+            s->data_bytes += (long long) len;
+        else
+            s->deadline_ms = 0;
         len--; /* the LF */
         crlf = len > 0 && line[len - 1] == '\r';
         if (crlf)
@@ -1646,11 +1684,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && s->state != ST_CLOSING) {
-        log_info("timeout after %s from %s", s->state == ST_DATA || s->state == ST_COMMIT ? "END-OF-MESSAGE"
-                 : s->last_cmd[0] ? s->last_cmd : "CONNECT", s->client);
-        reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->conf->myhostname);
-        close_after_reply(s);
-        bufferevent_enable(s->bev, EV_WRITE);
+        session_timeout(s);
         return;
     }
     if ((what & BEV_EVENT_ERROR) && s->tls) {
@@ -1753,24 +1787,32 @@ static void session_free(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    if (s->deadline)
+        event_free(s->deadline);
+    anvil_disconnect(srv->anvil, &s->key, clock_now_ms());
     free(s->helo);
     free(s->ok);
     free(s->total);
     free(s);
 }
 
-/* refuse_busy - answer 421 and close without a session */
-static void refuse_busy(struct smtpd *srv, evutil_socket_t fd, const char *client)
+/* refuse - send one 421 line and close, without a session */
+static void refuse(evutil_socket_t fd, const char *client, const char *fmt, ...) LOG_PRINTF(3, 4);
+static void refuse(evutil_socket_t fd, const char *client, const char *fmt, ...)
 {
-    char msg[300];
-    int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s Error: too many connections from %s\r\n",
-                     srv->conf->myhostname, client);
+    struct buf b = BUF_INIT;
+    va_list ap;
 
-    log_warn("too many connections: refusing %s", client);
-    if (n > 0 && write(fd, msg, (size_t) n) < 0)
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    buf_puts(&b, "\r\n");
+    /* a new socket's buffer takes one line: the write cannot block or be short */
+    if (write(fd, b.data, b.len) < 0)
         log_info("cannot send 421 to %s: %s", client, strerror(errno));
     if (close(fd) != 0)
         log_warn("close: %s", strerror(errno));
+    buf_free(&b);
 }
 
 /*
@@ -1831,6 +1873,7 @@ static void greet(struct session *s)
     log_info("connect from %s", s->client);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     reply(s, "220 %s ESMTP etrn-server", s->srv->conf->myhostname);
+    deadline_arm(s);
 }
 
 /* name_found - the lookup is over: name[addr], or unknown[addr] when name is NULL */
@@ -1867,50 +1910,91 @@ static int want_name(const struct smtpd *srv, const struct session *s)
     return !loopback || (conf->dns_resolver && *conf->dns_resolver);
 }
 
-/* accept_cb - new connection: connection limit, then a session */
+/*
+ * admit - default_process_limit for everyone; for clients outside
+ * smtpd_client_event_limit_exceptions, the per-address session count and
+ * connection rate. 0: go on; -1: refused (421 sent, fd closed).
+ */
+static int admit(struct smtpd *srv, evutil_socket_t fd, const struct anvil_addr *key,
+                 const char *addr, const char *client, int exempt)
+{
+    const struct server_config *conf = srv->conf;
+    unsigned count, rate;
+
+    if ((long long) srv->nsessions >= conf->default_process_limit) {
+        log_warn("service \"smtp\" has reached its process limit \"%lld\": refusing %s",
+                 conf->default_process_limit, client);
+        refuse(fd, client, "421 4.3.2 %s Error: too many sessions, try again later",
+               conf->myhostname);
+        return -1;
+    }
+    count = anvil_connect(srv->anvil, key, clock_now_ms(), &rate);
+    if (!exempt && conf->smtpd_client_connection_count_limit > 0
+        && count > conf->smtpd_client_connection_count_limit) {
+        log_warn("Connection concurrency limit exceeded: %u from %s for service smtp", count,
+                 client);
+    } else if (!exempt && conf->smtpd_client_connection_rate_limit > 0
+               && rate > conf->smtpd_client_connection_rate_limit) {
+        log_warn("Connection rate limit exceeded: %u from %s for service smtp", rate, client);
+    } else {
+        return 0;
+    }
+    anvil_disconnect(srv->anvil, key, clock_now_ms());
+    refuse(fd, client, "421 4.7.0 %s Error: too many connections from %s", conf->myhostname, addr);
+    return -1;
+}
+
+/* accept_cb - new connection: the limits, then a session */
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     struct smtpd *srv = arg;
     const struct server_config *conf = srv->conf;
     struct session *s;
-    struct timeval tv;
     char addr[INET6_ADDRSTRLEN] = "unknown", client[sizeof(s->client)];
-    unsigned char raw[16] = { 0 };
-    int family = sa->sa_family;
+    struct anvil_addr key;
+    int family = sa->sa_family, exempt;
 
     (void) l;
     (void) salen;
     if (srv->accept_paused)
         accept_resumed(srv);
+    memset(&key, 0, sizeof(key));
+    key.family = family;
     if (family == AF_INET) {
-        memcpy(raw, &((struct sockaddr_in *) sa)->sin_addr, 4);
-        inet_ntop(AF_INET, raw, addr, sizeof(addr));
+        memcpy(key.addr, &((struct sockaddr_in *) sa)->sin_addr, 4);
+        inet_ntop(AF_INET, key.addr, addr, sizeof(addr));
     } else if (family == AF_INET6) {
-        memcpy(raw, &((struct sockaddr_in6 *) sa)->sin6_addr, 16);
-        inet_ntop(AF_INET6, raw, addr, sizeof(addr));
+        memcpy(key.addr, &((struct sockaddr_in6 *) sa)->sin6_addr, 16);
+        inet_ntop(AF_INET6, key.addr, addr, sizeof(addr));
     }
     snprintf(client, sizeof(client), "unknown[%s]", addr);
-    if (conf->smtpd_client_connection_count_limit > 0
-        && (long long) srv->nsessions >= conf->smtpd_client_connection_count_limit
-        && !server_netlist_match(&conf->event_limit_exception_nets, family, raw)) {
-        refuse_busy(srv, fd, client);
+    exempt = server_netlist_match(&conf->event_limit_exception_nets, family, key.addr);
+    if (admit(srv, fd, &key, addr, client, exempt) != 0)
         return;
-    }
     s = xcalloc(1, sizeof(*s));
     s->srv = srv;
     s->family = family;
-    memcpy(s->rawaddr, raw, sizeof(raw));
+    memcpy(s->rawaddr, key.addr, sizeof(s->rawaddr));
+    s->key = key;
+    s->exempt = exempt;
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     snprintf(s->client, sizeof(s->client), "%s", client);
     snprintf(s->name, sizeof(s->name), "unknown");
-    s->mynet = server_netlist_match(&conf->mynetworks_nets, family, raw);
+    s->mynet = server_netlist_match(&conf->mynetworks_nets, family, key.addr);
     s->ok = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->total = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (s->bev == NULL) {
+    s->deadline = evtimer_new(srv->base, deadline_cb, s);
+    if (s->bev == NULL || s->deadline == NULL) {
         log_error("cannot make a bufferevent for %s", client);
-        close(fd);
+        if (s->bev)
+            bufferevent_free(s->bev);
+        else
+            close(fd);
+        if (s->deadline)
+            event_free(s->deadline);
+        anvil_disconnect(srv->anvil, &key, clock_now_ms());
         free(s->ok);
         free(s->total);
         free(s);
@@ -1922,9 +2006,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     srv->sessions = s;
     srv->nsessions++;
     bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-    tv.tv_sec = (time_t) conf->smtpd_timeout;
-    tv.tv_usec = 0;
-    bufferevent_set_timeouts(s->bev, &tv, &tv);
+    set_timeouts(s, s->bev);
     if (!want_name(srv, s)
         || (s->name_q = client_name_lookup(srv->names, addr, name_found, s)) == NULL)
         greet(s);
@@ -1994,6 +2076,7 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     srv->base = base;
     srv->conf = conf;
     srv->q = q;
+    srv->anvil = anvil_new(conf->anvil_rate_time_unit * 1000);
     if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL) {
         smtpd_free(srv);
         return NULL;
@@ -2102,8 +2185,12 @@ void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
     reload_files(srv, conf);
     srv->conf = conf;
     client_name_set_resolver(srv->names, conf->dns_resolver);
-    for (struct session *s = srv->sessions; s; s = s->next)
+    anvil_set_unit(srv->anvil, conf->anvil_rate_time_unit * 1000);
+    for (struct session *s = srv->sessions; s; s = s->next) {
         s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
+        s->exempt = server_netlist_match(&conf->event_limit_exception_nets, s->family,
+                                         s->rawaddr);
+    }
 }
 
 /* smtpd_set_commit_hook - tell fn about every message answered 250 */
@@ -2164,6 +2251,6 @@ void smtpd_free(struct smtpd *srv)
         event_free(srv->accept_resume);
     smtpd_tls_free(srv->tls);
     sasl_users_free(srv->users);
-    free(srv->rates);
+    anvil_free(srv->anvil);
     free(srv);
 }
