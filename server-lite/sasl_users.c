@@ -172,23 +172,63 @@ fail:
     return NULL;
 }
 
-/* sasl_users_verify - 1 when password is user's; always one crypt_r */
-int sasl_users_verify(struct sasl_users *u, const char *user, const char *password)
+/* a check that owns copies of what it needs: it outlives a reload of the users */
+struct sasl_check {
+    char *hash;
+    char *password;
+    int known;                   /* the user exists */
+    struct crypt_data cd;
+};
+
+/* sasl_check_new - (loop thread) copy user's hash (or a stand-in) and the password */
+struct sasl_check *sasl_check_new(const struct sasl_users *u, const char *user,
+                                  const char *password)
 {
+    struct sasl_check *c = xcalloc(1, sizeof(*c));
     struct sasl_user key, *found = NULL;
-    const char *hash, *out;
-    int ok;
 
     key.name = (char *) user;
     key.hash = NULL;
     if (u->count > 0)
         found = bsearch(&key, u->users, u->count, sizeof(*u->users), user_cmp);
-    hash = found ? found->hash : u->count > 0 ? u->users[0].hash : DUMMY_HASH;
-    out = crypt_rn(password, hash, u->cd, (int) sizeof(*u->cd));
-    ok = out != NULL && out[0] != '*' && strlen(out) == strlen(hash)
-         && CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
-    OPENSSL_cleanse(u->cd->output, sizeof(u->cd->output));
-    return found != NULL && ok;
+    c->hash = xstrdup(found ? found->hash : u->count > 0 ? u->users[0].hash : DUMMY_HASH);
+    c->password = xstrdup(password);
+    c->known = found != NULL;
+    return c;
+}
+
+/* sasl_check_run - (any thread) 1 when the password matches; one crypt_r */
+int sasl_check_run(struct sasl_check *c)
+{
+    const char *out = crypt_rn(c->password, c->hash, &c->cd, (int) sizeof(c->cd));
+    int ok = out != NULL && out[0] != '*' && strlen(out) == strlen(c->hash)
+             && CRYPTO_memcmp(out, c->hash, strlen(c->hash)) == 0;
+
+    OPENSSL_cleanse(c->cd.output, sizeof(c->cd.output));
+    OPENSSL_cleanse(c->password, strlen(c->password));
+    return c->known && ok;
+}
+
+/* sasl_check_free - wipe the password and free */
+void sasl_check_free(struct sasl_check *c)
+{
+    if (c == NULL)
+        return;
+    OPENSSL_cleanse(c->password, strlen(c->password));
+    free(c->password);
+    free(c->hash);
+    OPENSSL_cleanse(&c->cd, sizeof(c->cd));
+    free(c);
+}
+
+/* sasl_users_verify - 1 when password is user's; always one crypt_r */
+int sasl_users_verify(struct sasl_users *u, const char *user, const char *password)
+{
+    struct sasl_check *c = sasl_check_new(u, user, password);
+    int ok = sasl_check_run(c);
+
+    sasl_check_free(c);
+    return ok;
 }
 
 /* sasl_users_count - number of users loaded */

@@ -13,6 +13,11 @@
  * It runs crypt_r once on every call, also for an unknown user (against a
  * hash of the same kind), so the answer time does not tell which users
  * exist. It blocks for as long as one crypt(3) round takes.
+ * The same check in two steps, for a worker thread: sasl_check_new() (the
+ * loop's thread) copies the user's hash and the password into a new check
+ * that no longer depends on u (a reload may free u meanwhile);
+ * sasl_check_run() (any thread, blocking) returns 1 or 0 and wipes the
+ * password; sasl_check_free() wipes and frees the check.
  */
 #ifndef ETRNKIT_SASL_USERS_H
 #define ETRNKIT_SASL_USERS_H
@@ -20,9 +25,14 @@
 #include <stddef.h>
 
 struct sasl_users;
+struct sasl_check;
 
 struct sasl_users *sasl_users_load(const char *path, char *err, size_t errlen);
 int sasl_users_verify(struct sasl_users *u, const char *user, const char *password);
+struct sasl_check *sasl_check_new(const struct sasl_users *u, const char *user,
+                                  const char *password);
+int sasl_check_run(struct sasl_check *c);
+void sasl_check_free(struct sasl_check *c);
 size_t sasl_users_count(const struct sasl_users *u);
 void sasl_users_free(struct sasl_users *u);
 

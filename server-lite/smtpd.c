@@ -71,6 +71,7 @@
 #include "server_config.h"
 #include "smtpd.h"
 #include "smtpd_tls.h"
+#include "workq.h"
 
 #define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
 #define WRITE_CHUNK (64 * 1024)
@@ -79,6 +80,8 @@
 #define COMMIT_THREADS 8       /* queue files fsynced at the same time */
 #define ACCEPT_PAUSE_MS 100    /* accept() failed (EMFILE...): listeners off this long */
 #define LISTEN_BACKLOG 128
+#define AUTH_THREADS 1         /* crypt(3) checks at the same time: one core at most */
+#define AUTH_DELAY_MAX_MS 60000 /* longest delay before an AUTH failure reply */
 
 enum smtpd_state {
     ST_INIT,    /* no HELO/EHLO yet */
@@ -98,6 +101,18 @@ enum auth_step {
 
 struct smtpd;
 struct session;
+
+/* an AUTH check on the worker thread, then maybe a delay; s is NULL once the session is gone */
+struct auth_wait {
+    struct smtpd *srv;
+    struct session *s;
+    struct anvil_addr key;
+    int exempt;
+    struct sasl_check *check;
+    char *user;
+    int ok;
+    struct event *timer;   /* the delay before a failure reply */
+};
 
 /* a commit on the queue's threads; s is NULL once the session is gone */
 struct commit_wait {
@@ -141,6 +156,8 @@ struct session {
     const char *auth_method; /* of the exchange running */
     char *auth_login_user;
     unsigned auth_failures;
+    struct auth_wait *auth; /* a check or its failure delay is running */
+    int busy;              /* waiting for it: no input, no deadline */
     /* transaction */
     char *sender;
     char **rcpts;
@@ -180,6 +197,7 @@ struct smtpd {
     struct sasl_users *users;  /* NULL: no AUTH */
     struct client_names *names; /* NULL: smtpd_peername_lookup = no */
     struct anvil *anvil;       /* per-client-address counts */
+    struct workq *wq;          /* AUTH password checks */
 };
 
 typedef void (*cmd_fn)(struct session *s, char *arg);
@@ -1024,19 +1042,130 @@ static void auth_failed(struct session *s, const char *user, int after_challenge
         uncount(s, cmd_auth);
 }
 
-/* auth_verify - check the credentials; 235 or 535 */
-static void auth_verify(struct session *s, const char *user, const char *password, int after)
+/* session_hold - the server works for this session: read nothing until session_resume */
+static void session_hold(struct session *s)
 {
-    auth_end(s);
-    if (!sasl_users_verify(s->srv->users, user, password)) {
-        auth_failed(s, user, after);
+    s->busy = 1;
+    bufferevent_disable(s->bev, EV_READ);
+}
+
+/* session_resume - go on with what the client sent meanwhile */
+static void session_resume(struct session *s)
+{
+    s->busy = 0;
+    if (s->srv->stopping)
+        return;
+    bufferevent_enable(s->bev, EV_READ);
+    session_input(s);
+    if (s->state == ST_CLOSING)
+        session_finish(s);
+}
+
+/* auth_wait_free - the check is over */
+static void auth_wait_free(struct auth_wait *w)
+{
+    sasl_check_free(w->check);
+    if (w->timer)
+        event_free(w->timer);
+    free(w->user);
+    free(w);
+}
+
+/* auth_fail_reply - the 535 after the delay */
+static void auth_fail_reply(struct auth_wait *w)
+{
+    struct session *s = w->s;
+
+    s->auth = NULL;
+    auth_failed(s, w->user, 1);
+    auth_wait_free(w);
+    session_resume(s);
+}
+
+/* auth_delay_cb - the delay before a failure reply is over */
+static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    auth_fail_reply(arg);
+}
+
+/* auth_work - (worker thread) the crypt(3) check */
+static void auth_work(void *arg)
+{
+    struct auth_wait *w = arg;
+
+    w->ok = sasl_check_run(w->check);
+}
+
+/*
+ * auth_back - (loop) the verdict: 235 at once; a failure counts for the
+ * client address (across sessions) and is answered after
+ * smtpd_error_sleep_time times the failures counted, at most
+ * AUTH_DELAY_MAX_MS (addresses in smtpd_client_event_limit_exceptions: at once).
+ */
+static void auth_back(void *arg)
+{
+    struct auth_wait *w = arg;
+    struct smtpd *srv = w->srv;
+    struct session *s = w->s;
+    long long delay = 0;
+
+    if (!w->ok && !w->exempt) {
+        unsigned n = anvil_fail(srv->anvil, &w->key, clock_now_ms());
+
+        delay = srv->conf->smtpd_error_sleep_time * 1000 * (long long) n;
+        if (delay > AUTH_DELAY_MAX_MS || delay < 0)
+            delay = AUTH_DELAY_MAX_MS;
+    }
+    if (s == NULL) {
+        /* the client left before the verdict: its failure counted all the same */
+        auth_wait_free(w);
         return;
     }
-    s->sasl_user = xstrdup(user);
-    s->sasl_method = s->auth_method;
-    log_debug("%s: SASL %s authentication succeeded, sasl_username=%s", s->client,
-              s->auth_method, user);
-    reply(s, "235 2.7.0 Authentication successful");
+    if (w->ok) {
+        s->auth = NULL;
+        s->sasl_user = xstrdup(w->user);
+        s->sasl_method = s->auth_method;
+        log_debug("%s: SASL %s authentication succeeded, sasl_username=%s", s->client,
+                  s->auth_method, w->user);
+        reply(s, "235 2.7.0 Authentication successful");
+        auth_wait_free(w);
+        session_resume(s);
+        return;
+    }
+    if (delay > 0 && !srv->stopping && (w->timer = evtimer_new(srv->base, auth_delay_cb, w))) {
+        struct timeval tv;
+
+        tv.tv_sec = (time_t) (delay / 1000);
+        tv.tv_usec = (suseconds_t) (delay % 1000 * 1000);
+        if (evtimer_add(w->timer, &tv) == 0)
+            return;
+    }
+    auth_fail_reply(w);
+}
+
+/*
+ * auth_verify - hand the credentials to the worker thread; the session reads
+ * nothing until the verdict. The AUTH command counts as a success until then
+ * (a failure takes it back, as after a 334).
+ */
+static void auth_verify(struct session *s, const char *user, const char *password, int after)
+{
+    struct auth_wait *w = xcalloc(1, sizeof(*w));
+
+    (void) after;
+    auth_end(s);
+    w->srv = s->srv;
+    w->s = s;
+    w->key = s->key;
+    w->exempt = s->exempt;
+    w->user = xstrdup(user);
+    w->check = sasl_check_new(s->srv->users, user, password);
+    s->auth = w;
+    s->last_code = 0;
+    session_hold(s);
+    workq_submit(s->srv->wq, auth_work, auth_back, w);
 }
 
 /* auth_bad_response - 501 for undecodable input; the exchange ends */
@@ -1181,6 +1310,16 @@ static void cmd_auth(struct session *s, char *arg)
         log_warn("%s: too many failed AUTH attempts", s->client);
         close_after_reply(s);
         return;
+    }
+    if (!s->exempt && s->srv->conf->smtpd_client_auth_rate_limit > 0) {
+        unsigned n = anvil_event(s->srv->anvil, ANVIL_AUTH, &s->key, clock_now_ms());
+
+        if (n > s->srv->conf->smtpd_client_auth_rate_limit) {
+            log_warn("AUTH command rate limit exceeded: %u from %s for service smtp", n,
+                     s->client);
+            reply(s, "450 4.7.1 Error: too many AUTH commands from %s", s->addr);
+            return;
+        }
     }
     if (init) {
         *init++ = 0;
@@ -1494,14 +1633,28 @@ static int discard_input(struct session *s, struct evbuffer *in)
     return 1;
 }
 
-/* set_timeouts - bufferevent timeouts: per read without request deadlines; writes always */
+/*
+ * set_timeouts - bufferevent timeouts: per read without request deadlines;
+ * writes always. The TLS filter's write timeout runs whenever writing is
+ * enabled, output or not (an idle timer), so with request deadlines the
+ * write timeout goes on the socket below it, where it only runs while
+ * output waits.
+ */
 static void set_timeouts(struct session *s, struct bufferevent *bev)
 {
+    struct bufferevent *under = bufferevent_get_underlying(bev);
     struct timeval tv;
 
     tv.tv_sec = (time_t) s->srv->conf->smtpd_timeout;
     tv.tv_usec = 0;
-    bufferevent_set_timeouts(bev, s->srv->conf->smtpd_per_request_deadline ? NULL : &tv, &tv);
+    if (!s->srv->conf->smtpd_per_request_deadline) {
+        bufferevent_set_timeouts(bev, &tv, &tv);
+    } else if (under) {
+        bufferevent_set_timeouts(bev, NULL, NULL);
+        bufferevent_set_timeouts(under, NULL, &tv);
+    } else {
+        bufferevent_set_timeouts(bev, NULL, &tv);
+    }
 }
 
 /* session_timeout - 421 and close: smtpd_timeout or the request deadline passed */
@@ -1542,7 +1695,8 @@ static void deadline_arm(struct session *s)
 
     if (s->deadline == NULL)
         return;
-    if (!conf->smtpd_per_request_deadline || s->state == ST_COMMIT || s->state == ST_CLOSING) {
+    if (!conf->smtpd_per_request_deadline || s->state == ST_COMMIT || s->state == ST_CLOSING
+        || s->busy) {
         evtimer_del(s->deadline);
         s->deadline_ms = 0;
         return;
@@ -1576,7 +1730,7 @@ static void session_lines(struct session *s)
 {
     char line[SMTPD_TEXT_MAX + 1];
 
-    while (s->state != ST_CLOSING && s->state != ST_COMMIT) {
+    while (s->state != ST_CLOSING && s->state != ST_COMMIT && !s->busy) {
         /* fetched each time: STARTTLS replaces the bufferevent */
         struct evbuffer *in = bufferevent_get_input(s->bev);
         struct evbuffer *outbuf = bufferevent_get_output(s->bev);
@@ -1663,7 +1817,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
         session_finish(s);
         return;
     }
-    if (s->state != ST_COMMIT && !(bufferevent_get_enabled(s->bev) & EV_READ)) {
+    if (s->state != ST_COMMIT && !s->busy && !(bufferevent_get_enabled(s->bev) & EV_READ)) {
         bufferevent_enable(s->bev, EV_READ);
         read_cb(s->bev, s);
     }
@@ -1775,6 +1929,10 @@ static void session_free(struct session *s)
     buf_free(&b);
     if (s->commit)
         s->commit->s = NULL; /* the commit finishes without the session */
+    if (s->auth && s->auth->timer)
+        auth_wait_free(s->auth); /* only the delay was left */
+    else if (s->auth)
+        s->auth->s = NULL;   /* the check finishes without the session */
     transaction_reset(s);
     auth_end(s);
     free(s->sasl_user);
@@ -2077,7 +2235,8 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     srv->conf = conf;
     srv->q = q;
     srv->anvil = anvil_new(conf->anvil_rate_time_unit * 1000);
-    if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL) {
+    if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL
+        || (srv->wq = workq_new(base, AUTH_THREADS, err, errlen)) == NULL) {
         smtpd_free(srv);
         return NULL;
     }
@@ -2238,6 +2397,9 @@ void smtpd_free(struct smtpd *srv)
     srv->stopping = 1;
     queue_async_free(srv->qa);
     srv->qa = NULL;
+    /* the AUTH checks still running end with their reply (no delay while stopping) */
+    workq_free(srv->wq);
+    srv->wq = NULL;
     /* the replies of those commits, "250 ... queued as", reach their clients */
     for (struct session *s = srv->sessions; s; s = s->next)
         flush_output(s);

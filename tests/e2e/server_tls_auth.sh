@@ -40,6 +40,9 @@ relay_domains = relay.test
 etrn_only_domains = other.test
 relayhost = [127.0.0.1]:1
 smtpd_timeout = 5s
+; the AUTH limits and the delay after failures: tests/e2e/server_auth_abuse.sh
+smtpd_client_auth_rate_limit = 0
+smtpd_error_sleep_time = 0s
 INI
         for l in "$@"; do echo "$l"; done
         printf '[transport]\nother.test = smtp:[127.0.0.1]:1\n'

@@ -1,0 +1,114 @@
+/*
+ * handoff.c - a mutex-protected FIFO and an eventfd: a poster appends and
+ * adds one to the counter; the loop reads the counter to zero, takes the
+ * whole list under the mutex and calls fn without holding it, so fn may
+ * post again or take other locks.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "alloc.h"
+#include "handoff.h"
+#include "log.h"
+
+struct handoff {
+    struct event *ev;
+    int efd;
+    pthread_mutex_t mu;
+    struct handoff_item *head, *tail;
+    handoff_fn fn;
+    void *ctx;
+};
+
+/* wake_cb - event: something was posted */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    handoff_run(arg);
+}
+
+/* handoff_new - an empty hand-off whose items fn gets on base's thread */
+struct handoff *handoff_new(struct event_base *base, handoff_fn fn, void *ctx, char *err,
+                            size_t errlen)
+{
+    struct handoff *h = xcalloc(1, sizeof(*h));
+
+    h->fn = fn;
+    h->ctx = ctx;
+    if ((h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        free(h);
+        return NULL;
+    }
+    h->ev = event_new(base, h->efd, EV_READ | EV_PERSIST, wake_cb, h);
+    if (h->ev == NULL || event_add(h->ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot watch an eventfd with libevent");
+        if (h->ev)
+            event_free(h->ev);
+        close(h->efd);
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    return h;
+}
+
+/* handoff_post - (any thread) queue item for the loop and wake it */
+void handoff_post(struct handoff *h, struct handoff_item *item)
+{
+    uint64_t one = 1;
+
+    item->next = NULL;
+    pthread_mutex_lock(&h->mu);
+    if (h->tail)
+        h->tail->next = item;
+    else
+        h->head = item;
+    h->tail = item;
+    pthread_mutex_unlock(&h->mu);
+    /* EAGAIN: the counter is already non-zero, the loop will look anyway */
+    while (write(h->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+/* handoff_run - (loop thread) fn for every item posted so far */
+void handoff_run(struct handoff *h)
+{
+    struct handoff_item *item;
+    uint64_t n;
+
+    if (read(h->efd, &n, sizeof(n)) < 0 && errno != EAGAIN && errno != EINTR)
+        log_warn("hand-off eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&h->mu);
+    item = h->head;
+    h->head = h->tail = NULL;
+    pthread_mutex_unlock(&h->mu);
+    while (item) {
+        struct handoff_item *next = item->next;
+
+        h->fn(h->ctx, item);
+        item = next;
+    }
+}
+
+/* handoff_free - run what is left, unregister, close */
+void handoff_free(struct handoff *h)
+{
+    if (h == NULL)
+        return;
+    handoff_run(h);
+    event_free(h->ev);
+    if (close(h->efd) != 0)
+        log_warn("close hand-off eventfd: %s", strerror(errno));
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
