@@ -36,15 +36,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 
 #include "alloc.h"
 #include "buf.h"
+#include "handoff.h"
 #include "log.h"
 #include "printable.h"
 #include "queue.h"
@@ -545,11 +544,13 @@ void queue_abort(struct queue_file *qf)
  * takes a file, writes its size field and fsyncs it (several at once, so the
  * filesystem can join them in one journal commit); whichever thread finds no
  * other one busy with incoming/ then renames every synced file into it and
- * fsyncs the directory once for the whole batch. Finished jobs go on a list
- * and an eventfd wakes the event loop, which calls each job's done function.
+ * fsyncs the directory once for the whole batch. Finished jobs go back to
+ * the event loop through a hand-off (common/handoff: a list and an eventfd),
+ * which calls each job's done function.
  * The threads never log and never touch q->err or q->counter.
  */
 struct queue_job {
+    struct handoff_item link; /* first: the hand-off gives it back as a job */
     struct queue_job *next;
     struct queue_file qf;
     queue_done_fn fn;
@@ -572,15 +573,13 @@ struct recycled {
 
 struct queue_async {
     struct queue *q;
-    struct event *ev;
-    int efd;
+    struct handoff *back;    /* finished jobs, to the event loop */
     pthread_mutex_t mu;
     pthread_cond_t work;     /* submitted got a job, a refill is due, or stop */
     pthread_cond_t idle;     /* a job reached done */
     struct job_list submitted; /* not yet fsynced */
     struct job_list synced;  /* fsynced, waiting for the directory step */
-    struct job_list done;    /* for the event loop */
-    size_t inflight;         /* submitted, not yet on done */
+    size_t inflight;         /* submitted, not yet handed back */
     int dir_busy;            /* a thread runs the directory step */
     int stop;
     pthread_t *threads;
@@ -617,26 +616,21 @@ static struct queue_job *job_take(struct job_list *l)
     return j;
 }
 
-/* jobs_done - (mutex held) put a chain of jobs on done and wake the loop */
+/* jobs_done - (mutex held) hand a chain of finished jobs back to the loop */
 static void jobs_done(struct queue_async *qa, struct queue_job *j)
 {
-    uint64_t one = 1;
     int woke = 0;
 
     while (j) {
         struct queue_job *next = j->next;
 
-        job_push(&qa->done, j);
+        handoff_post(qa->back, &j->link);
         qa->inflight--;
         j = next;
         woke = 1;
     }
-    if (!woke)
-        return;
-    pthread_cond_broadcast(&qa->idle);
-    /* EAGAIN: the counter is already non-zero, the loop will look anyway */
-    while (write(qa->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    if (woke)
+        pthread_cond_broadcast(&qa->idle);
 }
 
 /* dir_step - rename a batch of synced files into incoming/, one directory fsync */
@@ -899,33 +893,15 @@ static void *commit_thread(void *arg)
     return NULL;
 }
 
-/* deliver - call the done function of every finished job (event loop thread) */
-static void deliver(struct queue_async *qa)
+/* job_back - (event loop thread) a finished job: its done function */
+static void job_back(void *ctx, struct handoff_item *item)
 {
-    struct queue_job *j;
-    uint64_t n;
+    struct queue_async *qa = ctx;
+    struct queue_job *j = (struct queue_job *) item;
 
-    if (read(qa->efd, &n, sizeof(n)) < 0 && errno != EAGAIN && errno != EINTR)
-        log_warn("queue commit eventfd: %s", strerror(errno));
-    pthread_mutex_lock(&qa->mu);
-    j = job_take(&qa->done);
-    pthread_mutex_unlock(&qa->mu);
-    while (j) {
-        struct queue_job *next = j->next;
-
-        busy_del(qa, j->qf.id);
-        j->fn(j->ctx, j->qf.id, j->status, j->status == QUEUE_OK ? "" : j->err);
-        free(j);
-        j = next;
-    }
-}
-
-/* async_cb - event: the eventfd says jobs finished */
-static void async_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void) fd;
-    (void) what;
-    deliver(arg);
+    busy_del(qa, j->qf.id);
+    j->fn(j->ctx, j->qf.id, j->status, j->status == QUEUE_OK ? "" : j->err);
+    free(j);
 }
 
 /* queue_async_new - start nthreads commit threads; results come back on base */
@@ -939,18 +915,7 @@ struct queue_async *queue_async_new(struct queue *q, struct event_base *base, in
     qa->q = q;
     qa->spares_usable = -1;
     qa->refill_blocked = 1; /* until the first queue_create: see "Spare files" */
-    qa->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (qa->efd < 0) {
-        snprintf(err, errlen, "eventfd: %s", strerror(errno));
-        free(qa);
-        return NULL;
-    }
-    qa->ev = event_new(base, qa->efd, EV_READ | EV_PERSIST, async_cb, qa);
-    if (qa->ev == NULL || event_add(qa->ev, NULL) != 0) {
-        snprintf(err, errlen, "cannot watch the commit eventfd");
-        if (qa->ev)
-            event_free(qa->ev);
-        close(qa->efd);
+    if ((qa->back = handoff_new(base, job_back, qa, err, errlen)) == NULL) {
         free(qa);
         return NULL;
     }
@@ -1016,7 +981,7 @@ void queue_async_drain(struct queue_async *qa)
         while (qa->inflight > 0)
             pthread_cond_wait(&qa->idle, &qa->mu);
         pthread_mutex_unlock(&qa->mu);
-        deliver(qa);
+        handoff_run(qa->back);
     }
 }
 
@@ -1044,8 +1009,7 @@ void queue_async_free(struct queue_async *qa)
     pthread_cond_destroy(&qa->work);
     pthread_cond_destroy(&qa->idle);
     pthread_mutex_destroy(&qa->mu);
-    event_free(qa->ev);
-    close(qa->efd);
+    handoff_free(qa->back);
     free(qa);
 }
 

@@ -1,0 +1,130 @@
+/* Unit tests for common/workq and common/handoff: work off the loop's thread, done on it. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "handoff.h"
+#include "test.h"
+#include "workq.h"
+
+#define NJOBS 50
+
+static pthread_t loop_thread;
+static struct event_base *base;
+static int ndone;
+
+struct item {
+    int index;
+    int work_off_loop;  /* work ran on another thread */
+    int done_on_loop;   /* done ran on the loop's thread */
+    int done_calls;
+};
+
+static void work(void *arg)
+{
+    struct item *it = arg;
+
+    it->work_off_loop = !pthread_equal(pthread_self(), loop_thread);
+}
+
+static void done(void *arg)
+{
+    struct item *it = arg;
+
+    it->done_on_loop = pthread_equal(pthread_self(), loop_thread);
+    it->done_calls++;
+    if (++ndone == NJOBS)
+        event_base_loopbreak(base);
+}
+
+static void test_workq(void)
+{
+    static struct item items[NJOBS], late[10];
+    struct timeval limit = { 10, 0 };
+    char err[256];
+    struct workq *wq;
+    int ok = 1;
+
+    loop_thread = pthread_self();
+    base = event_base_new();
+    wq = workq_new(base, 2, err, sizeof(err));
+    TEST_CHECK(wq != NULL, "workq_new: %s", err);
+    if (wq == NULL)
+        return;
+    for (int i = 0; i < NJOBS; i++) {
+        items[i].index = i;
+        workq_submit(wq, work, done, &items[i]);
+    }
+    TEST_INTEQ(workq_pending(wq), NJOBS);
+    event_base_loopexit(base, &limit); /* a bound, should the test be broken */
+    event_base_dispatch(base);
+    TEST_INTEQ(ndone, NJOBS);
+    for (int i = 0; i < NJOBS; i++)
+        ok &= items[i].work_off_loop && items[i].done_on_loop && items[i].done_calls == 1;
+    TEST_CHECK(ok, "every job: work on a worker thread, done once on the loop's thread");
+    TEST_INTEQ(workq_pending(wq), 0);
+    /* workq_free calls done for what is still pending */
+    for (int i = 0; i < 10; i++)
+        workq_submit(wq, work, done, &late[i]);
+    workq_free(wq);
+    ok = 1;
+    for (int i = 0; i < 10; i++)
+        ok &= late[i].done_calls == 1 && late[i].work_off_loop;
+    TEST_CHECK(ok, "workq_free: every pending job worked and done once");
+    event_base_free(base);
+}
+
+struct posted {
+    struct handoff_item link;
+    int n;
+};
+
+static int order_ok = 1, nseen;
+
+static void seen(void *ctx, struct handoff_item *item)
+{
+    struct posted *p = (struct posted *) item;
+
+    (void) ctx;
+    order_ok &= p->n == nseen++;
+}
+
+static void *poster(void *arg)
+{
+    static struct posted p[100];
+    struct handoff *h = arg;
+
+    for (int i = 0; i < 100; i++) {
+        p[i].n = i;
+        handoff_post(h, &p[i].link);
+    }
+    return NULL;
+}
+
+static void test_handoff(void)
+{
+    struct event_base *b = event_base_new();
+    char err[256];
+    struct handoff *h = handoff_new(b, seen, NULL, err, sizeof(err));
+    pthread_t t;
+
+    TEST_CHECK(h != NULL, "handoff_new: %s", err);
+    if (h == NULL)
+        return;
+    pthread_create(&t, NULL, poster, h);
+    pthread_join(t, NULL);
+    /* the eventfd is readable: one pass of the loop delivers all, in order */
+    event_base_loop(b, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    TEST_INTEQ(nseen, 100);
+    TEST_CHECK(order_ok, "items arrive in the order posted");
+    handoff_free(h);
+    event_base_free(b);
+}
+
+int main(void)
+{
+    test_workq();
+    test_handoff();
+    return test_summary();
+}
