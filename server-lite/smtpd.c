@@ -27,7 +27,13 @@
  * responses, not commands. After TLS the session's bufferevent is the
  * filter; when a session ends its encrypted output may still sit in the
  * socket bufferevent below, so the end waits for that too (session_finish).
- * ETRN: syntax, state, rate limit (per client address, a bounded table),
+ * AUTH: the crypt(3) check goes to a worker thread (workq); the session
+ * reads nothing (busy) until the verdict, and a failure's 535 waits on a
+ * timer for the delay the client address has earned (anvil_fail).
+ * Deadlines (smtpd_per_request_deadline): one timer per session, restarted
+ * after each complete command line; in DATA it is moved later by every
+ * line received, at smtpd_min_data_rate; stopped while the server is busy.
+ * ETRN: syntax, state, rate limit (per client address, anvil),
  * smtpd_etrn_restrictions, [etrn_users], then the ETRN hook (the flush
  * service) whose enum flush_result becomes the RFC 1985 reply.
  */

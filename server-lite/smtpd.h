@@ -13,8 +13,14 @@
  * Each session is a state machine driven by a command table; accepted mail goes through
  * queue_create/queue_write/queue_commit and is answered 250 only after
  * queue_commit succeeded. Limits: 512-octet command lines, 1000-octet text
- * lines, message_size_limit, smtpd_recipient_limit, smtpd_timeout,
- * smtpd_client_connection_count_limit. Bare CR or LF in DATA rejects the
+ * lines, message_size_limit, smtpd_recipient_limit, smtpd_timeout (per
+ * whole command line, and for DATA plus smtpd_min_data_rate, with
+ * smtpd_per_request_deadline), default_process_limit, and per client
+ * address (anvil.h; not for smtpd_client_event_limit_exceptions)
+ * smtpd_client_connection_count_limit, smtpd_client_connection_rate_limit,
+ * smtpd_client_auth_rate_limit, etrn_rate_limit and a delay before each
+ * AUTH failure reply (smtpd_error_sleep_time times the address's failures).
+ * Password checks run on a worker thread. Bare CR or LF in DATA rejects the
  * message (550 5.5.2); <LF>.<LF> never ends DATA. When accept() fails
  * (EMFILE, ENFILE: out of descriptors) every listener pauses 100 ms and
  * tries again, with one warning per episode; open sessions go on.

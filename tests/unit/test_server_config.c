@@ -87,6 +87,12 @@ static void test_errors(void)
           "@D@/s.ini:2: [main] smtpd_timeout: \"5x\": bad time unit (use s, m, h, d or w)" },
         { "[main]\nsmtpd_recipient_limit = 0\n",
           "@D@/s.ini:2: [main] smtpd_recipient_limit: 0 is below the minimum 1" },
+        { "[main]\nsmtpd_per_request_deadline = maybe\n",
+          "@D@/s.ini:2: [main] smtpd_per_request_deadline: \"maybe\" is not yes or no" },
+        { "[main]\nsmtpd_min_data_rate = 0\n",
+          "@D@/s.ini:2: [main] smtpd_min_data_rate: 0 is below the minimum 1" },
+        { "[main]\ndefault_process_limit = 0\n",
+          "@D@/s.ini:2: [main] default_process_limit: 0 is below the minimum 1" },
         { "[main]\nrelayhost = a.org\nrelayhost = b.org\n",
           "@D@/s.ini:3: [main] relayhost: set twice (first at line 2)" },
         { "[main]\netrn_reply = both\n",
@@ -244,6 +250,14 @@ static void test_values(void)
     TEST_INTEQ(conf.fast_flush_domains.count, 505);
     TEST_STREQ(conf.myhostname, "relay.test");
     TEST_INTEQ(conf.smtpd_timeout, 300);
+    /* the abuse limits' defaults (issue 11) */
+    TEST_INTEQ(conf.smtpd_client_connection_count_limit, 50);
+    TEST_INTEQ(conf.smtpd_client_connection_rate_limit, 0);
+    TEST_INTEQ(conf.default_process_limit, 100);
+    TEST_INTEQ(conf.smtpd_per_request_deadline, 1);
+    TEST_INTEQ(conf.smtpd_min_data_rate, 500);
+    TEST_INTEQ(conf.smtpd_client_auth_rate_limit, 30);
+    TEST_INTEQ(conf.smtpd_error_sleep_time, 1);
     TEST_INTEQ(conf.etrn_reply, SERVER_ETRN_REPLY_POSTFIX);
     TEST_INTEQ(conf.maximal_queue_lifetime, 86400);
     TEST_INTEQ(conf.queue_run_delay, 900);
