@@ -45,6 +45,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,8 @@ struct auth_wait {
     int exempt;
     struct sasl_check *check;
     char *user;
-    int ok;
+    atomic_int cancelled;  /* the session ended before the worker took it: skip it */
+    int ran, ok;           /* written by the worker, read after the hand-off */
     struct event *timer;   /* the delay before a failure reply */
 };
 
@@ -1061,10 +1063,12 @@ static void session_resume(struct session *s)
     s->busy = 0;
     if (s->srv->stopping)
         return;
-    bufferevent_enable(s->bev, EV_READ);
-    session_input(s);
+    if (s->state != ST_CLOSING) {
+        bufferevent_enable(s->bev, EV_READ);
+        session_input(s);
+    }
     if (s->state == ST_CLOSING)
-        session_finish(s);
+        session_finish(s); /* may free s */
 }
 
 /* auth_wait_free - the check is over */
@@ -1077,13 +1081,14 @@ static void auth_wait_free(struct auth_wait *w)
     free(w);
 }
 
-/* auth_fail_reply - the 535 after the delay */
+/* auth_fail_reply - the 535 after the delay (none when a 421 ended the session meanwhile) */
 static void auth_fail_reply(struct auth_wait *w)
 {
     struct session *s = w->s;
 
     s->auth = NULL;
-    auth_failed(s, w->user, 1);
+    if (s->state != ST_CLOSING)
+        auth_failed(s, w->user, 1);
     auth_wait_free(w);
     session_resume(s);
 }
@@ -1101,6 +1106,9 @@ static void auth_work(void *arg)
 {
     struct auth_wait *w = arg;
 
+    if (atomic_load(&w->cancelled))
+        return;
+    w->ran = 1;
     w->ok = sasl_check_run(w->check);
 }
 
@@ -1117,7 +1125,7 @@ static void auth_back(void *arg)
     struct session *s = w->s;
     long long delay = 0;
 
-    if (!w->ok && !w->exempt) {
+    if (w->ran && !w->ok && !w->exempt) {
         unsigned n = anvil_fail(srv->anvil, &w->key, clock_now_ms());
 
         delay = srv->conf->smtpd_error_sleep_time * 1000 * (long long) n;
@@ -1125,8 +1133,15 @@ static void auth_back(void *arg)
             delay = AUTH_DELAY_MAX_MS;
     }
     if (s == NULL) {
-        /* the client left before the verdict: its failure counted all the same */
+        /* the client left: a failure the check found counts all the same */
         auth_wait_free(w);
+        return;
+    }
+    if (w->ok && s->state == ST_CLOSING) {
+        /* a write timeout ended the session meanwhile: its 421 was the last reply */
+        s->auth = NULL;
+        auth_wait_free(w);
+        session_resume(s);
         return;
     }
     if (w->ok) {
@@ -1156,11 +1171,10 @@ static void auth_back(void *arg)
  * nothing until the verdict. The AUTH command counts as a success until then
  * (a failure takes it back, as after a 334).
  */
-static void auth_verify(struct session *s, const char *user, const char *password, int after)
+static void auth_verify(struct session *s, const char *user, const char *password)
 {
     struct auth_wait *w = xcalloc(1, sizeof(*w));
 
-    (void) after;
     auth_end(s);
     w->srv = s->srv;
     w->s = s;
@@ -1211,7 +1225,7 @@ static void auth_plain(struct session *s, const char *text, int after)
         auth_end(s);
         auth_failed(s, user, after);
     } else {
-        auth_verify(s, user, pass, after);
+        auth_verify(s, user, pass);
     }
     wipe(dec, len);
 }
@@ -1256,7 +1270,7 @@ static void auth_login_pass(struct session *s, const char *text)
     }
     user = s->auth_login_user;
     s->auth_login_user = NULL;
-    auth_verify(s, user, (const char *) dec, 1);
+    auth_verify(s, user, (const char *) dec);
     wipe((unsigned char *) user, strlen(user));
     wipe(dec, len);
 }
@@ -1937,8 +1951,10 @@ static void session_free(struct session *s)
         s->commit->s = NULL; /* the commit finishes without the session */
     if (s->auth && s->auth->timer)
         auth_wait_free(s->auth); /* only the delay was left */
-    else if (s->auth)
+    else if (s->auth) {
         s->auth->s = NULL;   /* the check finishes without the session */
+        atomic_store(&s->auth->cancelled, 1);
+    }
     transaction_reset(s);
     auth_end(s);
     free(s->sasl_user);
