@@ -4,7 +4,8 @@
  *
  * anvil_new(unit_ms) makes an empty table; rates count events in fixed
  * windows of unit_ms (anvil_rate_time_unit), anvil_set_unit() changes it
- * on reload. For one client address (struct anvil_addr):
+ * on reload. For one client address (its text, e.g. "192.0.2.1" or
+ * "2001:db8::1", at most ANVIL_ADDR_MAX bytes with the NUL; longer is cut):
  * - anvil_connect() counts a new session and returns how many sessions
  *   that address now has open (this one included); *rate gets the
  *   connections in the current window. Every anvil_connect() needs one
@@ -25,25 +26,21 @@
 #include <stddef.h>
 
 #define ANVIL_MAX_CLIENTS 65536
+#define ANVIL_ADDR_MAX 46     /* INET6_ADDRSTRLEN */
 
 enum anvil_event { ANVIL_AUTH, ANVIL_ETRN, ANVIL_NEVENTS };
-
-struct anvil_addr {
-    int family;               /* AF_INET or AF_INET6; anything else is one "unknown" client */
-    unsigned char addr[16];   /* IPv4 in the first 4 bytes, the rest zero */
-};
 
 struct anvil;
 
 struct anvil *anvil_new(long long unit_ms);
 void anvil_set_unit(struct anvil *a, long long unit_ms);
-unsigned anvil_connect(struct anvil *a, const struct anvil_addr *k, long long now_ms,
+unsigned anvil_connect(struct anvil *a, const char *addr, long long now_ms,
                        unsigned *rate);
-void anvil_disconnect(struct anvil *a, const struct anvil_addr *k, long long now_ms);
-unsigned anvil_event(struct anvil *a, enum anvil_event ev, const struct anvil_addr *k,
+void anvil_disconnect(struct anvil *a, const char *addr, long long now_ms);
+unsigned anvil_event(struct anvil *a, enum anvil_event ev, const char *addr,
                      long long now_ms);
-unsigned anvil_fail(struct anvil *a, const struct anvil_addr *k, long long now_ms);
-unsigned anvil_failures(struct anvil *a, const struct anvil_addr *k, long long now_ms);
+unsigned anvil_fail(struct anvil *a, const char *addr, long long now_ms);
+unsigned anvil_failures(struct anvil *a, const char *addr, long long now_ms);
 size_t anvil_clients(const struct anvil *a);
 void anvil_free(struct anvil *a);
 

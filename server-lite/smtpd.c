@@ -113,7 +113,7 @@ struct session;
 struct auth_wait {
     struct smtpd *srv;
     struct session *s;
-    struct anvil_addr key;
+    char addr[INET6_ADDRSTRLEN]; /* the client's, for anvil */
     int exempt;
     struct sasl_check *check;
     char *user;
@@ -142,7 +142,6 @@ struct session {
     struct client_name_query *name_q; /* the lookup the greeting waits for */
     int family;
     unsigned char rawaddr[16];
-    struct anvil_addr key; /* for the per-client limits */
     int mynet;
     int exempt;            /* in smtpd_client_event_limit_exceptions */
     struct event *deadline; /* smtpd_per_request_deadline */
@@ -1126,7 +1125,7 @@ static void auth_back(void *arg)
     long long delay = 0;
 
     if (w->ran && !w->ok && !w->exempt) {
-        unsigned n = anvil_fail(srv->anvil, &w->key, clock_now_ms());
+        unsigned n = anvil_fail(srv->anvil, w->addr, clock_now_ms());
 
         delay = srv->conf->smtpd_error_sleep_time * 1000 * (long long) n;
         if (delay > AUTH_DELAY_MAX_MS || delay < 0)
@@ -1178,7 +1177,7 @@ static void auth_verify(struct session *s, const char *user, const char *passwor
     auth_end(s);
     w->srv = s->srv;
     w->s = s;
-    w->key = s->key;
+    memcpy(w->addr, s->addr, sizeof(w->addr));
     w->exempt = s->exempt;
     w->user = xstrdup(user);
     w->check = sasl_check_new(s->srv->users, user, password);
@@ -1332,7 +1331,7 @@ static void cmd_auth(struct session *s, char *arg)
         return;
     }
     if (!s->exempt && s->srv->conf->smtpd_client_auth_rate_limit > 0) {
-        unsigned n = anvil_event(s->srv->anvil, ANVIL_AUTH, &s->key, clock_now_ms());
+        unsigned n = anvil_event(s->srv->anvil, ANVIL_AUTH, s->addr, clock_now_ms());
 
         if (n > s->srv->conf->smtpd_client_auth_rate_limit) {
             log_warn("AUTH command rate limit exceeded: %u from %s for service smtp", n,
@@ -1378,7 +1377,7 @@ static int etrn_rate_exceeded(struct session *s)
 
     if (conf->etrn_rate_limit <= 0 || s->exempt)
         return 0;
-    return anvil_event(s->srv->anvil, ANVIL_ETRN, &s->key, clock_now_ms())
+    return anvil_event(s->srv->anvil, ANVIL_ETRN, s->addr, clock_now_ms())
            > (unsigned long long) conf->etrn_rate_limit;
 }
 
@@ -1969,7 +1968,7 @@ static void session_free(struct session *s)
     srv->nsessions--;
     if (s->deadline)
         event_free(s->deadline);
-    anvil_disconnect(srv->anvil, &s->key, clock_now_ms());
+    anvil_disconnect(srv->anvil, s->addr, clock_now_ms());
     free(s->helo);
     free(s->ok);
     free(s->total);
@@ -2095,8 +2094,8 @@ static int want_name(const struct smtpd *srv, const struct session *s)
  * smtpd_client_event_limit_exceptions, the per-address session count and
  * connection rate. 0: go on; -1: refused (421 sent, fd closed).
  */
-static int admit(struct smtpd *srv, evutil_socket_t fd, const struct anvil_addr *key,
-                 const char *addr, const char *client, int exempt)
+static int admit(struct smtpd *srv, evutil_socket_t fd, const char *addr, const char *client,
+                 int exempt)
 {
     const struct server_config *conf = srv->conf;
     unsigned count, rate;
@@ -2108,7 +2107,7 @@ static int admit(struct smtpd *srv, evutil_socket_t fd, const struct anvil_addr 
                conf->myhostname);
         return -1;
     }
-    count = anvil_connect(srv->anvil, key, clock_now_ms(), &rate);
+    count = anvil_connect(srv->anvil, addr, clock_now_ms(), &rate);
     if (!exempt && conf->smtpd_client_connection_count_limit > 0
         && count > conf->smtpd_client_connection_count_limit) {
         log_warn("Connection concurrency limit exceeded: %u from %s for service smtp", count,
@@ -2119,7 +2118,7 @@ static int admit(struct smtpd *srv, evutil_socket_t fd, const struct anvil_addr 
     } else {
         return 0;
     }
-    anvil_disconnect(srv->anvil, key, clock_now_ms());
+    anvil_disconnect(srv->anvil, addr, clock_now_ms());
     refuse(fd, client, "421 4.7.0 %s Error: too many connections from %s", conf->myhostname, addr);
     return -1;
 }
@@ -2132,36 +2131,33 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     const struct server_config *conf = srv->conf;
     struct session *s;
     char addr[INET6_ADDRSTRLEN] = "unknown", client[sizeof(s->client)];
-    struct anvil_addr key;
+    unsigned char raw[16] = { 0 };
     int family = sa->sa_family, exempt;
 
     (void) l;
     (void) salen;
     if (srv->accept_paused)
         accept_resumed(srv);
-    memset(&key, 0, sizeof(key));
-    key.family = family;
     if (family == AF_INET) {
-        memcpy(key.addr, &((struct sockaddr_in *) sa)->sin_addr, 4);
-        inet_ntop(AF_INET, key.addr, addr, sizeof(addr));
+        memcpy(raw, &((struct sockaddr_in *) sa)->sin_addr, 4);
+        inet_ntop(AF_INET, raw, addr, sizeof(addr));
     } else if (family == AF_INET6) {
-        memcpy(key.addr, &((struct sockaddr_in6 *) sa)->sin6_addr, 16);
-        inet_ntop(AF_INET6, key.addr, addr, sizeof(addr));
+        memcpy(raw, &((struct sockaddr_in6 *) sa)->sin6_addr, 16);
+        inet_ntop(AF_INET6, raw, addr, sizeof(addr));
     }
     snprintf(client, sizeof(client), "unknown[%s]", addr);
-    exempt = server_netlist_match(&conf->event_limit_exception_nets, family, key.addr);
-    if (admit(srv, fd, &key, addr, client, exempt) != 0)
+    exempt = server_netlist_match(&conf->event_limit_exception_nets, family, raw);
+    if (admit(srv, fd, addr, client, exempt) != 0)
         return;
     s = xcalloc(1, sizeof(*s));
     s->srv = srv;
     s->family = family;
-    memcpy(s->rawaddr, key.addr, sizeof(s->rawaddr));
-    s->key = key;
+    memcpy(s->rawaddr, raw, sizeof(raw));
     s->exempt = exempt;
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     snprintf(s->client, sizeof(s->client), "%s", client);
     snprintf(s->name, sizeof(s->name), "unknown");
-    s->mynet = server_netlist_match(&conf->mynetworks_nets, family, key.addr);
+    s->mynet = server_netlist_match(&conf->mynetworks_nets, family, raw);
     s->ok = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->total = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -2174,7 +2170,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
             close(fd);
         if (s->deadline)
             event_free(s->deadline);
-        anvil_disconnect(srv->anvil, &key, clock_now_ms());
+        anvil_disconnect(srv->anvil, addr, clock_now_ms());
         free(s->ok);
         free(s->total);
         free(s);
