@@ -65,6 +65,10 @@ static void test_failures(void)
     /* a whole unit without a failure forgets them */
     TEST_INTEQ(anvil_failures(a, x, 2800), 0);
     TEST_INTEQ(anvil_fail(a, x, 2801), 1);
+    /* also while other events keep the address in the table */
+    TEST_INTEQ(anvil_fail(a, x, 2900), 2);
+    TEST_INTEQ(anvil_event(a, ANVIL_AUTH, x, 3500), 1);
+    TEST_INTEQ(anvil_fail(a, x, 3900), 1);
     anvil_free(a);
 }
 
