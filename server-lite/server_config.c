@@ -48,6 +48,8 @@ static const struct cfg_key main_keys[] = {
     { "smtpd_client_auth_rate_limit", CFG_INT, "30", 0, 0, NULL,
       OFF(smtpd_client_auth_rate_limit), 0 },
     { "smtpd_error_sleep_time", CFG_DURATION, "1s", 0, 0, NULL, OFF(smtpd_error_sleep_time), 0 },
+    { "smtpd_soft_error_limit", CFG_INT, "10", 0, 0, NULL, OFF(smtpd_soft_error_limit), 0 },
+    { "smtpd_hard_error_limit", CFG_INT, "20", 0, 0, NULL, OFF(smtpd_hard_error_limit), 0 },
     { "smtpd_tls_cert_file", CFG_STRING, NULL, 0, 0, NULL, OFF(smtpd_tls_cert_file), 0 },
     { "smtpd_tls_key_file", CFG_STRING, NULL, 0, 0, NULL, OFF(smtpd_tls_key_file), 0 },
     { "smtpd_sasl_users_file", CFG_STRING, NULL, 0, 0, NULL, OFF(smtpd_sasl_users_file), 0 },

@@ -115,7 +115,10 @@ struct server_config {
     int smtpd_per_request_deadline;   /* smtpd_timeout bounds a whole command line */
     long long smtpd_min_data_rate;    /* bytes/s that extend the DATA deadline */
     long long smtpd_client_auth_rate_limit; /* per anvil_rate_time_unit; 0: off */
-    long long smtpd_error_sleep_time; /* delay step after each AUTH failure of an address */
+    long long smtpd_error_sleep_time; /* delay step after each AUTH failure of an address;
+                                         the delay of every reply past the soft error limit */
+    long long smtpd_soft_error_limit; /* errors in a session before replies slow down */
+    long long smtpd_hard_error_limit; /* errors in a session that end it (421); 0: off */
     char *smtpd_tls_cert_file;
     char *smtpd_tls_key_file;
     char *smtpd_sasl_users_file;

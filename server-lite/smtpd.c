@@ -165,6 +165,8 @@ struct session {
     unsigned auth_failures;
     struct auth_wait *auth; /* a check or its failure delay is running */
     int busy;              /* waiting for it: no input, no deadline */
+    unsigned errors;       /* 4xx/5xx replies since the last message accepted */
+    struct event *tarpit;  /* past smtpd_soft_error_limit: the delay before the next reply */
     /* transaction */
     char *sender;
     char **rcpts;
@@ -242,6 +244,7 @@ static void session_free(struct session *s);
 static void session_finish(struct session *s);
 static void set_timeouts(struct session *s, struct bufferevent *bev);
 static void session_input(struct session *s);
+static int error_limits(struct session *s);
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
@@ -756,10 +759,12 @@ static void commit_done(void *ctx, const char *id, int status, const char *error
             srv->commit_fn(srv->commit_ctx, id);
         return;
     }
-    if (status == QUEUE_OK)
+    if (status == QUEUE_OK) {
         reply(s, "250 2.0.0 Ok: queued as %s", id);
-    else
+        s->errors = 0; /* Postfix: errors count "without delivering mail" */
+    } else {
         queue_fail_reply(s, status);
+    }
     if (status == QUEUE_OK && srv->commit_fn)
         srv->commit_fn(srv->commit_ctx, id);
     data_end(s);
@@ -1806,13 +1811,64 @@ static void session_lines(struct session *s)
         if (crlf)
             len--;
         line[len] = 0;
-        if (s->state == ST_DATA)
+        if (s->state == ST_DATA) {
             data_line(s, line, len, crlf);
-        else if (s->auth_step != AUTH_NONE)
+            continue;
+        }
+        s->last_code = 0;
+        if (s->auth_step != AUTH_NONE)
             auth_response(s, line, len);
         else
             command_line(s, line, len);
+        if (error_limits(s))
+            return;
     }
+}
+
+/* tarpit_cb - the delay is over: send the held reply, go on reading */
+static void tarpit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void) fd;
+    (void) what;
+    bufferevent_enable(s->bev, EV_WRITE);
+    session_resume(s); /* may free s */
+}
+
+/*
+ * error_limits - Postfix's smtpd_soft_error_limit and smtpd_hard_error_limit
+ * after a command: count a 4xx/5xx reply; at the hard limit answer 421 and
+ * end the session; past the soft limit hold the reply and all input for
+ * smtpd_error_sleep_time. The count restarts when a message is accepted.
+ * Clients in smtpd_client_event_limit_exceptions are not slowed or cut off.
+ * Returns 1 when the caller must stop reading lines.
+ */
+static int error_limits(struct session *s)
+{
+    const struct server_config *conf = s->srv->conf;
+    struct timeval tv;
+
+    if (s->last_code < 400 || s->state == ST_CLOSING || s->exempt)
+        return 0;
+    s->errors++;
+    if (conf->smtpd_hard_error_limit > 0 && s->errors >= (unsigned) conf->smtpd_hard_error_limit) {
+        log_info("too many errors after %s from %s", s->last_cmd, s->client);
+        reply(s, "421 4.7.0 %s Error: too many errors", conf->myhostname);
+        close_after_reply(s);
+        return 1;
+    }
+    if (s->busy || s->errors <= (unsigned) conf->smtpd_soft_error_limit
+        || conf->smtpd_error_sleep_time <= 0 || s->srv->stopping)
+        return 0;
+    if (s->tarpit == NULL && (s->tarpit = evtimer_new(s->srv->base, tarpit_cb, s)) == NULL)
+        return 0;
+    tv.tv_sec = (time_t) conf->smtpd_error_sleep_time;
+    tv.tv_usec = 0;
+    session_hold(s);
+    bufferevent_disable(s->bev, EV_WRITE); /* the reply waits too, as Postfix's sleep */
+    evtimer_add(s->tarpit, &tv);
+    return 1;
 }
 
 /* read_cb - bufferevent: input arrived */
@@ -1968,6 +2024,8 @@ static void session_free(struct session *s)
     srv->nsessions--;
     if (s->deadline)
         event_free(s->deadline);
+    if (s->tarpit)
+        event_free(s->tarpit);
     anvil_disconnect(srv->anvil, s->addr, clock_now_ms());
     free(s->helo);
     free(s->ok);

@@ -258,6 +258,8 @@ static void test_values(void)
     TEST_INTEQ(conf.smtpd_min_data_rate, 500);
     TEST_INTEQ(conf.smtpd_client_auth_rate_limit, 30);
     TEST_INTEQ(conf.smtpd_error_sleep_time, 1);
+    TEST_INTEQ(conf.smtpd_soft_error_limit, 10);
+    TEST_INTEQ(conf.smtpd_hard_error_limit, 20);
     TEST_INTEQ(conf.etrn_reply, SERVER_ETRN_REPLY_POSTFIX);
     TEST_INTEQ(conf.maximal_queue_lifetime, 86400);
     TEST_INTEQ(conf.queue_run_delay, 900);
