@@ -1,15 +1,20 @@
 #!/usr/bin/python3
 """abuse_load - legitimate SMTP clients, optionally under a mix of attacks.
 
-    abuse_load.py --port P --pid SERVER_PID --seconds S --tokens FILE [--attack]
-                  [--domain D] [--local-domain L --local-users N] [--user U]
+    abuse_load.py --port P --pid SERVER_PID --seconds S --tokens FILE
+                  [--role legit|attack] [--domain D] [--local-domain L
+                  --local-users N] [--user U]
 
-Legitimate clients (LEGIT tasks, source 127.0.0.4) each loop: connect, wait for
+Legitimate clients (LEGIT tasks) each loop: connect, wait for
 220, EHLO, MAIL, RCPT to D, DATA with a 1 KB body carrying a unique token,
-QUIT. Every token answered 250 is written to FILE, one per line. The 220
+QUIT. Each connection comes from the next of 250 loopback addresses
+(127.0.1.1 to 127.0.1.250), as mail from many MTAs would, so no single
+legitimate address reaches a per-client limit. Every token answered 250 is
+written to FILE, one per line. The 220
 latency (connect to greeting) and the 250 latency (final dot to reply) are
-recorded. With --attack these run at the same time, each from its own
-loopback source address:
+recorded. With --role attack, instead (run as a second process next to the
+legitimate one, so the attackers' own CPU does not slow the legitimate
+clients' event loop), each from its own loopback source address:
 
   127.0.0.3  20 drippers: half drip a command one byte a second, half open
              DATA and drip the body; reconnect when cut off
@@ -19,8 +24,8 @@ loopback source address:
   127.0.0.8  a local sender: one 1 MB message to N local recipients, again
              every 30 s
 
-Meanwhile the server's open file descriptors and RSS are sampled every
-100 ms. At the end one line of key=value pairs is printed. Every loop stops
+Meanwhile (--role legit) the server's open file descriptors and RSS are
+sampled every 100 ms. At the end one line of key=value pairs is printed. Every loop stops
 at the deadline; every socket operation has a timeout.
 """
 import argparse
@@ -44,6 +49,7 @@ class Stats:
         self.counts = {}
         self.peak_fds = 0
         self.peak_rss_kb = 0
+        self.legit_conns = 0
 
     def count(self, what):
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -87,7 +93,9 @@ async def legit_client(args, stats, deadline, n):
         writer = None
         try:
             t0 = time.monotonic()
-            reader, writer = await connect(args.port, "127.0.0.4")
+            stats.legit_conns += 1
+            src = "127.0.1.%d" % (stats.legit_conns % 250 + 1)
+            reader, writer = await connect(args.port, src)
             greet = await read_reply(reader)
             stats.worst_220 = max(stats.worst_220, time.monotonic() - t0)
             if not greet.startswith("220"):
@@ -284,7 +292,7 @@ async def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--tokens", required=True)
-    ap.add_argument("--attack", action="store_true")
+    ap.add_argument("--role", choices=("legit", "attack"), default="legit")
     ap.add_argument("--domain", default="bench.test")
     ap.add_argument("--local-domain", default="local.test")
     ap.add_argument("--local-users", type=int, default=100)
@@ -295,10 +303,11 @@ async def main():
     stats = Stats()
     start = time.monotonic()
     deadline = start + args.seconds
-    tasks = [sampler(args, stats, deadline)]
-    tasks += [legit_client(args, stats, deadline, n) for n in range(args.legit)]
-    if args.attack:
-        tasks += [dripper(args, stats, deadline, n % 2 == 1) for n in range(20)]
+    if args.role == "legit":
+        tasks = [sampler(args, stats, deadline)]
+        tasks += [legit_client(args, stats, deadline, n) for n in range(args.legit)]
+    else:
+        tasks = [dripper(args, stats, deadline, n % 2 == 1) for n in range(20)]
         tasks += [churner(args, stats, deadline) for _ in range(20)]
         tasks += [auth_guesser(args, stats, deadline)]
         tasks += [etrn_flooder(args, stats, deadline) for _ in range(4)]
