@@ -22,14 +22,13 @@
  * STARTTLS puts libevent's OpenSSL filter over the session's bufferevent
  * after the 220 was queued; whatever the client pipelined after STARTTLS is
  * drained unread (CVE-2011-0411) and the session starts over (EHLO again).
- * AUTH PLAIN/LOGIN (RFC 4954) exists only inside TLS and only with
- * smtpd_sasl_users_file; while an exchange runs, input lines are SASL
- * responses, not commands. After TLS the session's bufferevent is the
- * filter; when a session ends its encrypted output may still sit in the
- * socket bufferevent below, so the end waits for that too (session_finish).
- * AUTH: the crypt(3) check goes to a worker thread (workq); the session
- * reads nothing (busy) until the verdict, and a failure's 535 waits on a
- * timer for the delay the client address has earned (anvil_fail).
+ * After TLS the session's bufferevent is the filter; when a session ends
+ * its encrypted output may still sit in the socket bufferevent below, so
+ * the end waits for that too (session_finish).
+ * AUTH is smtpd_auth's (mechanisms, exchange, worker-thread check, delay);
+ * the session gives it reply/hold/resume/closing/retract ops. While an
+ * exchange runs, input lines are SASL responses, not commands; while a
+ * check runs the session reads nothing (busy).
  * Deadlines (smtpd_per_request_deadline): one timer per session, restarted
  * after each complete command line; in DATA it is moved later by every
  * line received, at smtpd_min_data_rate; stopped while the server is busy.
@@ -74,21 +73,18 @@
 #include "printable.h"
 #include "queue.h"
 #include "recipient.h"
-#include "sasl_users.h"
 #include "server_config.h"
 #include "smtpd.h"
+#include "smtpd_auth.h"
 #include "smtpd_tls.h"
 #include "workq.h"
 
 #define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
 #define WRITE_CHUNK (64 * 1024)
 #define ADDR_MAX 256
-#define AUTH_FAILURE_MAX 3     /* failed AUTH exchanges before 421 */
 #define COMMIT_THREADS 8       /* queue files fsynced at the same time */
 #define ACCEPT_PAUSE_MS 100    /* accept() failed (EMFILE...): listeners off this long */
 #define LISTEN_BACKLOG 128
-#define AUTH_THREADS 1         /* crypt(3) checks at the same time: one core at most */
-#define AUTH_DELAY_MAX_MS 60000 /* longest delay before an AUTH failure reply */
 
 enum smtpd_state {
     ST_INIT,    /* no HELO/EHLO yet */
@@ -99,28 +95,8 @@ enum smtpd_state {
     ST_CLOSING, /* last reply queued; close when written */
 };
 
-enum auth_step {
-    AUTH_NONE,       /* no SASL exchange running */
-    AUTH_PLAIN,      /* 334 sent, waiting for the PLAIN response */
-    AUTH_LOGIN_USER, /* 334 Username: sent */
-    AUTH_LOGIN_PASS, /* 334 Password: sent */
-};
-
 struct smtpd;
 struct session;
-
-/* an AUTH check on the worker thread, then maybe a delay; s is NULL once the session is gone */
-struct auth_wait {
-    struct smtpd *srv;
-    struct session *s;
-    char addr[INET6_ADDRSTRLEN]; /* the client's, for anvil */
-    int exempt;
-    struct sasl_check *check;
-    char *user;
-    atomic_int cancelled;  /* the session ended before the worker took it: skip it */
-    int ran, ok;           /* written by the worker, read after the hand-off */
-    struct event *timer;   /* the delay before a failure reply */
-};
 
 /* a commit on the queue's threads; s is NULL once the session is gone */
 struct commit_wait {
@@ -157,13 +133,7 @@ struct session {
     unsigned unknown_total;
     int tls;               /* bev is the OpenSSL filter */
     int flushing;          /* ending: waiting for the socket below the filter */
-    char *sasl_user;       /* authenticated user, or NULL */
-    const char *sasl_method;
-    enum auth_step auth_step;
-    const char *auth_method; /* of the exchange running */
-    char *auth_login_user;
-    unsigned auth_failures;
-    struct auth_wait *auth; /* a check or its failure delay is running */
+    struct smtpd_auth_session *auth; /* AUTH: the exchange, the check, the user */
     int busy;              /* waiting for it: no input, no deadline */
     unsigned errors;       /* 4xx/5xx replies since the last message accepted */
     struct event *tarpit;  /* past smtpd_soft_error_limit: the delay before the next reply */
@@ -203,10 +173,9 @@ struct smtpd {
     smtpd_etrn_fn etrn_fn;
     void *etrn_ctx;
     struct smtpd_tls *tls;     /* NULL: no STARTTLS */
-    struct sasl_users *users;  /* NULL: no AUTH */
+    struct smtpd_auth *auth;   /* AUTH mechanisms, users, password checks */
     struct client_names *names; /* NULL: smtpd_peername_lookup = no */
     struct anvil *anvil;       /* per-client-address counts */
-    struct workq *wq;          /* AUTH password checks */
 };
 
 typedef void (*cmd_fn)(struct session *s, char *arg);
@@ -266,6 +235,12 @@ static void reply(struct session *s, const char *fmt, ...)
     buf_free(&b);
 }
 
+/* session_user - the SASL user the client authenticated as, or NULL */
+static const char *session_user(const struct session *s)
+{
+    return smtpd_auth_user(s->auth);
+}
+
 /* close_after_reply - stop reading; the session ends when the output drained */
 static void close_after_reply(struct session *s)
 {
@@ -320,6 +295,7 @@ static void cmd_helo(struct session *s, char *arg)
 static void cmd_ehlo(struct session *s, char *arg)
 {
     const struct server_config *conf = s->srv->conf;
+    const char *mechs;
 
     if (helo_common(s, "EHLO", arg) != 0)
         return;
@@ -333,8 +309,8 @@ static void cmd_ehlo(struct session *s, char *arg)
     reply(s, "250-ETRN");
     if (s->srv->tls && !s->tls)
         reply(s, "250-STARTTLS");
-    if (s->srv->users && s->tls)
-        reply(s, "250-AUTH PLAIN LOGIN");
+    if ((mechs = smtpd_auth_offered(s->srv->auth, s->tls)) != NULL)
+        reply(s, "250-AUTH %s", mechs);
     reply(s, "250-ENHANCEDSTATUSCODES");
     reply(s, "250 8BITMIME");
 }
@@ -455,7 +431,7 @@ static void cmd_mail(struct session *s, char *arg)
 /* relay_allowed - relay_domains for anyone, any domain from mynetworks or after AUTH */
 static int relay_allowed(const struct session *s, const char *domain)
 {
-    if (s->mynet || s->sasl_user)
+    if (s->mynet || session_user(s))
         return 1;
     if (domain[0] == '[')
         return 0;
@@ -644,9 +620,9 @@ static void cmd_data(struct session *s, char *arg)
         return;
     }
     s->qf_open = 1;
-    if (s->sasl_user)
+    if (session_user(s))
         log_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->qf.id, s->client,
-                 s->sasl_method, s->sasl_user);
+                 smtpd_auth_method(s->auth), session_user(s));
     else
         log_info("%s: client=%s", s->qf.id, s->client);
     localtime_r(&now, &tm);
@@ -663,7 +639,7 @@ static void cmd_data(struct session *s, char *arg)
     /* RFC 3848 protocol names */
     buf_printf(&b, "\tby %s (etrn-server) with %s%s%s id %s", conf->myhostname,
                s->esmtp ? "ESMTP" : "SMTP", s->esmtp && s->tls ? "S" : "",
-               s->esmtp && s->sasl_user ? "A" : "", s->qf.id);
+               s->esmtp && session_user(s) ? "A" : "", s->qf.id);
     if (s->nrcpt == 1)
         buf_printf(&b, "\r\n\tfor <%s>", s->rcpts[0]);
     buf_printf(&b, "; %s\r\n", date);
@@ -902,7 +878,7 @@ static void cmd_help(struct session *s, char *arg)
 {
     (void) arg;
     reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP ETRN%s%s",
-          s->srv->tls ? " STARTTLS" : "", s->srv->users ? " AUTH" : "");
+          s->srv->tls ? " STARTTLS" : "", smtpd_auth_enabled(s->srv->auth) ? " AUTH" : "");
 }
 
 /* uncount - a command first counted as a success failed later (AUTH after 334) */
@@ -979,81 +955,6 @@ static void cmd_starttls(struct session *s, char *arg)
     bufferevent_enable(tbev, EV_READ | EV_WRITE);
 }
 
-/* b64_char - a character of the base64 alphabet (RFC 4648 section 4) */
-static int b64_char(int c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+'
-           || c == '/';
-}
-
-/*
- * b64_decode - strict, padded base64 into a new NUL-terminated buffer that
- * the caller wipes and frees; "=" is the empty response (RFC 4954). -1: bad.
- */
-static int b64_decode(const char *in, unsigned char **out, size_t *outlen)
-{
-    size_t len = strlen(in), pad = 0;
-    int n;
-
-    if (strcmp(in, "=") == 0) {
-        *out = xcalloc(1, 1);
-        *outlen = 0;
-        return 0;
-    }
-    if (len == 0 || len % 4 != 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] == '=') {
-            if (i < len - 2)
-                return -1;
-            pad++;
-        } else if (pad > 0 || !b64_char((unsigned char) in[i])) {
-            return -1;
-        }
-    }
-    *out = xmalloc(len / 4 * 3 + 1);
-    n = EVP_DecodeBlock(*out, (const unsigned char *) in, (int) len);
-    if (n < 0 || (size_t) n < pad) {
-        free(*out);
-        *out = NULL;
-        return -1;
-    }
-    *outlen = (size_t) n - pad;
-    (*out)[*outlen] = 0;
-    return 0;
-}
-
-/* wipe - clear and free a secret */
-static void wipe(unsigned char *p, size_t len)
-{
-    if (p == NULL)
-        return;
-    OPENSSL_cleanse(p, len);
-    free(p);
-}
-
-/* auth_end - the SASL exchange is over */
-static void auth_end(struct session *s)
-{
-    s->auth_step = AUTH_NONE;
-    if (s->auth_login_user) {
-        OPENSSL_cleanse(s->auth_login_user, strlen(s->auth_login_user));
-        free(s->auth_login_user);
-        s->auth_login_user = NULL;
-    }
-}
-
-/* auth_failed - 535 and a warning; after 334 the AUTH no longer counts as a success */
-static void auth_failed(struct session *s, const char *user, int after_challenge)
-{
-    s->auth_failures++;
-    reply(s, "535 5.7.8 Error: authentication failed: authentication failure");
-    log_warn("%s: SASL %s authentication failed: authentication failure, sasl_username=%s",
-             s->client, s->auth_method, user ? user : "");
-    if (after_challenge)
-        uncount(s, cmd_auth);
-}
-
 /* session_hold - the server works for this session: read nothing until session_resume */
 static void session_hold(struct session *s)
 {
@@ -1075,245 +976,51 @@ static void session_resume(struct session *s)
         session_finish(s); /* may free s */
 }
 
-/* auth_wait_free - the check is over */
-static void auth_wait_free(struct auth_wait *w)
+/* auth_reply - smtpd_auth_ops: one reply line */
+static void auth_reply(void *ctx, const char *line)
 {
-    sasl_check_free(w->check);
-    if (w->timer)
-        event_free(w->timer);
-    free(w->user);
-    free(w);
+    reply(ctx, "%s", line);
 }
 
-/* auth_fail_reply - the 535 after the delay (none when a 421 ended the session meanwhile) */
-static void auth_fail_reply(struct auth_wait *w)
+/* auth_hold - smtpd_auth_ops: a password check runs; the AUTH command counts as answered */
+static void auth_hold(void *ctx)
 {
-    struct session *s = w->s;
+    struct session *s = ctx;
 
-    s->auth = NULL;
-    if (s->state != ST_CLOSING)
-        auth_failed(s, w->user, 1);
-    auth_wait_free(w);
-    session_resume(s);
-}
-
-/* auth_delay_cb - the delay before a failure reply is over */
-static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void) fd;
-    (void) what;
-    auth_fail_reply(arg);
-}
-
-/* auth_work - (worker thread) the crypt(3) check */
-static void auth_work(void *arg)
-{
-    struct auth_wait *w = arg;
-
-    if (atomic_load(&w->cancelled))
-        return;
-    w->ran = 1;
-    w->ok = sasl_check_run(w->check);
-}
-
-/*
- * auth_back - (loop) the verdict: 235 at once; a failure counts for the
- * client address (across sessions) and is answered after
- * smtpd_error_sleep_time times the failures counted, at most
- * AUTH_DELAY_MAX_MS (addresses in smtpd_client_event_limit_exceptions: at once).
- */
-static void auth_back(void *arg)
-{
-    struct auth_wait *w = arg;
-    struct smtpd *srv = w->srv;
-    struct session *s = w->s;
-    long long delay = 0;
-
-    if (w->ran && !w->ok && !w->exempt) {
-        unsigned n = anvil_fail(srv->anvil, w->addr, clock_now_ms());
-
-        delay = srv->conf->smtpd_error_sleep_time * 1000 * (long long) n;
-        if (delay > AUTH_DELAY_MAX_MS || delay < 0)
-            delay = AUTH_DELAY_MAX_MS;
-    }
-    if (s == NULL) {
-        /* the client left: a failure the check found counts all the same */
-        auth_wait_free(w);
-        return;
-    }
-    if (w->ok && s->state == ST_CLOSING) {
-        /* a write timeout ended the session meanwhile: its 421 was the last reply */
-        s->auth = NULL;
-        auth_wait_free(w);
-        session_resume(s);
-        return;
-    }
-    if (w->ok) {
-        s->auth = NULL;
-        s->sasl_user = xstrdup(w->user);
-        s->sasl_method = s->auth_method;
-        log_debug("%s: SASL %s authentication succeeded, sasl_username=%s", s->client,
-                  s->auth_method, w->user);
-        reply(s, "235 2.7.0 Authentication successful");
-        auth_wait_free(w);
-        session_resume(s);
-        return;
-    }
-    if (delay > 0 && !srv->stopping && (w->timer = evtimer_new(srv->base, auth_delay_cb, w))) {
-        struct timeval tv;
-
-        tv.tv_sec = (time_t) (delay / 1000);
-        tv.tv_usec = (suseconds_t) (delay % 1000 * 1000);
-        if (evtimer_add(w->timer, &tv) == 0)
-            return;
-    }
-    auth_fail_reply(w);
-}
-
-/*
- * auth_verify - hand the credentials to the worker thread; the session reads
- * nothing until the verdict. The AUTH command counts as a success until then
- * (a failure takes it back, as after a 334).
- */
-static void auth_verify(struct session *s, const char *user, const char *password)
-{
-    struct auth_wait *w = xcalloc(1, sizeof(*w));
-
-    auth_end(s);
-    w->srv = s->srv;
-    w->s = s;
-    memcpy(w->addr, s->addr, sizeof(w->addr));
-    w->exempt = s->exempt;
-    w->user = xstrdup(user);
-    w->check = sasl_check_new(s->srv->users, user, password);
-    s->auth = w;
     s->last_code = 0;
     session_hold(s);
-    workq_submit(s->srv->wq, auth_work, auth_back, w);
 }
 
-/* auth_bad_response - 501 for undecodable input; the exchange ends */
-static void auth_bad_response(struct session *s, int after)
+/* auth_resume - smtpd_auth_ops: the verdict was given */
+static void auth_resume(void *ctx)
 {
-    auth_end(s);
-    reply(s, "501 5.5.2 Cannot decode response");
-    if (after)
-        uncount(s, cmd_auth);
+    session_resume(ctx);
 }
 
-/* auth_plain - "authzid NUL authcid NUL password", base64 */
-static void auth_plain(struct session *s, const char *text, int after)
+/* auth_closing - smtpd_auth_ops: the last reply (a 421) was queued */
+static int auth_closing(void *ctx)
 {
-    unsigned char *dec;
-    size_t len;
-    const char *authz, *user, *pass, *end;
-
-    if (b64_decode(text, &dec, &len) != 0) {
-        auth_bad_response(s, after);
-        return;
-    }
-    end = (const char *) dec + len;
-    authz = (const char *) dec;
-    user = memchr(authz, 0, len);
-    pass = user ? memchr(user + 1, 0, (size_t) (end - user - 1)) : NULL;
-    if (user == NULL || pass == NULL || memchr(pass + 1, 0, (size_t) (end - pass - 1)) != NULL) {
-        auth_end(s);
-        auth_failed(s, NULL, after);
-        wipe(dec, len);
-        return;
-    }
-    user++;
-    pass++;
-    if (*authz && strcmp(authz, user) != 0) {
-        /* acting for another user is not offered */
-        auth_end(s);
-        auth_failed(s, user, after);
-    } else {
-        auth_verify(s, user, pass);
-    }
-    wipe(dec, len);
+    return ((struct session *) ctx)->state == ST_CLOSING;
 }
 
-/* auth_login_user - the LOGIN user name; ask for the password */
-static void auth_login_user(struct session *s, const char *text, int after)
+/* auth_retract - smtpd_auth_ops: AUTH, counted as a success at its 334, failed */
+static void auth_retract(void *ctx)
 {
-    unsigned char *dec;
-    size_t len;
-
-    if (b64_decode(text, &dec, &len) != 0) {
-        auth_bad_response(s, after);
-        return;
-    }
-    if (memchr(dec, 0, len) != NULL || len == 0) {
-        wipe(dec, len);
-        auth_end(s);
-        auth_failed(s, NULL, after);
-        return;
-    }
-    s->auth_login_user = (char *) dec;
-    s->auth_step = AUTH_LOGIN_PASS;
-    reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+    uncount(ctx, cmd_auth);
 }
 
-/* auth_login_pass - the LOGIN password */
-static void auth_login_pass(struct session *s, const char *text)
-{
-    unsigned char *dec;
-    size_t len;
-    char *user;
-
-    if (b64_decode(text, &dec, &len) != 0) {
-        auth_bad_response(s, 1);
-        return;
-    }
-    if (memchr(dec, 0, len) != NULL) {
-        wipe(dec, len);
-        auth_end(s);
-        auth_failed(s, NULL, 1);
-        return;
-    }
-    user = s->auth_login_user;
-    s->auth_login_user = NULL;
-    auth_verify(s, user, (const char *) dec);
-    wipe((unsigned char *) user, strlen(user));
-    wipe(dec, len);
-}
-
-/* auth_response - one line of a running SASL exchange */
-static void auth_response(struct session *s, char *line, size_t len)
-{
-    if (memchr(line, 0, len) != NULL) {
-        auth_bad_response(s, 1);
-        return;
-    }
-    line[len] = 0;
-    if (strcmp(line, "*") == 0) {
-        auth_end(s);
-        reply(s, "501 5.7.0 Authentication aborted");
-        uncount(s, cmd_auth);
-        return;
-    }
-    switch (s->auth_step) {
-    case AUTH_PLAIN:
-        auth_plain(s, line, 1);
-        break;
-    case AUTH_LOGIN_USER:
-        auth_login_user(s, line, 1);
-        break;
-    case AUTH_LOGIN_PASS:
-        auth_login_pass(s, line);
-        break;
-    case AUTH_NONE:
-        break;
-    }
-}
+static const struct smtpd_auth_ops auth_ops = {
+    .reply = auth_reply,
+    .hold = auth_hold,
+    .resume = auth_resume,
+    .closing = auth_closing,
+    .retract = auth_retract,
+};
 
 /* cmd_auth - AUTH PLAIN|LOGIN [initial-response] (RFC 4954), only inside TLS */
 static void cmd_auth(struct session *s, char *arg)
 {
-    char *init = strchr(arg, ' ');
-
-    if (s->srv->users == NULL || !s->tls) {
+    if (smtpd_auth_offered(s->srv->auth, s->tls) == NULL) {
         reply(s, "503 5.5.1 Error: authentication not enabled");
         return;
     }
@@ -1325,54 +1032,8 @@ static void cmd_auth(struct session *s, char *arg)
         reply(s, "503 5.5.1 Error: MAIL transaction in progress");
         return;
     }
-    if (s->sasl_user) {
-        reply(s, "503 5.5.1 Error: already authenticated");
-        return;
-    }
-    if (s->auth_failures >= AUTH_FAILURE_MAX) {
-        reply(s, "421 4.7.0 %s Error: too many failed AUTH attempts", s->srv->conf->myhostname);
-        log_warn("%s: too many failed AUTH attempts", s->client);
+    if (smtpd_auth_command(s->auth, s->tls, arg) == SMTPD_AUTH_CLOSE)
         close_after_reply(s);
-        return;
-    }
-    if (!s->exempt && s->srv->conf->smtpd_client_auth_rate_limit > 0) {
-        unsigned n = anvil_event(s->srv->anvil, ANVIL_AUTH, s->addr, clock_now_ms());
-
-        if (n > s->srv->conf->smtpd_client_auth_rate_limit) {
-            log_warn("AUTH command rate limit exceeded: %u from %s for service smtp", n,
-                     s->client);
-            reply(s, "450 4.7.1 Error: too many AUTH commands from %s", s->addr);
-            return;
-        }
-    }
-    if (init) {
-        *init++ = 0;
-        while (*init == ' ')
-            init++;
-    }
-    if (*arg == 0 || (init && strchr(init, ' ') != NULL)) {
-        reply(s, "501 5.5.4 Syntax: AUTH mechanism");
-        return;
-    }
-    if (strcasecmp(arg, "PLAIN") == 0) {
-        s->auth_method = "PLAIN";
-        if (init) {
-            auth_plain(s, init, 0);
-        } else {
-            s->auth_step = AUTH_PLAIN;
-            reply(s, "334 ");
-        }
-    } else if (strcasecmp(arg, "LOGIN") == 0) {
-        s->auth_method = "LOGIN";
-        if (init) {
-            auth_login_user(s, init, 0);
-        } else {
-            s->auth_step = AUTH_LOGIN_USER;
-            reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
-        }
-    } else {
-        reply(s, "504 5.5.4 Unsupported authentication mechanism");
-    }
 }
 
 /* etrn_rate_exceeded - count one ETRN of this client; 1 when past etrn_rate_limit */
@@ -1399,7 +1060,7 @@ static void etrn_reject(struct session *s, const char *fmt, ...)
     reply(s, "%s", buf_cstr(&b));
     log_info("NOQUEUE: reject: ETRN from %s: %s; proto=%s helo=<%s>%s%s", s->client, buf_cstr(&b),
              s->esmtp ? "ESMTP" : "SMTP", s->helo ? s->helo : "",
-             s->sasl_user ? " sasl_username=" : "", s->sasl_user ? s->sasl_user : "");
+             session_user(s) ? " sasl_username=" : "", session_user(s) ? session_user(s) : "");
     buf_free(&b);
 }
 
@@ -1417,7 +1078,7 @@ static int etrn_restrictions(struct session *s, const char *node)
                 return 0;
             break;
         case SERVER_RESTRICT_PERMIT_SASL_AUTHENTICATED:
-            if (s->sasl_user)
+            if (session_user(s))
                 return 0;
             break;
         case SERVER_RESTRICT_REJECT:
@@ -1473,7 +1134,7 @@ static enum flush_result etrn_ask(struct session *s, const char *item, size_t *p
     *pending = 0;
     if (srv->etrn_fn == NULL)
         return FLUSH_ERROR;
-    r = srv->etrn_fn(srv->etrn_ctx, item + sub, sub, s->client, s->sasl_user, pending);
+    r = srv->etrn_fn(srv->etrn_ctx, item + sub, sub, s->client, session_user(s), pending);
     switch (r) {
     case FLUSH_STARTED:
     case FLUSH_NOTHING:
@@ -1527,8 +1188,8 @@ static void cmd_etrn(struct session *s, char *arg)
         etrn_reject(s, "459 <%s>: service unavailable", node);
         return;
     }
-    if (s->sasl_user)
-        user = server_etrn_user_find(conf, s->sasl_user);
+    if (session_user(s))
+        user = server_etrn_user_find(conf, session_user(s));
     if (user) {
         int ok = 1;
 
@@ -1772,10 +1433,8 @@ static void session_lines(struct session *s)
                 return;
             if (s->state == ST_DATA) {
                 s->prev_crlf = s->discard_cr;
-            } else if (s->auth_step != AUTH_NONE) {
-                auth_end(s);
-                reply(s, "500 5.5.2 Error: line too long");
-                uncount(s, cmd_auth);
+            } else if (smtpd_auth_running(s->auth)) {
+                smtpd_auth_too_long(s->auth);
             } else {
                 s->unknown_total++;
                 reply(s, "500 5.5.2 Error: line too long");
@@ -1816,8 +1475,8 @@ static void session_lines(struct session *s)
             continue;
         }
         s->last_code = 0;
-        if (s->auth_step != AUTH_NONE)
-            auth_response(s, line, len);
+        if (smtpd_auth_running(s->auth))
+            smtpd_auth_response(s->auth, line, len);
         else
             command_line(s, line, len);
         if (error_limits(s))
@@ -2004,15 +1663,8 @@ static void session_free(struct session *s)
     buf_free(&b);
     if (s->commit)
         s->commit->s = NULL; /* the commit finishes without the session */
-    if (s->auth && s->auth->timer)
-        auth_wait_free(s->auth); /* only the delay was left */
-    else if (s->auth) {
-        s->auth->s = NULL;   /* the check finishes without the session */
-        atomic_store(&s->auth->cancelled, 1);
-    }
+    smtpd_auth_session_free(s->auth); /* a check running finishes without the session */
     transaction_reset(s);
-    auth_end(s);
-    free(s->sasl_user);
     buf_free(&s->out);
     bufferevent_free(s->bev);
     if (s->prev)
@@ -2216,6 +1868,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     snprintf(s->client, sizeof(s->client), "%s", client);
     snprintf(s->name, sizeof(s->name), "unknown");
     s->mynet = server_netlist_match(&conf->mynetworks_nets, family, raw);
+    s->auth = smtpd_auth_session_new(srv->auth, &auth_ops, s, s->addr, s->client);
+    smtpd_auth_session_exempt(s->auth, exempt);
     s->ok = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->total = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -2229,6 +1883,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         if (s->deadline)
             event_free(s->deadline);
         anvil_disconnect(srv->anvil, addr, clock_now_ms());
+        smtpd_auth_session_free(s->auth);
         free(s->ok);
         free(s->total);
         free(s);
@@ -2312,7 +1967,7 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     srv->q = q;
     srv->anvil = anvil_new(conf->anvil_rate_time_unit * 1000);
     if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL
-        || (srv->wq = workq_new(base, AUTH_THREADS, err, errlen)) == NULL) {
+        || (srv->auth = smtpd_auth_new(base, srv->anvil, "smtp", err, errlen)) == NULL) {
         smtpd_free(srv);
         return NULL;
     }
@@ -2322,8 +1977,9 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
         smtpd_free(srv);
         return NULL;
     }
-    if (conf->smtpd_sasl_users_file && *conf->smtpd_sasl_users_file
-        && (srv->users = sasl_users_load(conf->smtpd_sasl_users_file, err, errlen)) == NULL) {
+    smtpd_auth_set_limits(srv->auth, conf->myhostname, conf->smtpd_error_sleep_time,
+                          conf->smtpd_client_auth_rate_limit);
+    if (smtpd_auth_set_users(srv->auth, conf->smtpd_sasl_users_file, 0, err, errlen) != 0) {
         smtpd_free(srv);
         return NULL;
     }
@@ -2373,20 +2029,9 @@ static void reload_files(struct smtpd *srv, const struct server_config *conf)
         smtpd_tls_free(srv->tls);
         srv->tls = NULL;
     }
-    if (conf->smtpd_sasl_users_file && *conf->smtpd_sasl_users_file) {
-        struct sasl_users *users = sasl_users_load(conf->smtpd_sasl_users_file, err, sizeof(err));
-
-        if (users) {
-            sasl_users_free(srv->users);
-            srv->users = users;
-        } else {
-            log_warn("reload: %s; %s", err, srv->users ? "keeping the users loaded before"
-                                                        : "AUTH stays off");
-        }
-    } else {
-        sasl_users_free(srv->users);
-        srv->users = NULL;
-    }
+    smtpd_auth_set_users(srv->auth, conf->smtpd_sasl_users_file, 1, err, sizeof(err));
+    smtpd_auth_set_limits(srv->auth, conf->myhostname, conf->smtpd_error_sleep_time,
+                          conf->smtpd_client_auth_rate_limit);
 }
 
 /* smtpd_listen - start accepting on every bound address: the server is ready */
@@ -2425,6 +2070,7 @@ void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
         s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
         s->exempt = server_netlist_match(&conf->event_limit_exception_nets, s->family,
                                          s->rawaddr);
+        smtpd_auth_session_exempt(s->auth, s->exempt);
     }
 }
 
@@ -2474,8 +2120,7 @@ void smtpd_free(struct smtpd *srv)
     queue_async_free(srv->qa);
     srv->qa = NULL;
     /* the AUTH checks still running end with their reply (no delay while stopping) */
-    workq_free(srv->wq);
-    srv->wq = NULL;
+    smtpd_auth_drain(srv->auth);
     /* the replies of those commits, "250 ... queued as", reach their clients */
     for (struct session *s = srv->sessions; s; s = s->next)
         flush_output(s);
@@ -2488,7 +2133,7 @@ void smtpd_free(struct smtpd *srv)
     if (srv->accept_resume)
         event_free(srv->accept_resume);
     smtpd_tls_free(srv->tls);
-    sasl_users_free(srv->users);
+    smtpd_auth_free(srv->auth);
     anvil_free(srv->anvil);
     free(srv);
 }
