@@ -9,6 +9,11 @@
 #   make SANITIZE=address,undefined check
 #   make check E2E=tests/e2e/x.sh   run the unit tests and only the named e2e scripts
 #   make O=build/mine BIN=build/mine/bin   build somewhere else (parallel work trees)
+#   make fuzz                build the libFuzzer harnesses of tests/fuzz/ with clang
+#                            (-fsanitize=fuzzer,address,undefined; objects in build/fuzz)
+#                            and run each once over its seed corpus
+#   make fuzz FUZZ_SECONDS=N fuzz each harness for N seconds; fails on a crash, leak or timeout
+#                            (logs, grown corpora and crash inputs in build/fuzz/run/)
 #
 # Objects go to build/plain or build/san-<list>, so plain and sanitizer
 # builds never mix; bin/ holds the binaries of the variant built last.
@@ -34,6 +39,11 @@ PKGS := libcurl openssl libevent libevent_openssl inih
 
 # snprintf into fixed buffers is deliberate (bounded messages); gcc cannot tell.
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
+# the fuzz build is clang's: it knows no -Wno-format-truncation, and its
+# -Wformat-nonliteral (in -Wformat=2) flags the vprintf-style helpers gcc accepts
+ifneq ($(findstring fuzzer,$(SANITIZE)),)
+WARN += -Wno-unknown-warning-option -Wno-format-nonliteral
+endif
 CPPFLAGS += -D_GNU_SOURCE -Icommon -Iagent -Iserver-lite
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 $(WARN) -MMD -MP $(shell $(PKG_CONFIG) --cflags $(PKGS))
@@ -59,6 +69,10 @@ SERVER_SRC := $(filter-out $(SERVER_MAINS),$(wildcard server-lite/*.c))
 E2E        ?= $(sort $(wildcard tests/e2e/*.sh))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_LIB_SRC := $(filter-out $(FUZZ_SRC),$(wildcard tests/fuzz/*.c))
+FUZZ_CC    ?= clang
+FUZZ_SECONDS ?=
 
 obj = $(patsubst %.c,$(B)/%.o,$(1))
 
@@ -70,8 +84,9 @@ PROGRAMS := $(BIN)/etrn-agent $(if $(wildcard server-lite/etrn_server.c),$(BIN)/
             $(if $(wildcard server-lite/etrn_queue.c),$(BIN)/etrn-queue)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzzers/%,$(FUZZ_SRC))
 
-.PHONY: all check unit e2e demo deps install uninstall deb clean FORCE
+.PHONY: all check unit e2e demo deps install uninstall deb clean fuzz fuzz-bins FORCE
 all: $(PROGRAMS)
 
 # bin/ follows the variant: switching SANITIZE relinks even if objects are old.
@@ -106,6 +121,15 @@ $(B)/tools/%: $(B)/tests/tools/%.o $(LIBAGENT) $(LIBSERVER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# libFuzzer harnesses: only built by "make fuzz" (a sub-make with clang and
+# SANITIZE=fuzzer-no-link,address,undefined); linked with -fsanitize=fuzzer.
+$(B)/fuzzers/%: $(B)/tests/fuzz/%.o $(call obj,$(FUZZ_LIB_SRC)) $(LIBAGENT) $(LIBSERVER) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
+.SECONDARY: $(call obj,$(FUZZ_SRC) $(FUZZ_LIB_SRC))
+
 unit: $(UNIT_BINS)
 	@tests/run.sh --unit $(UNIT_BINS)
 
@@ -123,6 +147,12 @@ demo:
 	@packaging/install-deps.sh
 	@$(MAKE) --no-print-directory all
 	@BIN_DIR=$(abspath $(BIN)) tests/demo/run.sh
+
+fuzz:
+	@packaging/install-deps.sh
+	@CFLAGS='-O1 -g' $(MAKE) --no-print-directory CC=$(FUZZ_CC) \
+	    SANITIZE=fuzzer-no-link,address,undefined O=build/fuzz fuzz-bins
+	@tests/fuzz/run.sh build/fuzz/fuzzers build/fuzz/run $(FUZZ_SECONDS)
 
 deps:
 	@packaging/install-deps.sh

@@ -81,7 +81,7 @@
 
 #define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
 #define WRITE_CHUNK (64 * 1024)
-#define ADDR_MAX 256
+#define ADDR_MAX SMTPD_ADDR_MAX
 #define COMMIT_THREADS 8       /* queue files fsynced at the same time */
 #define ACCEPT_PAUSE_MS 100    /* accept() failed (EMFILE...): listeners off this long */
 #define LISTEN_BACKLOG 128
@@ -378,6 +378,20 @@ static enum addr_result parse_path(char *arg, const char *keyword, int allow_nul
     if (!domain_is_hostname(domain, NULL) && !domain_is_address_literal(domain))
         return ADDR_SYNTAX;
     return routing ? ADDR_ROUTING : ADDR_OK;
+}
+
+/* smtpd_parse_path - parse_path for tests and fuzzing (smtpd.h) */
+int smtpd_parse_path(char *arg, const char *keyword, int allow_null, char *addr, char *domain,
+                     char **params)
+{
+    switch (parse_path(arg, keyword, allow_null, addr, domain, params)) {
+    case ADDR_OK:
+        return SMTPD_PATH_OK;
+    case ADDR_ROUTING:
+        return SMTPD_PATH_ROUTING;
+    default:
+        return SMTPD_PATH_SYNTAX;
+    }
 }
 
 /* cmd_mail - MAIL FROM:<sender> [SIZE=n] [BODY=...] */
@@ -1833,36 +1847,36 @@ static int admit(struct smtpd *srv, evutil_socket_t fd, const char *addr, const 
     return -1;
 }
 
-/* accept_cb - new connection: the limits, then a session */
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* client_address - family, raw address and "unknown[addr]" of a peer */
+static int client_address(const struct sockaddr *sa, unsigned char raw[16],
+                          char addr[INET6_ADDRSTRLEN], char *client, size_t clientlen)
 {
-    struct smtpd *srv = arg;
-    const struct server_config *conf = srv->conf;
-    struct session *s;
-    char addr[INET6_ADDRSTRLEN] = "unknown", client[sizeof(s->client)];
-    unsigned char raw[16] = { 0 };
-    int family = sa->sa_family, exempt;
+    int family = sa->sa_family;
 
-    (void) l;
-    (void) salen;
-    if (srv->accept_paused)
-        accept_resumed(srv);
+    memset(raw, 0, 16);
+    snprintf(addr, INET6_ADDRSTRLEN, "unknown");
     if (family == AF_INET) {
-        memcpy(raw, &((struct sockaddr_in *) sa)->sin_addr, 4);
-        inet_ntop(AF_INET, raw, addr, sizeof(addr));
+        memcpy(raw, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+        inet_ntop(AF_INET, raw, addr, INET6_ADDRSTRLEN);
     } else if (family == AF_INET6) {
-        memcpy(raw, &((struct sockaddr_in6 *) sa)->sin6_addr, 16);
-        inet_ntop(AF_INET6, raw, addr, sizeof(addr));
+        memcpy(raw, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
+        inet_ntop(AF_INET6, raw, addr, INET6_ADDRSTRLEN);
     }
-    snprintf(client, sizeof(client), "unknown[%s]", addr);
-    exempt = server_netlist_match(&conf->event_limit_exception_nets, family, raw);
-    if (admit(srv, fd, addr, client, exempt) != 0)
-        return;
-    s = xcalloc(1, sizeof(*s));
+    snprintf(client, clientlen, "unknown[%s]", addr);
+    return family;
+}
+
+/* session_start - a session on a connected bufferevent (counted by anvil): name, then 220 */
+static void session_start(struct smtpd *srv, struct bufferevent *bev, int family,
+                          const unsigned char raw[16], const char *addr, const char *client,
+                          int exempt)
+{
+    const struct server_config *conf = srv->conf;
+    struct session *s = xcalloc(1, sizeof(*s));
+
     s->srv = srv;
     s->family = family;
-    memcpy(s->rawaddr, raw, sizeof(raw));
+    memcpy(s->rawaddr, raw, sizeof(s->rawaddr));
     s->exempt = exempt;
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
     snprintf(s->client, sizeof(s->client), "%s", client);
@@ -1872,16 +1886,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     smtpd_auth_session_exempt(s->auth, exempt);
     s->ok = xcalloc(NCOMMANDS, sizeof(unsigned));
     s->total = xcalloc(NCOMMANDS, sizeof(unsigned));
-    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->bev = bev;
     s->deadline = evtimer_new(srv->base, deadline_cb, s);
-    if (s->bev == NULL || s->deadline == NULL) {
+    if (s->deadline == NULL) {
         log_error("cannot make a bufferevent for %s", client);
-        if (s->bev)
-            bufferevent_free(s->bev);
-        else
-            close(fd);
-        if (s->deadline)
-            event_free(s->deadline);
+        bufferevent_free(bev);
         anvil_disconnect(srv->anvil, addr, clock_now_ms());
         smtpd_auth_session_free(s->auth);
         free(s->ok);
@@ -1897,8 +1906,50 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
     set_timeouts(s, s->bev);
     if (!want_name(srv, s)
-        || (s->name_q = client_name_lookup(srv->names, addr, name_found, s)) == NULL)
+        || (s->name_q = client_name_lookup(srv->names, s->addr, name_found, s)) == NULL)
         greet(s);
+}
+
+/* accept_cb - new connection: the limits, then a session */
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct smtpd *srv = arg;
+    const struct server_config *conf = srv->conf;
+    struct bufferevent *bev;
+    char addr[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN + 16];
+    unsigned char raw[16];
+    int family = client_address(sa, raw, addr, client, sizeof(client)), exempt;
+
+    (void) l;
+    (void) salen;
+    if (srv->accept_paused)
+        accept_resumed(srv);
+    exempt = server_netlist_match(&conf->event_limit_exception_nets, family, raw);
+    if (admit(srv, fd, addr, client, exempt) != 0)
+        return;
+    bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        log_error("cannot make a bufferevent for %s", client);
+        close(fd);
+        anvil_disconnect(srv->anvil, addr, clock_now_ms());
+        return;
+    }
+    session_start(srv, bev, family, raw, addr, client, exempt);
+}
+
+/* smtpd_attach - a session on a bufferevent that is already connected (smtpd.h) */
+void smtpd_attach(struct smtpd *srv, struct bufferevent *bev, const struct sockaddr *sa)
+{
+    char addr[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN + 16];
+    unsigned char raw[16];
+    int family = client_address(sa, raw, addr, client, sizeof(client));
+    unsigned rate;
+
+    /* counted as every session is (its end uncounts it); no limit refuses it */
+    (void) anvil_connect(srv->anvil, addr, clock_now_ms(), &rate);
+    session_start(srv, bev, family, raw, addr, client,
+                  server_netlist_match(&srv->conf->event_limit_exception_nets, family, raw));
 }
 
 /* V6L - three printf arguments: an IPv6 host in brackets before its ":port" */
@@ -1956,9 +2007,9 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
     return 0;
 }
 
-/* smtpd_new - bind the listeners and register them on base */
-struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
-                        struct queue *q, char *err, size_t errlen)
+/* smtpd_new_unbound - smtpd_new without listeners (smtpd.h) */
+struct smtpd *smtpd_new_unbound(struct event_base *base, const struct server_config *conf,
+                                struct queue *q, char *err, size_t errlen)
 {
     struct smtpd *srv = xcalloc(1, sizeof(*srv));
 
@@ -1992,11 +2043,21 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
         smtpd_free(srv);
         return NULL;
     }
+    return srv;
+}
+
+/* smtpd_new - bind the listeners and register them on base */
+struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
+                        struct queue *q, char *err, size_t errlen)
+{
+    struct smtpd *srv;
+
     if (conf->nlisten == 0) {
         snprintf(err, errlen, "inet_interfaces: no address to listen on");
-        smtpd_free(srv);
         return NULL;
     }
+    if ((srv = smtpd_new_unbound(base, conf, q, err, errlen)) == NULL)
+        return NULL;
     for (size_t i = 0; i < conf->nlisten; i++) {
         if (listen_one(srv, &conf->listen[i], err, errlen) != 0) {
             smtpd_free(srv);
@@ -2092,6 +2153,12 @@ void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx)
 size_t smtpd_sessions(const struct smtpd *srv)
 {
     return srv->nsessions;
+}
+
+/* smtpd_commits - accepted messages whose commit has not answered yet */
+size_t smtpd_commits(const struct smtpd *srv)
+{
+    return srv->qa ? queue_async_pending(srv->qa) : 0;
 }
 
 /* smtpd_free - close every session and listener */

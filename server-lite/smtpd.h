@@ -37,19 +37,36 @@
  * "@host"; "#queue" asks once per domain of the queue and sums) or an
  * "[address]" literal as given; client is "name[addr]", user the SASL user
  * or NULL. Without a hook a permitted ETRN answers 458.
+ * Entry points for tests and fuzzing: smtpd_new_unbound() is smtpd_new()
+ * without any listener; smtpd_attach() starts a session (220 first) on a
+ * bufferevent that is already connected (e.g. one end of a
+ * bufferevent_pair), as if a client at sa had connected (counted per client
+ * like any session, but no connection limit refuses it); smtpd owns bev from
+ * then on. smtpd_commits() counts accepted messages whose commit has not
+ * answered yet. smtpd_parse_path() is the MAIL/RCPT path parser: arg is
+ * "FROM:<local@domain> params" (keyword "FROM:" or "TO:"), addr (at least
+ * SMTPD_ADDR_MAX bytes) gets the address without brackets, domain (at least
+ * DOMAIN_MAX + 1) the part after the last '@', *params the rest of arg;
+ * returns SMTPD_PATH_OK, _SYNTAX (also a null path when allow_null is 0)
+ * or _ROUTING ('%' or '!' in the local part).
  */
 #ifndef ETRNKIT_SMTPD_H
 #define ETRNKIT_SMTPD_H
 
 #include <stddef.h>
 
+struct bufferevent;
 struct event_base;
 struct queue;
+struct sockaddr;
 struct server_config;
 struct smtpd;
 
 #define SMTPD_LINE_MAX 512   /* command line, CRLF included (RFC 5321 4.5.3.1.4) */
 #define SMTPD_TEXT_MAX 1000  /* text line in DATA, CRLF included (4.5.3.1.6) */
+#define SMTPD_ADDR_MAX 256   /* a path without brackets, NUL included */
+
+enum smtpd_path_result { SMTPD_PATH_OK, SMTPD_PATH_SYNTAX, SMTPD_PATH_ROUTING };
 
 typedef void (*smtpd_commit_fn)(void *ctx, const char *id);
 typedef int (*smtpd_etrn_fn)(void *ctx, const char *domain, int with_subdomains,
@@ -63,5 +80,12 @@ void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx);
 void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx);
 size_t smtpd_sessions(const struct smtpd *srv);
 void smtpd_free(struct smtpd *srv);
+
+struct smtpd *smtpd_new_unbound(struct event_base *base, const struct server_config *conf,
+                                struct queue *q, char *err, size_t errlen);
+void smtpd_attach(struct smtpd *srv, struct bufferevent *bev, const struct sockaddr *sa);
+size_t smtpd_commits(const struct smtpd *srv);
+int smtpd_parse_path(char *arg, const char *keyword, int allow_null, char *addr, char *domain,
+                     char **params);
 
 #endif
