@@ -27,7 +27,9 @@ for bin in "$bindir"/fuzz_*; do
     mkdir -p "$corpus" "$artifacts" "$rundir/logs" "$seeds"
     opts=(-rss_limit_mb="$rss" -timeout="$per_input" -artifact_prefix="$artifacts"
           -print_final_stats=1)
-    [ -f "$here/$name.dict" ] && opts+=(-dict="$here/$name.dict")
+    dict=$here/$name.dict
+    [ -f "$dict" ] || dict=$here/${name%%_*}.dict   # smtpd_session -> smtpd.dict
+    [ -f "$dict" ] && opts+=(-dict="$dict")
     if [ -n "$seconds" ]; then
         "$bin" "${opts[@]}" -max_total_time="$seconds" "$corpus" "$seeds" >"$log" 2>&1
     else
