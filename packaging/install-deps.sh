@@ -7,7 +7,8 @@ set -eu
 pkgs="build-essential pkg-config libcurl4-openssl-dev libinih-dev libssl-dev libevent-dev
       postfix swaks fetchmail dnsmasq-base iproute2 openssl ca-certificates procps
       libio-socket-ssl-perl libnet-ssleay-perl libauthen-sasl-perl python3 shellcheck
-      dpkg-dev debhelper lintian adduser logrotate"
+      dpkg-dev debhelper lintian adduser logrotate
+      clang libfuzzer-14-dev libclang-rt-14-dev"
 
 missing=""
 for p in $pkgs; do

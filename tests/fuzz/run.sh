@@ -17,8 +17,11 @@ failed=""
 for bin in "$bindir"/fuzz_*; do
     [ -x "$bin" ] || continue
     name=$(basename "$bin" | sed 's/^fuzz_//')
-    if [ -n "${FUZZ_ONLY:-}" ] && ! printf ' %s ' $FUZZ_ONLY | grep -q " $name "; then
-        continue
+    if [ -n "${FUZZ_ONLY:-}" ]; then
+        case " $FUZZ_ONLY " in
+        *" $name "*) ;;
+        *) continue ;;
+        esac
     fi
     seeds=$here/corpus/$name
     corpus=$rundir/corpus/$name
