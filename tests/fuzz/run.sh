@@ -6,10 +6,11 @@
 # RUNDIR/corpus/NAME, crash/leak/timeout inputs to RUNDIR/artifacts/NAME/,
 # the output to RUNDIR/logs/NAME.log. Exits 1 when any harness failed.
 # FUZZ_ONLY="a b" limits the run to those harnesses; FUZZ_RSS_MB (default
-# 2048) and FUZZ_TIMEOUT (seconds per input, default 10) are passed on.
+# 2048) and FUZZ_TIMEOUT (seconds per input, default 10) are passed on;
+# FUZZ_SRC_DIR (default: this script's directory) holds corpus/ and *.dict.
 set -u
 bindir=$1 rundir=$2 seconds=${3:-}
-here=$(cd "$(dirname "$0")" && pwd)
+here=${FUZZ_SRC_DIR:-$(cd "$(dirname "$0")" && pwd)}
 rss=${FUZZ_RSS_MB:-2048}
 per_input=${FUZZ_TIMEOUT:-10}
 failed=""

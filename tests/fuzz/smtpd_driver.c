@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,6 +38,9 @@ static struct smtpd *srv;
 static SSL_CTX *client_ctx;
 static int with_tls;
 static unsigned long etrn_calls;
+static const char *expect;      /* content the first commit must hold, or NULL */
+static size_t expect_len;
+static int commits_seen;
 
 /* the client side of one run */
 struct client {
@@ -45,14 +49,76 @@ struct client {
     struct evbuffer *got;      /* every byte the server sent (decrypted) */
 };
 
-/* commit_hook - a message was answered 250: take it out of the queue again */
+/* stored_content - the content of a queued message, without what smtpd added */
+static void stored_content(const char *id, struct buf *out)
+{
+    struct queue_msg m;
+    struct buf all = BUF_INIT, added = BUF_INIT;
+    char chunk[8192];
+    const char *p, *end;
+    ssize_t n;
+    int fd;
+
+    if (queue_load(&q, QUEUE_INCOMING, id, &m) != QUEUE_OK || (fd = queue_open_content(&q, &m)) < 0)
+        abort();
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        buf_append(&all, chunk, (size_t) n);
+    close(fd);
+    queue_msg_free(&m);
+    /* the Received: header ends with "id ID[CRLF\tfor <rcpt>]; DATE CRLF" */
+    buf_printf(&added, " id %s", id);
+    p = memmem(all.data, all.len, added.data, added.len);
+    if (p == NULL || strncmp(all.data, "Received: from ", 15) != 0)
+        abort();
+    p = memmem(p, all.len - (size_t) (p - all.data), "; ", 2);
+    p = p ? memmem(p, all.len - (size_t) (p - all.data), "\r\n", 2) : NULL;
+    if (p == NULL)
+        abort();
+    p += 2;
+    end = all.data + all.len;
+    /* and a Message-Id: header when the client sent none */
+    buf_reset(&added);
+    buf_printf(&added, "Message-Id: <%s@%s>\r\n", id, conf.myhostname);
+    {
+        const char *m_at = memmem(p, (size_t) (end - p), added.data, added.len);
+
+        if (m_at && (m_at == p || m_at[-1] == '\n')) {
+            buf_append(out, p, (size_t) (m_at - p));
+            p = m_at + added.len;
+        }
+    }
+    buf_append(out, p, (size_t) (end - p));
+    buf_free(&added);
+    buf_free(&all);
+}
+
+/* commit_hook - a message was answered 250: check it, take it out of the queue again */
 static void commit_hook(void *ctx, const char *id)
 {
     (void) ctx;
     if (!queue_id_valid(id))
         abort();
+    if (commits_seen++ == 0 && expect) {
+        struct buf got = BUF_INIT;
+
+        stored_content(id, &got);
+        if (got.len != expect_len || memcmp(got.data, expect, expect_len) != 0) {
+            fprintf(stderr, "queued content differs from what the client sent:\n"
+                    "want %zu: %.*s\ngot %zu: %.*s\n", expect_len, (int) expect_len, expect,
+                    got.len, (int) got.len, got.data ? got.data : "");
+            abort();
+        }
+        buf_free(&got);
+    }
     if (queue_delete_unsynced(&q, QUEUE_INCOMING, id) != QUEUE_OK)
         abort();
+}
+
+/* driver_expect - the next run's first message must be queued with this content */
+void driver_expect(const char *content, size_t len)
+{
+    expect = content;
+    expect_len = len;
 }
 
 /* etrn_hook - a fake flush service that checks what smtpd hands it */
@@ -321,6 +387,7 @@ void driver_run(int in_mynetworks, const void *prefix, size_t plen, const uint8_
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     inet_pton(AF_INET, in_mynetworks ? "127.0.0.1" : "192.0.2.7", &sin.sin_addr);
+    commits_seen = 0;
     c.pair = c.bev = pair[1];
     c.got = evbuffer_new();
     bufferevent_setcb(pair[1], client_read, NULL, client_event, &c);
@@ -361,6 +428,11 @@ void driver_run(int in_mynetworks, const void *prefix, size_t plen, const uint8_
     }
     bufferevent_free(pair[1]);
     check_replies(c.got);
+    if (expect && commits_seen == 0) {
+        fprintf(stderr, "a well-formed message was not queued\n");
+        abort();
+    }
+    expect = NULL;
     if (getenv("FUZZ_TRACE"))
         fprintf(stderr, "%.*s", (int) evbuffer_get_length(c.got),
                 (const char *) evbuffer_pullup(c.got, -1));

@@ -15,6 +15,10 @@
  * with a code 2xx..5xx, ends in CRLF, holds no other CR or LF and fits in
  * 512 octets; the session ends after the client's EOF; nothing stays
  * pending. Accepted messages are removed from the queue by the commit hook.
+ * driver_expect() arms a stronger check for the next run only: its first
+ * accepted message must be queued with exactly that content (after the
+ * Received: header, and without the Message-Id: header smtpd adds when
+ * the client sent none), and it must be accepted.
  * With FUZZ_TRACE set in the environment the replies go to stderr.
  * driver_etrn_calls() counts the ETRN hook's calls, which check that the
  * domain they get is a lower-case hostname or an address literal.
@@ -28,6 +32,7 @@
 void driver_init(const char *name, const char *extra_main, const char *sections, int tls);
 void driver_run(int in_mynetworks, const void *prefix, size_t plen, const uint8_t *data,
                 size_t size, size_t chunk);
+void driver_expect(const char *content, size_t len);
 unsigned long driver_etrn_calls(void);
 
 #endif
