@@ -41,6 +41,7 @@ static unsigned long etrn_calls;
 static const char *expect;      /* content the first commit must hold, or NULL */
 static size_t expect_len;
 static int commits_seen;
+static unsigned long run_count;
 
 /* the client side of one run */
 struct client {
@@ -384,9 +385,12 @@ void driver_run(int in_mynetworks, const void *prefix, size_t plen, const uint8_
 
     if (bufferevent_pair_new(base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair) != 0)
         abort();
+    /* a new address each run: per-client limits (ETRN rate) apply within a run, not across */
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
-    inet_pton(AF_INET, in_mynetworks ? "127.0.0.1" : "192.0.2.7", &sin.sin_addr);
+    run_count++;
+    sin.sin_addr.s_addr = htonl(in_mynetworks ? 0x7f000000u | (run_count & 0xffffffu)
+                                              : 0xc6120000u | (run_count & 0x1ffffu));
     commits_seen = 0;
     c.pair = c.bev = pair[1];
     c.got = evbuffer_new();
