@@ -87,9 +87,16 @@ static void op_flush_status(void *ctx, struct buf *out)
     buf_puts(out, "\"etrn\":[]");
 }
 
+static int op_reopen(void *ctx)
+{
+    (void) ctx;
+    return 0;
+}
+
 static const struct control_ops ops = {
-    op_flush_site, op_flush_all, op_flush_id, op_delete, op_hold, op_hold, op_status,
-    op_flush_status,
+    .flush_site = op_flush_site, .flush_all = op_flush_all, .flush_id = op_flush_id,
+    .delete_id = op_delete, .hold = op_hold, .release = op_hold, .status_json = op_status,
+    .flush_status_json = op_flush_status, .reopen_log = op_reopen,
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -127,7 +127,7 @@ void support_server_config(const char *extra_main, const char *sections,
     buf_printf(&ini, "[main]\nmyhostname = fuzz.test\ninet_interfaces = 127.0.0.1:25\n"
                "queue_directory = %s\nmynetworks = 127.0.0.0/8\n"
                "relay_domains = example.org example.net\n"
-               "fast_flush_domains = $relay_domains\n%s%s", support_path("queue"),
+               "fast_flush_domains = $relay_domains\nsmtpd_peername_lookup = no\n%s%s", support_path("queue"),
                extra_main ? extra_main : "", sections ? sections : "");
     snprintf(path, sizeof(path), "%s", support_path("server-lite.ini"));
     support_write(path, ini.data, ini.len, 0600);

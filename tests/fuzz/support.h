@@ -9,7 +9,8 @@
  * directory under it. support_server_config() writes a server-lite.ini
  * for a queue in support_path("queue") (myhostname fuzz.test, mynetworks
  * 127.0.0.0/8, relay_domains example.org example.net, fast_flush_domains
- * $relay_domains) plus the caller's extra [main] lines and sections, and
+ * $relay_domains, smtpd_peername_lookup = no: no DNS query ever leaves) plus
+ * the caller's extra [main] lines and sections, and
  * loads it into conf. All abort on failure: a harness that cannot set up
  * is broken, not the code it tests.
  */
