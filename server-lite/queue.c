@@ -1074,10 +1074,10 @@ static int parse_file(struct queue *q, FILE *fp, const char *id, struct queue_ms
     msg->arrival = (time_t) v;
     if (!NEXT() || (val = field(line, "id")) == NULL || strcmp(val, id) != 0)
         BAD("id line does not match the file name");
-    if (!NEXT() || (val = field(line, "sender")) == NULL)
+    if (!NEXT() || (val = field(line, "sender")) == NULL || !header_safe(val))
         BAD("bad sender line");
     msg->sender = xstrdup(val);
-    if (!NEXT() || (val = field(line, "client")) == NULL)
+    if (!NEXT() || (val = field(line, "client")) == NULL || !header_safe(val))
         BAD("bad client line");
     msg->client = xstrdup(val);
     if (!NEXT() || (val = field(line, "rcpts")) == NULL || parse_num(val, &nrcpt) != 0
@@ -1107,6 +1107,10 @@ static int parse_file(struct queue *q, FILE *fp, const char *id, struct queue_ms
         trim_copy(r->reason, line + 5 + QUEUE_DSN_MAX, QUEUE_REASON_MAX);
         r->address = xstrdup(line + RCPT_FIXED);
         msg->nrcpt++;
+        /* queue_create never writes them; RCPT TO and a bounce's header would carry them.
+           (A reason is only shown, masked; older versions wrote raw bytes there.) */
+        if (r->address[0] == 0 || !header_safe(r->address))
+            BAD("recipient %lld: empty address or a control character in it", i + 1);
         if (!dsn_valid(r->dsn))
             BAD("recipient %lld: bad status code", i + 1);
     }

@@ -2,7 +2,9 @@
  * fuzz_queue_file - the queue file loader (queue.c) on a file in a private
  * queue directory. Input: the whole file, stored as incoming/ID. Checks:
  * queue_load() either refuses it (QUEUE_CORRUPT, nothing leaked) or returns
- * an envelope whose recipients hold no line breaks and whose content fits
+ * an envelope whose sender, client and recipients hold no control
+ * characters (an address with CR LF would reach the wire in RCPT TO and a
+ * bounce's header; a reason may, it is masked when shown) and whose content fits
  * the file; queue_list() (etrn-queue -p) reads it without trouble; marking
  * each recipient delivered in place (queue_mark_loaded) leaves a file that
  * loads again with the same recipients, now all delivered, and the same
@@ -33,19 +35,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* check_msg - what the qmgr and the bounce code rely on */
+/* printable - no control characters: the format promises none in header values */
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char) *s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* check_msg - what the qmgr, the smtp client and the bounce code rely on */
 static void check_msg(const struct queue_msg *m, off_t file_size)
 {
     if (m->nrcpt < 1 || m->sender == NULL || m->client == NULL)
         abort();
-    if (strpbrk(m->sender, "\r\n") || strpbrk(m->client, "\r\n"))
+    if (!printable(m->sender) || !printable(m->client))
         abort();
     if (m->data_offset < 0 || m->size < 0 || m->data_offset + m->size != file_size)
         abort();
     for (size_t i = 0; i < m->nrcpt; i++) {
         const struct queue_rcpt *r = &m->rcpts[i];
 
-        if (r->address == NULL || strpbrk(r->address, "\r\n") != NULL)
+        if (r->address == NULL || r->address[0] == 0 || !printable(r->address))
             abort();
         if (r->state != QUEUE_RCPT_PENDING && r->state != QUEUE_RCPT_DELIVERED
             && r->state != QUEUE_RCPT_BOUNCED)

@@ -337,6 +337,47 @@ static int capture_recover(struct queue *q, char *log, size_t loglen)
     return rc;
 }
 
+/*
+ * test_control_chars - a file with a control character in the sender or a
+ * recipient address is corrupt (found by fuzz_queue_file: a CR in an
+ * address would have reached RCPT TO and a bounce's header); one in a
+ * reason is not (older versions wrote raw bytes there; output masks them)
+ */
+static void test_control_chars(void)
+{
+    static const struct {
+        const char *sed, *what;
+    } cases[] = {
+        { "/^R /s/a@example[.]org$/a@example.org\\rRSET/", "CR in an address" },
+        { "s/^sender \\(.*\\)$/sender \\1\\r/", "CR in the sender" },
+    };
+    struct queue q;
+    struct queue_msg msg;
+    char id[QUEUE_ID_MAX + 1], cmd[512], saved_top[sizeof(top)];
+
+    memcpy(saved_top, top, sizeof(top));
+    snprintf(top, sizeof(top), "%s/ctl", saved_top);
+    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(make_msg(&q, "body\r\n", id, sizeof(id)), QUEUE_OK);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "sed -e '%s' -e 's/^id .*/id ABCD1%zu/' %s/incoming/%s "
+                 ">%s/deferred/ABCD1%zu && ! cmp -s %s/incoming/%s %s/deferred/ABCD1%zu",
+                 cases[i].sed, i, top, id, top, i, top, id, top, i);
+        TEST_CHECK(system(cmd) == 0, "%s: the test file differs from the good one", cases[i].what);
+        snprintf(cmd, sizeof(cmd), "ABCD1%zu", i);
+        TEST_CHECK(queue_load(&q, QUEUE_DEFERRED, cmd, &msg) == QUEUE_CORRUPT,
+                   "%s: the file is corrupt (%s)", cases[i].what, queue_error(&q));
+    }
+    snprintf(cmd, sizeof(cmd), "sed -e '/^R /s/^\\(R . .\\{9\\} \\) /\\1\\x1b/' "
+             "-e 's/^id .*/id ABCD19/' %s/incoming/%s >%s/deferred/ABCD19", top, id, top);
+    TEST_INTEQ(system(cmd), 0);
+    TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, "ABCD19", &msg), QUEUE_OK);
+    TEST_CHECK(msg.nrcpt == 3 && msg.rcpts[0].reason[0] == 0x1b, "ESC in a reason loads as it is");
+    queue_msg_free(&msg);
+    queue_close(&q);
+    memcpy(top, saved_top, sizeof(top));
+}
+
 /* test_rcpts_bound - a recipient count the file cannot hold is refused before any allocation */
 static void test_rcpts_bound(void)
 {
@@ -695,6 +736,7 @@ int main(void)
     test_bad_ids();
     test_recover();
     test_rcpts_bound();
+    test_control_chars();
     test_disk_full();
     test_async();
     test_open_links();
