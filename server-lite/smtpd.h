@@ -42,9 +42,10 @@
  * bufferevent that is already connected (e.g. one end of a
  * bufferevent_pair), as if a client at sa had connected (counted per client
  * like any session, but no connection limit refuses it); smtpd owns bev from
- * then on. smtpd_commits() counts accepted messages whose commit has not
- * answered yet. smtpd_parse_path() is the MAIL/RCPT path parser: arg is
- * "FROM:<local@domain> params" (keyword "FROM:" or "TO:"), addr (at least
+ * then on. smtpd_pending() counts the work handed to other threads whose
+ * answer has not come back (commits of accepted mail, AUTH checks).
+ * smtpd_parse_path() is the MAIL/RCPT path parser: arg is "FROM:<local@domain>
+ * params" (keyword "FROM:" or "TO:"), addr (at least
  * SMTPD_ADDR_MAX bytes) gets the address without brackets, domain (at least
  * DOMAIN_MAX + 1) the part after the last '@', *params the rest of arg;
  * returns SMTPD_PATH_OK, _SYNTAX (also a null path when allow_null is 0)
@@ -84,7 +85,7 @@ void smtpd_free(struct smtpd *srv);
 struct smtpd *smtpd_new_unbound(struct event_base *base, const struct server_config *conf,
                                 struct queue *q, char *err, size_t errlen);
 void smtpd_attach(struct smtpd *srv, struct bufferevent *bev, const struct sockaddr *sa);
-size_t smtpd_commits(const struct smtpd *srv);
+size_t smtpd_pending(const struct smtpd *srv);
 int smtpd_parse_path(char *arg, const char *keyword, int allow_null, char *addr, char *domain,
                      char **params);
 

@@ -29,7 +29,7 @@
 
 #define PUMP_MAX 20000   /* event loop turns per phase */
 #define IDLE_TURNS 3     /* turns without progress that mean "nothing moves" */
-#define COMMIT_WAIT_MS 20000 /* a commit that takes longer is a bug (or a dead disk) */
+#define COMMIT_WAIT_MS 20000 /* a commit or AUTH check taking longer is a bug (or a dead disk) */
 
 static struct server_config conf;
 static struct queue q;
@@ -204,7 +204,9 @@ void driver_init(const char *name, const char *extra_main, const char *sections,
 
     support_init(name);
     with_tls = tls;
+    /* smtpd_error_sleep_time = 0: a failed AUTH is answered without the tarpit's delay */
     buf_puts(&main_lines, "message_size_limit = 20000\nsmtpd_recipient_limit = 5\n"
+                          "smtpd_error_sleep_time = 0\n"
                           "smtpd_etrn_restrictions = permit_mynetworks, permit_sasl_authenticated, reject\n");
     if (tls) {
         char cert[512], key[512], users[512];
@@ -276,21 +278,21 @@ static void noop_cb(evutil_socket_t fd, short what, void *arg)
     (void) arg;
 }
 
-/* wait_commits - block in the loop until the commit threads answered (at most COMMIT_WAIT_MS) */
-static void wait_commits(void)
+/* wait_pending - block in the loop until the commit and AUTH threads answered (at most COMMIT_WAIT_MS) */
+static void wait_pending(void)
 {
     struct timeval tick = { 0, 20 * 1000 };
     struct event *ev = evtimer_new(base, noop_cb, NULL);
     int waited = 0;
 
-    while (smtpd_commits(srv) > 0 && waited < COMMIT_WAIT_MS) {
+    while (smtpd_pending(srv) > 0 && waited < COMMIT_WAIT_MS) {
         evtimer_add(ev, &tick);
         event_base_loop(base, EVLOOP_ONCE);
         waited += 20;
     }
     event_free(ev);
-    if (smtpd_commits(srv) > 0) {
-        fprintf(stderr, "a commit did not answer within %d ms\n", COMMIT_WAIT_MS);
+    if (smtpd_pending(srv) > 0) {
+        fprintf(stderr, "a commit or an AUTH check did not answer within %d ms\n", COMMIT_WAIT_MS);
         abort();
     }
 }
@@ -307,8 +309,8 @@ static void pump(struct client *c, int (*stop)(const struct client *))
         event_base_loop(base, EVLOOP_NONBLOCK);
         if (stop && stop(c))
             return;
-        if (smtpd_commits(srv) > 0) {
-            wait_commits();
+        if (smtpd_pending(srv) > 0) {
+            wait_pending();
             idle = 0;
             continue;
         }
@@ -332,7 +334,7 @@ static int ready_for_tls(const struct client *c)
 static int session_gone(const struct client *c)
 {
     (void) c;
-    return smtpd_sessions(srv) == 0 && smtpd_commits(srv) == 0;
+    return smtpd_sessions(srv) == 0 && smtpd_pending(srv) == 0;
 }
 
 /* check_replies - every reply line is well formed */
