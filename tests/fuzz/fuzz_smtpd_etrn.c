@@ -1,7 +1,7 @@
 /*
  * fuzz_smtpd_etrn - the ETRN argument in smtpd: syntax, "@domain",
- * "#queue" ([etrn_queues]), "[address]" literals, the rate limit (5 per
- * client here, and a new client address each run),
+ * "#queue" ([etrn_queues]), "[address]" literals, the rate limit (100 per
+ * client and second here, for 16 client addresses used in turn),
  * smtpd_etrn_restrictions and the reply the flush hook's answer becomes.
  * Input: byte 0 is flags (bit 0: the client is in mynetworks); every
  * further line becomes "ETRN <line>" after "EHLO client.example". Checks:
@@ -19,7 +19,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void) argc;
     (void) argv;
-    driver_init("smtpd_etrn", "etrn_rate_limit = 5\n",
+    driver_init("smtpd_etrn", "etrn_rate_limit = 100\n",
                 "[etrn_queues]\nbranch = example.org @example.net\nempty.q = example.com\n", 0);
     return 0;
 }

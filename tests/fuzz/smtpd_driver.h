@@ -6,9 +6,9 @@
  * set it also writes a fresh self-signed certificate and a users file
  * (alice, password "secret") so STARTTLS and AUTH are offered.
  * driver_run() connects one client through a bufferevent_pair
- * (smtpd_attach), from an address in 127.0.0.0/8 (mynetworks) or in
- * 198.18.0.0/15, a new one each run so that per-client limits (the ETRN
- * rate limit) act within a run but not across runs; with tls it
+ * (smtpd_attach), from one of 16 addresses in 127.0.0.0/8 (mynetworks) or
+ * one of 16 in 198.18.0.0/16, in turn (rates are per 1 s and the ETRN and
+ * AUTH limits high, so a client is sometimes under, sometimes over); with tls it
  * first says EHLO and STARTTLS in the clear and does the handshake. Then it
  * sends prefix and data (in chunks of chunk bytes, 0: at once), runs the
  * event loop until nothing moves and no commit is pending, closes the
