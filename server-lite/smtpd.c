@@ -2158,7 +2158,7 @@ size_t smtpd_sessions(const struct smtpd *srv)
 /* smtpd_pending - work on other threads not answered yet: commits, AUTH checks */
 size_t smtpd_pending(const struct smtpd *srv)
 {
-    return (srv->qa ? queue_async_pending(srv->qa) : 0) + (srv->wq ? workq_pending(srv->wq) : 0);
+    return (srv->qa ? queue_async_pending(srv->qa) : 0) + smtpd_auth_pending(srv->auth);
 }
 
 /* smtpd_free - close every session and listener */

@@ -631,6 +631,12 @@ int smtpd_auth_enabled(const struct smtpd_auth *a)
     return a->users != NULL;
 }
 
+/* smtpd_auth_pending - checks whose verdict has not come back yet */
+size_t smtpd_auth_pending(const struct smtpd_auth *a)
+{
+    return a && a->wq ? workq_pending(a->wq) : 0;
+}
+
 /* smtpd_auth_drain - shutdown: every check ends now, failures without delay */
 void smtpd_auth_drain(struct smtpd_auth *a)
 {

@@ -24,6 +24,8 @@
  *   them to smtpd_auth_response(), or smtpd_auth_too_long() for a line over
  *   the limit.
  * smtpd_auth_user()/smtpd_auth_method(): after 235, the user and mechanism.
+ * smtpd_auth_pending(a): checks handed to the worker whose verdict has not
+ *   come back yet (tests and fuzzing wait for them).
  * smtpd_auth_drain(a): shutdown: every check running ends now, with its
  *   reply and without delay. smtpd_auth_free(a) after every session's free.
  */
@@ -64,6 +66,7 @@ void smtpd_auth_set_limits(struct smtpd_auth *a, const char *myhostname,
                            long long error_sleep_time, long long auth_rate_limit);
 const char *smtpd_auth_offered(const struct smtpd_auth *a, int tls);
 int smtpd_auth_enabled(const struct smtpd_auth *a);
+size_t smtpd_auth_pending(const struct smtpd_auth *a);
 void smtpd_auth_drain(struct smtpd_auth *a);
 void smtpd_auth_free(struct smtpd_auth *a);
 
