@@ -1,11 +1,14 @@
 #!/bin/sh
 # run.sh - run test programs and e2e scripts, sum their "N passed, N failed"
 # lines, and print one closing line. Exit 1 when anything failed.
+# A test fails when it exits non-zero, reports a failed assertion, or ends
+# without its summary line (a script that stopped early ran fewer checks than
+# it has, whatever its exit status says).
 # Each test writes its full output to build/test-logs/NAME.log; failures
 # are shown in full.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
-logs="$top/build/test-logs"
+logs=${TEST_LOGS:-$top/build/test-logs}
 mkdir -p "$logs"
 [ "${1:-}" = --unit ] && shift
 total_pass=0 total_fail=0 total_skip=0 broken=""
@@ -24,7 +27,10 @@ for t in "$@"; do
     f=$(echo "$line" | sed -n 's/^[0-9]* passed, \([0-9]*\) failed.*/\1/p'); f=${f:-0}
     s=$(echo "$line" | sed -n 's/.*, \([0-9]*\) skipped.*/\1/p'); s=${s:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    if [ -z "$line" ] && [ "$rc" -eq 0 ]; then p=1; fi
+    if [ -z "$line" ]; then
+        f=1
+        echo "no summary line (\"N passed, N failed\") in $log" >>"$log"
+    fi
     total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + s))
     if [ "$f" -ne 0 ]; then
         echo "FAIL $name (exit $rc, ${secs}s): $p passed, $f failed"
