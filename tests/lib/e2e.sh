@@ -9,6 +9,16 @@
 #   wait_for SECS cmd...          poll cmd every 0.1 s until it succeeds (bounded)
 #   check "what" cmd...           one assertion: cmd must succeed
 #   check_eq "what" GOT WANT      one assertion: strings equal
+#   grep_none [OPTS] PATTERN FILE...  true only when grep read every FILE and no line
+#                                 matched ("! grep -q" also passes on a missing file)
+#   smtp_client ARGS...           tests/lib/smtp_client.py (the one SMTP client; see
+#                                 its header), stderr folded into stdout
+#   smtp_table "what" ARGS... <<TABLE
+#                                 one session of smtp_client ARGS with every CMD of the
+#                                 table's "CMD -> REPLY" lines ("#..." and blank lines
+#                                 skipped; blanks before "->" are padding: write a
+#                                 trailing space as \x20); one assertion per line,
+#                                 named by its CMD
 #   skip "why"                    count a skipped assertion
 #   e2e_done                      print "N passed, N failed, N skipped"; exit status
 #
@@ -106,6 +116,37 @@ check_eq() {
     else
         E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $1: got [$2], want [$3]"
     fi
+}
+
+grep_none() {
+    grep -q "$@" 2>/dev/null
+    [ $? -eq 1 ]
+}
+
+smtp_client() {
+    $PY "$E2E_TOP/tests/lib/smtp_client.py" "$@" 2>&1
+}
+
+smtp_table() {
+    tbl_what=$1; shift
+    mkdir -p "$T/.e2e"
+    grep -v -e '^#' -e '^[[:space:]]*$' | awk -v c="$T/.e2e/cmds" -v w="$T/.e2e/wants" '{
+        i = index($0, " -> ")
+        if (i == 0) { print "bad table line: " $0 > c; print "" > w; next }
+        cmd = substr($0, 1, i - 1); sub(/ +$/, "", cmd)
+        print cmd > c; print substr($0, i + 4) > w }'
+    while IFS= read -r tbl_line; do
+        set -- "$@" "$tbl_line"
+    done <"$T/.e2e/cmds"
+    smtp_client "$@" >"$T/.e2e/got"
+    tbl_i=0
+    while IFS= read -r tbl_line; do
+        tbl_i=$((tbl_i + 1))
+        check_eq "$tbl_what: $tbl_line" "$(sed -n "${tbl_i}p" "$T/.e2e/got")" \
+            "$(sed -n "${tbl_i}p" "$T/.e2e/wants")"
+    done <"$T/.e2e/cmds"
+    check_eq "$tbl_what: nothing after the last reply" \
+        "$(sed -n "$((tbl_i + 1)),\$p" "$T/.e2e/got")" ""
 }
 
 skip() {

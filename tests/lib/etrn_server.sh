@@ -6,7 +6,8 @@
 #                                          ("127.0.0.1:PORT ..."); extra lines go into [main];
 #                                          a line "[section]" starts a table, later lines go there;
 #                                          mail_owner = nobody (it owns $T/NAME) unless given
-#   srv_start NAME                         start it; waits (bounded) until its first listener
+#   srv_start NAME [DIR]                   start it (in working directory DIR when given);
+#                                          waits (bounded) until its first listener
 #                                          accepts; $SRV_PID; stopped at exit
 #   srv_stop NAME                          SIGTERM and wait (bounded)
 #   srv_queue NAME ARGS...                 etrn-queue -c NAME's config ARGS...
@@ -62,7 +63,12 @@ srv_start() {
     srv_first=${srv_listen%% *}
     srv_port=${srv_first##*:}
     srv_addr=${srv_first%:*}
-    start_bg "$1" "$BIN_DIR/etrn-server" -c "$T/$1/server.ini"
+    if [ -n "${2:-}" ]; then
+        start_bg "$1" sh -c 'cd "$1" && exec "$2" -c "$3"' sh "$2" "$BIN_DIR/etrn-server" \
+            "$T/$1/server.ini"
+    else
+        start_bg "$1" "$BIN_DIR/etrn-server" -c "$T/$1/server.ini"
+    fi
     SRV_PID=$E2E_LAST_PID
     eval "SRV_PID_$1=\$SRV_PID"
     if ! wait_port "$srv_port" 10 "$srv_addr"; then
