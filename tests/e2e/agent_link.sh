@@ -147,7 +147,7 @@ r_before=$(rounds); s_before=$(sessions); c_before=$(connects)
 ip link set "$VR" down
 check "carrier lost: agent logs the link going down" \
     wait_for 4 agent_says "link down: $VS (route to $PROV: interface not running)"
-check "link down: the status file plans no attempt" sh -c "! grep -q '\"next\"' '$T/status.json'"
+check "link down: the status file plans no attempt" grep_none '"next"' "$T/status.json"
 sleep 4.5
 check_eq "link down: no new round" "$(rounds)" "$r_before"
 check_eq "link down: no new session" "$(sessions)" "$s_before"
@@ -206,7 +206,7 @@ i=0
 while kill -0 "$AGENT_PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 wait "$AGENT_PID"
 check_eq "SIGTERM: exit status" "$?" 0
-check "no sanitizer report" sh -c "! grep -qE 'AddressSanitizer|runtime error|LeakSanitizer' '$T/agent.out'"
+check "no sanitizer report" grep_none -E 'AddressSanitizer|runtime error|LeakSanitizer' "$T/agent.out"
 
 if [ "$E2E_FAIL" -ne 0 ]; then
     echo "--- agent log"; sed 's/^/    /' "$T/agent.out" | tail -n 60

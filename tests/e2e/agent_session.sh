@@ -81,7 +81,7 @@ logline() {
 
 # no_etrn LOG - the server never received an ETRN
 no_etrn() {
-    ! grep -q ' C: ETRN' "$1"
+    grep_none ' C: ETRN' "$1"
 }
 
 # status_pending FILE DOMAIN N - the status file records N pending for DOMAIN
@@ -193,7 +193,7 @@ provider_conf badcert "127.0.0.1:$port" 'example.org' 'tls = starttls' 'tls_veri
 agent_run badcert -c "$conf" --once
 expect_rc "unverifiable certificate" 69
 check "unverifiable certificate: no ETRN" no_etrn "$T/badcert.log"
-check "unverifiable certificate: TLS never established" sh -c "! grep -q 'tls established' '$T/badcert.log'"
+check "unverifiable certificate: TLS never established" grep_none 'tls established' "$T/badcert.log"
 check "unverifiable certificate: logged" logline "$T/badcert.err" isp 127.0.0.1 cert
 
 # --- implicit TLS -----------------------------------------------------------

@@ -283,11 +283,11 @@ fi
 
 # --- negatives, checked after every positive case has been seen --------------
 for c in $NEGATIVE; do
-    check "$c: agent not run" sh -c '! grep -qxF -- "--once -c $2/$1.ini" "$2/calls"' sh "$c" "$T"
+    check "$c: agent not run" grep_none -xF -- "--once -c $T/$c.ini" "$T/calls"
 done
 check_eq "agent runs in all" "$(wc -l <"$T/calls" | tr -d ' ')" "$(grep -c 'starting ' "$T/hook.log")"
 check "every agent run had exactly --once -c CONFIG" \
-    sh -c '! grep -vxE -- "--once -c [^ ]+\.ini" "$1"' sh "$T/calls"
+    grep_none -vxE -- "--once -c [^ ]+\.ini" "$T/calls"
 
 # --- cron: quiet on 0 and 75, speaks on anything else ------------------------
 cron=$E2E_TOP/packaging/cron/etrnkit

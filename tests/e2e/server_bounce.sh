@@ -178,7 +178,7 @@ check "null sender: accepted" test $? -eq 0
 check "null sender: expired and removed" wait_for 20 sh -c "grep -q ': to=<nobody@dead.test>' '$LOG' && grep -q \"\$(sed -n 's/.*: \([0-9A-F]*\): to=<nobody@dead.test>.*/\1/p' '$LOG' | head -n 1): removed\" '$LOG'"
 nid=$(sed -n 's/.*: \([0-9A-F]*\): to=<nobody@dead.test>.*/\1/p' "$LOG" | head -n 1)
 check "null sender: logged as discarded" grep -q "$nid: from=<>, status=expired, discarded" "$LOG"
-check "null sender: no DSN queued" sh -c "! grep -q '$nid: sender non-delivery notification' '$LOG'"
+check "null sender: no DSN queued" grep_none "$nid: sender non-delivery notification" "$LOG"
 check_eq "null sender: its sender is <>" "$(grep -c "$nid: from=<>, size=" "$LOG")" 1
 # alice: one DSN for the 550, one when later@ (450 every time) expired; bob: one
 check_eq "sink: what the sink got in all" "$(grep -h '^X-Rcpt-To: ' "$T"/sink/msg.* | tr -d '\r' | sort | paste -sd' ' -)" \
@@ -186,5 +186,5 @@ check_eq "sink: what the sink got in all" "$(grep -h '^X-Rcpt-To: ' "$T"/sink/ms
 check "mixed: later@ expired into alice's second DSN" sh -c "grep -l '^X-Rcpt-To: alice@src.test' '$T'/sink/msg.* | xargs grep -l 'Final-Recipient: rfc822; later@mixed.test' | xargs grep -q 'Diagnostic-Code: smtp; host 127.0.0.1\[127.0.0.1\] said: 450 4.2.0'"
 
 stop_pid "$SRV_PID"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

@@ -95,6 +95,7 @@ srv_stop slow
 
 # smtpd_peername_lookup = no: nothing asked
 before=$(grep -c 'query\[PTR\]' "$DNSLOG")
+check "dnsmasq logs PTR queries (the count below means something)" test "${before:-0}" -gt 0
 port3=$(free_port)
 srv_conf off "127.0.0.1:$port3" "dns_resolver = 127.0.0.1:$DNS_PORT" "smtpd_peername_lookup = no"
 srv_start off || { e2e_done; exit; }

@@ -48,5 +48,5 @@ check "at most one attempt per dead window ($attempts <= $windows)" test "$attem
 check "the others were deferred without an attempt" test "$suspended" -ge 100
 
 stop_pid "$SRV_PID"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

@@ -109,5 +109,5 @@ else
 fi
 
 stop_pid "$SRV_PID"
-check "server log has no error lines" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "server log has no error lines" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

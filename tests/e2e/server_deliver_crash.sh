@@ -73,5 +73,5 @@ check "log: a 'removed' line for every message but at most the one the kill inte
     test "$removed" -ge $((N - 1)) -a "$removed" -le $N
 
 stop_pid "$SRV_PID"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

@@ -58,5 +58,5 @@ swaks --silent 2 --server "127.0.0.1:$port" --from alice@src.test --to bob@local
 check "second message delivered" wait_for 10 sh -c "[ \$(ls '$MAIL/local.test/bob/Maildir/new' | wc -l) -eq 2 ]"
 
 stop_pid "$SRV_PID"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

@@ -164,5 +164,5 @@ done
 check_eq "after kill -9 and restart: no recipient without its copy" "$missing" 0
 
 stop_pid "$SRV_PID"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

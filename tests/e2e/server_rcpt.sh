@@ -142,6 +142,6 @@ check "carl's Maildir made on delivery" wait_for 10 sh -c "[ \$(ls '$MAIL/local.
 check "dora (a bare user entry) delivered" wait_for 10 sh -c "[ \$(ls '$MAIL/local.test/dora/Maildir/new' 2>/dev/null | wc -l) -eq 1 ]"
 
 stop_pid "$SRV_PID"
-check "no bounce was generated" sh -c "! grep -q 'sender non-delivery notification' '$LOG'"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no bounce was generated" grep_none 'sender non-delivery notification' "$LOG"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done

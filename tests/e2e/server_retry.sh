@@ -90,5 +90,5 @@ echo "     tries of message 2 at delay= $got (want about $WANT; killed after the
 check "message 2: same schedule across kill -9 and restart" schedule_ok "$got"
 
 stop_pid "$SRV_PID"
-check "no error lines in the log" sh -c "! grep -q 'error:\|panic:\|fatal:' '$LOG'"
+check "no error lines in the log" grep_none 'error:\|panic:\|fatal:' "$LOG"
 e2e_done
