@@ -33,32 +33,10 @@ INI
 }
 write_conf ""
 
-# smtp.py [-s SRCADDR] PORT 'N:data' ... - send each data chunk (Python
-# escapes), then print the last line of each of the next N replies.
-cat >"$T/smtp.py" <<'PYEOF'
-import socket, sys
-args = sys.argv[1:]
-src = None
-if args[0] == "-s":
-    src, args = args[1], args[2:]
-s = socket.create_connection(("127.0.0.1", int(args[0])), 5, (src, 0) if src else None)
-f = s.makefile("rb")
-def replies(n):
-    for _ in range(n):
-        while True:
-            line = f.readline()
-            if not line:
-                print("EOF"); return
-            line = line.decode("latin-1").rstrip("\r\n")
-            if len(line) < 4 or line[3] != "-":
-                print(line); break
-replies(1)
-for a in args[1:]:
-    n, data = a.split(":", 1)
-    s.sendall(data.encode("latin-1").decode("unicode_escape").encode("latin-1"))
-    replies(int(n))
-PYEOF
-smtp() { $PY "$T/smtp.py" "$@" 2>&1; }
+# smtp [-s SRCADDR] PORT 'N:data' ... - print the greeting, then send each data
+# chunk (Python escapes, no CRLF added) and print the last line of each of the
+# next N replies
+smtp() { smtp_client -g -r "$@"; }
 codes() { smtp "$@" | cut -c1-3 | tr '\n' ' ' | sed 's/ $//'; }
 # the qmgr moves accepted mail on (relay.test is etrn-only: it waits in deferred/)
 # nfiles incoming: messages in incoming/, active/ and deferred/; nfiles tmp: files in tmp/
@@ -102,14 +80,8 @@ else
 fi
 
 # EHLO: the extensions, and nothing that is not implemented
-$PY - "$port" >"$T/ehlo" <<'PYEOF'
-import smtplib, sys
-c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=5)
-code, msg = c.ehlo("c.test")
-print(code); print(msg.decode())
-c.quit()
-PYEOF
-check_eq "EHLO lists the extensions" "$(tail -n +2 "$T/ehlo" | tr '\n' ' ')" \
+smtp_client -f "$port" 'EHLO c.test' >"$T/ehlo"
+check_eq "EHLO lists the extensions" "$(cut -c5- "$T/ehlo" | tr '\n' ' ')" \
     "relay.test PIPELINING SIZE 20000 ETRN ENHANCEDSTATUSCODES 8BITMIME "
 
 # a good message through swaks
@@ -254,7 +226,7 @@ t1=$($PY -c 'import time; print(time.time())')
 check_eq "smtp-source: exit 0" "$rc" 0
 check_eq "smtp-source: 500 messages queued" "$(nfiles incoming)" $((before + 500))
 echo "load: 500 messages over 10 sessions in $($PY -c "print('%.2f' % ($t1 - $t0))") s"
-check "smtp-source: no queue errors logged" sh -c "! grep 'error:' '$T/maillog' | grep -v reload"
+check "smtp-source: no queue errors logged" sh -c "grep -v reload '$T/maillog' >'$T/maillog-noreload' && ! grep -q 'error:' '$T/maillog-noreload'"
 
 # SIGTERM: exit 0
 kill -TERM "$SPID"
