@@ -36,7 +36,8 @@ DOMS="one.test two.test held.test empty.test parent.test sub.parent.test g1.test
 
 # conf ETRN_REPLY - the relay: every customer etrn-only, all to sink A but
 # two.test to sink B; 127.0.0.2 is mynetworks and exempt from the rate limit,
-# 127.0.0.1 is neither (but smtpd_etrn_restrictions = permit)
+# 127.0.0.1 is neither (but smtpd_etrn_restrictions = permit); the error
+# limits are out of the flood's way (the flood against them: server_errors.sh)
 conf() {
     reply_mode=$1
     set --
@@ -54,6 +55,8 @@ conf() {
         "etrn_reply = $reply_mode" \
         "etrn_rate_limit = 10" \
         "anvil_rate_time_unit = 60s" \
+        "smtpd_soft_error_limit = 1000" \
+        "smtpd_hard_error_limit = 1000" \
         "minimal_backoff_time = 1s" \
         "maximal_backoff_time = 2s" \
         "queue_run_delay = 2s" \
