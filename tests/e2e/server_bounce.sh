@@ -6,14 +6,14 @@
 # Status, Diagnostic-Code, the original headers); null-sender mail past
 # bounce_queue_lifetime is dropped without a DSN.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 sinkport=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 
 # sink.py PORT DIR - an ESMTP sink; RCPT replies by local part: later -> 450,
 # bad -> 550, anything else 250. Each message: DIR/msg.N with X-Mail-From and
@@ -88,30 +88,13 @@ mkdir "$T/sink"
 start_bg sink $PY "$T/sink.py" "$sinkport" "$T/sink"
 check "sink listens" wait_port "$sinkport" 10
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-relay_domains = mixed.test dead.test src.test
-relayhost = [127.0.0.1]:$closed
-minimal_backoff_time = 2s
-maximal_backoff_time = 4s
-queue_run_delay = 60s
-maximal_queue_lifetime = 5s
-bounce_queue_lifetime = 5s
-
-[transport]
-mixed.test = smtp:[127.0.0.1]:$sinkport
-src.test = smtp:[127.0.0.1]:$sinkport
-dead.test = smtp:[127.0.0.1]:$closed
-INI
-start_bg server "$SRV" -c "$T/server.ini"
-SRV_PID=$E2E_LAST_PID
-check "etrn-server listens" wait_port "$port" 10 || { cat "$T/server.out"; e2e_done; exit 1; }
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = mixed.test dead.test src.test" "relayhost = [127.0.0.1]:$closed" \
+    "minimal_backoff_time = 2s" "maximal_backoff_time = 4s" "queue_run_delay = 60s" \
+    "maximal_queue_lifetime = 5s" "bounce_queue_lifetime = 5s" "[transport]" \
+    "mixed.test = smtp:[127.0.0.1]:$sinkport" "src.test = smtp:[127.0.0.1]:$sinkport" \
+    "dead.test = smtp:[127.0.0.1]:$closed"
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 # --- 250 / 450 / 550 in one transaction --------------------------------------------
 printf 'Subject: mixed replies\r\nMessage-Id: <mixed@src.test>\r\n\r\nhello\r\n' >"$T/m1"

@@ -6,38 +6,24 @@
 # before they reach the server, other users refused (77), and a stopped server
 # (75 with a clear message while -p still works).
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 Q="$BIN_DIR/etrn-queue"
 port=$(free_port)
 sink=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-CONF="$T/server.ini"
+SPOOL="$T/relay/queue"
+CONF="$T/relay/server.ini"
 SOCK="$SPOOL/public/control"
 
 # site.test waits for a flush (etrn_only_domains) and then goes to the sink on
 # loopback; everything else (bounces) to a closed loopback port.
-cat >"$CONF" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-mail_owner = nobody
-maillog_file = $T/maillog
-mynetworks = 127.0.0.0/8
-relay_domains = site.test other.test
-fast_flush_domains = site.test
-etrn_only_domains = site.test other.test
-relayhost = [127.0.0.1]:$closed
-minimal_backoff_time = 1h
-maximal_backoff_time = 2h
-
-[transport]
-site.test = smtp:[127.0.0.1]:$sink
-other.test = smtp:[127.0.0.1]:$closed
-INI
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = site.test other.test" "fast_flush_domains = site.test" \
+    "etrn_only_domains = site.test other.test" "relayhost = [127.0.0.1]:$closed" \
+    "minimal_backoff_time = 1h" "maximal_backoff_time = 2h" "[transport]" \
+    "site.test = smtp:[127.0.0.1]:$sink" "other.test = smtp:[127.0.0.1]:$closed"
 
 # send RCPT... - one message through etrn-server's SMTP port
 send() {
@@ -55,9 +41,8 @@ ids() { ls "$SPOOL/$1" 2>/dev/null | sort; }
 start_bg sink $PY "$E2E_TOP/tests/lib/scripted_smtpd.py" --listen "127.0.0.1:$sink" \
     --log "$T/sink.log" --accept-mail --no-starttls
 sink_pid=$E2E_LAST_PID
-start_bg server "$SRV" -c "$CONF"
-srv_pid=$E2E_LAST_PID
-check "server and sink listen" wait_port "$port" 10
+check "server and sink listen" srv_start relay
+srv_pid=$SRV_PID
 wait_port "$sink" 10
 
 # before the socket exists nothing may slip through
@@ -131,7 +116,7 @@ check_eq "-d the same ID again: exit 69" "$rc" 69
 check_eq "deleted mail is not counted" "$(etrn_waiting)" 2
 
 # bad arguments never reach the server
-lines_before=$(grep -c 'control:' "$T/maillog")
+lines_before=$(grep -c 'control:' "$T/relay/maillog")
 check "control requests are logged (the count below means something)" test "${lines_before:-0}" -gt 0
 for bad in '../x' 'abc' '0123456789ABCDEF0123456789ABCDEF0' 'A B' ''; do
     "$Q" -c "$CONF" -i "$bad" >/dev/null 2>&1; rc=$?
@@ -141,7 +126,7 @@ done
 check_eq "-s ../etc refused: exit 64" "$rc" 64
 "$Q" -c "$CONF" -d 'all' >/dev/null 2>&1; rc=$?
 check_eq "-d all (lower case) refused: exit 64" "$rc" 64
-check_eq "no control request logged for them" "$(grep -c 'control:' "$T/maillog")" "$lines_before"
+check_eq "no control request logged for them" "$(grep -c 'control:' "$T/relay/maillog")" "$lines_before"
 
 # a raw client sending junk to the socket gets BADREQ, the server lives on
 check_eq "raw junk request: BADREQ" "$(printf 'delete ../../etc/passwd\n' | $PY -c '
@@ -167,7 +152,7 @@ check "status records the last ETRN from etrn-queue (root)" sh -c \
 # flush one message (other.test's next hop is closed: it is tried now and deferred again)
 out=$("$Q" -c "$CONF" -i "$idd" 2>&1); rc=$?
 check_eq "-i ID: exit" "$rc" 0
-check "-i ID: an attempt is logged" wait_for 10 grep -q "$idd: to=<d@other.test>.*status=deferred" "$T/maillog"
+check "-i ID: an attempt is logged" wait_for 10 grep -q "$idd: to=<d@other.test>.*status=deferred" "$T/relay/maillog"
 out=$("$Q" -c "$CONF" -i "$idb" 2>&1); rc=$?
 check_eq "-i deleted ID: exit 69" "$rc" 69
 
@@ -186,7 +171,7 @@ chmod 0660 "$SOCK"
 check_eq "other user past the file modes: exit 77" "$rc" 77
 check_eq "other user past the file modes: refused by the server" "$out" \
     "etrn-queue: permission denied: only root and the mail owner may use etrn-queue"
-check "refusal logged" grep -q 'control: refused uid 1 ' "$T/maillog"
+check "refusal logged" grep -q 'control: refused uid 1 ' "$T/relay/maillog"
 check "refused delete did nothing" test -f "$SPOOL/deferred/$idd"
 
 # delete ALL
@@ -212,22 +197,16 @@ check_eq "server stopped: -p exit 0" "$rc" 0
 check "server stopped: -p lists the waiting message" grep -q 'f@site.test' "$T/p.out"
 
 # restart on the stale socket: the server replaces it and -f works
-start_bg server2 "$SRV" -c "$CONF"
-check "restart: listens" wait_port "$port" 10
+check "restart: listens" srv_start relay
 check "restart: control answers" wait_for 10 "$Q" -c "$CONF" status --json
 # ETRN through smtpd reaches the flush service; the flush log written before the
 # restart still knows f@site.test's message
 send g@site.test
 check "g waits" wait_for 10 sh -c "[ \$(ls $SPOOL/deferred | wc -l) -eq 2 ]"
-check_eq "ETRN site.test: 253 with both (one from before the restart)" "$($PY - "$port" <<'PYEOF'
-import smtplib, sys
-s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
-s.ehlo("client.test")
-code, text = s.docmd("ETRN", "site.test")
-print(code, text.decode())
-s.quit()
-PYEOF
-)" "253 OK, 2 pending messages for node site.test started"
+check_eq "ETRN site.test: 253 with both (one from before the restart)" \
+    "$(smtp_client -e client.test "$port" 'ETRN site.test' 'QUIT')" \
+    "253 OK, 2 pending messages for node site.test started
+221 2.0.0 Bye"
 check "ETRN: both reached the sink" wait_for 15 sh -c \
     "grep -q 'C: RCPT TO:<f@site.test>' $T/sink.log && grep -q 'C: RCPT TO:<g@site.test>' $T/sink.log"
 send h@site.test
@@ -235,7 +214,7 @@ check "h waits" wait_for 10 sh -c "[ \$(grep -l 'h@site.test' $SPOOL/deferred/* 
 out=$("$Q" -c "$CONF" -f 2>&1); rc=$?
 check_eq "-f: exit" "$rc" 0
 check "-f: the waiting message reached the sink" wait_for 15 grep -q 'C: RCPT TO:<h@site.test>' "$T/sink.log"
-stop_pid "$E2E_LAST_PID"
+srv_stop relay
 stop_pid "$sink_pid"
 
 e2e_done

@@ -3,34 +3,19 @@
 # draw one connection attempt per dead window (minimal_backoff_time), not 100;
 # the rest are deferred without an attempt ("delivery temporarily suspended").
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-relay_domains = dead.test
-relayhost = [127.0.0.1]:$closed
-minimal_backoff_time = 2s
-maximal_backoff_time = 8s
-queue_run_delay = 60s
-
-[transport]
-dead.test = smtp:[127.0.0.1]:$closed
-INI
-start_bg server "$SRV" -c "$T/server.ini"
-SRV_PID=$E2E_LAST_PID
-check "etrn-server listens" wait_port "$port" 10 || { cat "$T/server.out"; e2e_done; exit 1; }
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = dead.test" "relayhost = [127.0.0.1]:$closed" \
+    "minimal_backoff_time = 2s" "maximal_backoff_time = 8s" "queue_run_delay = 60s" \
+    "[transport]" "dead.test = smtp:[127.0.0.1]:$closed"
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 start=$(date +%s.%N)
 /usr/sbin/smtp-source -c -m 100 -s 5 -f a@src.test -t x@dead.test "127.0.0.1:$port" >"$T/source.out" 2>&1

@@ -4,34 +4,21 @@
 # log lines, the queue emptied; and to a real Postfix instance acting as the
 # site's MTA (the message lands in its queue with the right envelope).
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 . "$(dirname "$0")/../lib/postfix.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 sinkport=$(free_port)
 pfport=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-relay_domains = sink.test pf.test
-relayhost = [127.0.0.1]:$closed
-minimal_backoff_time = 60s
-maximal_backoff_time = 120s
-
-[transport]
-sink.test = smtp:[127.0.0.1]:$sinkport
-pf.test = smtp:[127.0.0.1]:$pfport
-INI
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = sink.test pf.test" "relayhost = [127.0.0.1]:$closed" \
+    "minimal_backoff_time = 60s" "maximal_backoff_time = 120s" "[transport]" \
+    "sink.test = smtp:[127.0.0.1]:$sinkport" "pf.test = smtp:[127.0.0.1]:$pfport"
 
 mkdir "$T/sink" && chmod 777 "$T/sink"
 if [ "$(id -u)" -eq 0 ]; then
@@ -41,9 +28,7 @@ else
 fi
 check "smtp-sink listens" wait_port "$sinkport" 10
 
-start_bg server "$SRV" -c "$T/server.ini"
-SRV_PID=$E2E_LAST_PID
-check "etrn-server listens" wait_port "$port" 10 || { cat "$T/server.out"; e2e_done; exit 1; }
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 printf 'Subject: hello sink\r\nMessage-Id: <m1@src.test>\r\n\r\nline one\r\n.leading dot\r\n..two dots\r\nend\r\n' >"$T/m1"
 swaks --silent 2 --server "127.0.0.1:$port" --helo src.test --from alice@src.test \
@@ -74,7 +59,7 @@ kill -0 "$SRV_PID" 2>/dev/null || { e2e_done; exit 1; }
 
 # --- SIGHUP: the qmgr and the transports take the new configuration ---------------
 sed "s/^sink.test = .*/sink.test = smtp:[127.0.0.1]:$closed\nsink2.test = smtp:[127.0.0.1]:$sinkport/; s/^relay_domains = .*/relay_domains = sink.test sink2.test pf.test/" \
-    "$T/server.ini" >"$T/server.new" && mv "$T/server.new" "$T/server.ini"
+    "$T/relay/server.ini" >"$T/server.new" && mv "$T/server.new" "$T/relay/server.ini"
 kill -HUP "$SRV_PID"
 check "SIGHUP: reloaded" wait_for 5 grep -q 'reload: configuration .* loaded' "$LOG"
 swaks --silent 2 --server "127.0.0.1:$port" --from alice@src.test --to u3@sink2.test --data "$T/m1" >/dev/null 2>&1

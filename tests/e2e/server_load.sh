@@ -4,15 +4,15 @@
 # right envelope and intact content, the log has one line per message, and
 # etrn-queue -p lists all 5,000 with the right summary line.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 Q="$BIN_DIR/etrn-queue"
 N=5000
 SESSIONS=10
 port=$(free_port)
-SPOOL="$T/spool"
-CONF="$T/server.ini"
+SPOOL="$T/relay/queue"
+CONF="$T/relay/server.ini"
 
 if [ ! -x /usr/sbin/smtp-source ]; then
     skip "/usr/sbin/smtp-source missing (Debian package postfix)"
@@ -22,26 +22,13 @@ fi
 
 # The test domain waits for ETRN (etrn_only_domains) and, should anything try
 # to deliver it anyway, its next hop and the relayhost are a closed loopback port.
-cat >"$CONF" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-mail_owner = nobody
-maillog_file = $T/maillog
-mynetworks = 127.0.0.0/8
-relay_domains = site.test
-etrn_only_domains = site.test
-relayhost = [127.0.0.1]:1
-smtpd_client_connection_count_limit = 50
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = site.test" "etrn_only_domains = site.test" \
+    "relayhost = [127.0.0.1]:1" "smtpd_client_connection_count_limit = 50" "[transport]" \
+    "site.test = smtp:[127.0.0.1]:1"
 
-[transport]
-site.test = smtp:[127.0.0.1]:1
-INI
-
-start_bg server "$SRV" -c "$CONF"
-SPID=$E2E_LAST_PID
-check "server listens" wait_port "$port" 10
+check "server listens" srv_start relay
+SPID=$SRV_PID
 
 t0=$($PY -c 'import time; print(time.time())')
 # bounded: smtp-source gives up on a stalled server after its own timeouts
@@ -147,8 +134,8 @@ check_eq "queue: body at least 1024 bytes (smtp-source -l 1024)" "$(val body_byt
 [ -s "$T/scan.err" ] && head -n 5 "$T/scan.err"
 
 check_eq "log: one from= line per message" \
-    "$(grep -c ': from=<sender@load.test>, size=[0-9]*, nrcpt=1 (queue active)$' "$T/maillog")" "$N"
-check_eq "log: no error, fatal or panic lines" "$(grep -cE ': (error|fatal|panic): ' "$T/maillog")" 0
+    "$(grep -c ': from=<sender@load.test>, size=[0-9]*, nrcpt=1 (queue active)$' "$T/relay/maillog")" "$N"
+check_eq "log: no error, fatal or panic lines" "$(grep -cE ': (error|fatal|panic): ' "$T/relay/maillog")" 0
 check_eq "no temporary file left in tmp/" "$(ls "$SPOOL/tmp" | wc -l | tr -d ' ')" 0
 
 # etrn-queue -p: every message listed once, summary line with the total size
@@ -170,6 +157,6 @@ check "server still running" kill -0 "$SPID"
 kill -TERM "$SPID"
 wait "$SPID"
 check_eq "SIGTERM: exit 0" "$?" 0
-check_eq "server printed nothing" "$(cat "$T/server.out")" ""
+check_eq "server printed nothing" "$(cat "$T/relay.out")" ""
 
 e2e_done

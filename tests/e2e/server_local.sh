@@ -4,34 +4,21 @@
 # first delivery for users local_recipient_maps lists), with Return-Path and Delivered-To prepended and LF line
 # ends; tmp/ is left empty; Postfix-format "status=sent (delivered to maildir)".
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 MAIL="$T/vhosts"
 mkdir "$MAIL" && chown nobody "$MAIL" 2>/dev/null
 printf 'bob@local.test  OK\ncarol@local.test  OK\n' >"$T/local-users"
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-mydestination = local.test
-local_maildir_base = $MAIL
-home_mailbox = Maildir/
-local_recipient_maps = texthash:$T/local-users
-relayhost = [127.0.0.1]:$closed
-INI
-start_bg server "$SRV" -c "$T/server.ini"
-SRV_PID=$E2E_LAST_PID
-check "etrn-server listens" wait_port "$port" 10 || { cat "$T/server.out"; e2e_done; exit 1; }
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "mydestination = local.test" "local_maildir_base = $MAIL" "home_mailbox = Maildir/" \
+    "local_recipient_maps = texthash:$T/local-users" "relayhost = [127.0.0.1]:$closed"
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 printf 'Subject: local one\r\nMessage-Id: <l1@src.test>\r\n\r\nfirst line\r\n.dot line\r\nlast line\r\n' >"$T/m1"
 swaks --silent 2 --server "127.0.0.1:$port" --from alice@src.test --to Bob@Local.test,carol@local.test \

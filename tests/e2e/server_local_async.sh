@@ -8,33 +8,20 @@
 # second such message is being written; after a restart every recipient has
 # its copy (some possibly twice, never none) and the message is removed.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 closed=$(free_port)
-LOG="$T/maillog"
+LOG="$T/relay/maillog"
 MAIL="$T/vhosts"
 NRCPT=100
 mkdir "$MAIL" && chown nobody "$MAIL" 2>/dev/null
 printf '@local.test  OK\n' >"$T/local-users"
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $T/spool
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-mydestination = local.test
-local_maildir_base = $MAIL
-local_recipient_maps = $T/local-users
-relayhost = [127.0.0.1]:$closed
-INI
-start_bg server "$SRV" -c "$T/server.ini"
-SRV_PID=$E2E_LAST_PID
-check "etrn-server listens" wait_port "$port" 10 || { cat "$T/server.out"; e2e_done; exit 1; }
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" "mydestination = local.test" "local_maildir_base = $MAIL" \
+    "local_recipient_maps = $T/local-users" "relayhost = [127.0.0.1]:$closed"
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 # noop.py PORT MAILDIR NRCPT LOG: session B waits; session A sends one 1 MB message
 # to NRCPT users; then B sends NOOPs (one every 20 ms, 120 s at most) until the
@@ -150,9 +137,7 @@ echo "     killed with $at_kill of $NRCPT copies written"
 if [ "$at_kill" -ge "$NRCPT" ]; then
     skip "kill -9 mid-delivery: the delivery finished before the kill"
 fi
-start_bg server2 "$SRV" -c "$T/server.ini"
-SRV_PID=$E2E_LAST_PID
-check "restarted" wait_port "$port" 10
+check "restarted" srv_start relay
 check "after the restart: the message is removed" wait_for 60 grep -q "$id: removed" "$LOG"
 missing=0
 n=0

@@ -7,36 +7,27 @@
 # log lines, SIGHUP reloading the maps, and --check-config naming the map
 # file and line of a bad entry.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
 SRV="$BIN_DIR/etrn-server"
 Q="$BIN_DIR/etrn-queue"
 port=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 MAIL="$T/vhosts"
-CONF="$T/server.ini"
+CONF="$T/relay/server.ini"
 mkdir -p "$MAIL/local.test/old/Maildir/new" "$MAIL/local.test/old/Maildir/cur" \
     "$MAIL/local.test/old/Maildir/tmp"
 chown -R nobody "$MAIL" 2>/dev/null
 
 printf '# relay.test users\nann@relay.test  OK\nBob@Relay.Test  OK\n@whole.test  OK\n' >"$T/relay-users"
-cat >"$CONF" <<INI
-[main]
-myhostname = mx.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 10.9.9.0/24
-relay_domains = relay.test whole.test open.test
-relay_recipient_maps = texthash:$T/relay-users
-etrn_only_domains = relay.test whole.test open.test
-mydestination = local.test
-local_maildir_base = $MAIL
-relayhost = [127.0.0.1]:$closed
-INI
+srv_conf relay "127.0.0.1:$port" "myhostname = mx.test" "mynetworks = 10.9.9.0/24" \
+    "relay_domains = relay.test whole.test open.test" \
+    "relay_recipient_maps = texthash:$T/relay-users" \
+    "etrn_only_domains = relay.test whole.test open.test" "mydestination = local.test" \
+    "local_maildir_base = $MAIL" "relayhost = [127.0.0.1]:$closed"
 
 # --check-config: good maps pass; a bad line names the map file and line; a missing file its key
 out=$("$SRV" -c "$CONF" --check-config 2>&1)
@@ -58,9 +49,7 @@ out=$("$SRV" -c "$T/bad3.ini" --check-config 2>&1); rc=$?
 check_eq "--check-config, unreadable map: exit 78, config line and file named" "$rc:$out" \
     "78:etrn-server: $T/bad3.ini:$line: [main] local_recipient_maps: cannot open $T/no-such-file: No such file or directory"
 
-start_bg server "$SRV" -c "$CONF"
-SRV_PID=$E2E_LAST_PID
-check "etrn-server listens" wait_port "$port" 10 || { cat "$T/server.out"; e2e_done; exit 1; }
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 # rcpt.py PORT FROM RCPT... - one session: MAIL, each RCPT, DATA if any was
 # accepted; prints "RCPT addr -> reply" lines and the DATA reply
@@ -117,9 +106,10 @@ check "log: NOQUEUE reject line for the local user" grep -qF \
 check "the old user's copy is delivered" wait_for 10 sh -c "[ \$(ls '$MAIL/local.test/old/Maildir/new' | wc -l) -eq 2 ]"
 check_eq "no Maildir (nor user directory) made for refused local users" \
     "$(ls "$MAIL/local.test" | tr '\n' ' ')" "old "
-list=$("$Q" -c "$CONF" -p 2>&1)
-check "queue: the accepted relay recipients wait" sh -c "echo '$list' | grep -q 'anyone@whole.test'"
-check "queue: the refused ones are not there" sh -c "! echo '$list' | grep -qi 'eve@relay.test\|new@local.test\|x@open.test'"
+"$Q" -c "$CONF" -p >"$T/mailq" 2>&1
+check "queue: the accepted relay recipients wait" grep -q 'anyone@whole.test' "$T/mailq"
+check "queue: the refused ones are not there" \
+    grep_none -i 'eve@relay.test\|new@local.test\|x@open.test' "$T/mailq"
 
 # SIGHUP rereads the map: eve becomes valid
 printf 'eve@relay.test  OK\n' >>"$T/relay-users"

@@ -5,8 +5,11 @@
 #                                          log $T/NAME/maillog, the given inet_interfaces
 #                                          ("127.0.0.1:PORT ..."); extra lines go into [main];
 #                                          a line "[section]" starts a table, later lines go there;
-#                                          mail_owner = nobody (it owns $T/NAME) unless given
-#   srv_start NAME [DIR]                   start it (in working directory DIR when given);
+#                                          mail_owner = nobody (it owns $T/NAME) unless given;
+#                                          a given queue_directory or maillog_file replaces
+#                                          the default one
+#   srv_start NAME [DIR]                   start it (in working directory DIR when given;
+#                                          under $SRV_WRAP, e.g. "prlimit --nofile=64", when set);
 #                                          waits (bounded) until its first listener
 #                                          accepts; $SRV_PID; stopped at exit
 #   srv_stop NAME                          SIGTERM and wait (bounded)
@@ -25,12 +28,15 @@ srv_conf() {
     mkdir -p "$T/$srv_name"
     chown nobody "$T/$srv_name" 2>/dev/null
     srv_has_relayhost=0 srv_has_name=0 srv_has_owner=0 srv_has_lookup=0
+    srv_has_queue=0 srv_has_log=0
     for srv_line in "$@"; do
         case $srv_line in
         relayhost*) srv_has_relayhost=1 ;;
         dns_resolver*|smtpd_peername_lookup*) srv_has_lookup=1 ;;
         myhostname*) srv_has_name=1 ;;
         mail_owner*) srv_has_owner=1 ;;
+        queue_directory*) srv_has_queue=1 ;;
+        maillog_file*) srv_has_log=1 ;;
         esac
     done
     {
@@ -38,8 +44,8 @@ srv_conf() {
         [ $srv_has_name = 1 ] || printf 'myhostname = %s.test\n' "$srv_name"
         [ $srv_has_owner = 1 ] || printf 'mail_owner = nobody\n'
         [ $srv_has_lookup = 1 ] || printf 'smtpd_peername_lookup = no\n'
-        printf 'queue_directory = %s/queue\nmaillog_file = %s/maillog\n' \
-            "$T/$srv_name" "$T/$srv_name"
+        [ $srv_has_queue = 1 ] || printf 'queue_directory = %s/queue\n' "$T/$srv_name"
+        [ $srv_has_log = 1 ] || printf 'maillog_file = %s/maillog\n' "$T/$srv_name"
         srv_in_main=1
         for srv_line in "$@"; do
             case $srv_line in
@@ -63,12 +69,9 @@ srv_start() {
     srv_first=${srv_listen%% *}
     srv_port=${srv_first##*:}
     srv_addr=${srv_first%:*}
-    if [ -n "${2:-}" ]; then
-        start_bg "$1" sh -c 'cd "$1" && exec "$2" -c "$3"' sh "$2" "$BIN_DIR/etrn-server" \
-            "$T/$1/server.ini"
-    else
-        start_bg "$1" "$BIN_DIR/etrn-server" -c "$T/$1/server.ini"
-    fi
+    # shellcheck disable=SC2086
+    start_bg "$1" sh -c 'cd "$1" && shift && exec "$@"' sh "${2:-.}" ${SRV_WRAP:-} \
+        "$BIN_DIR/etrn-server" -c "$T/$1/server.ini"
     SRV_PID=$E2E_LAST_PID
     eval "SRV_PID_$1=\$SRV_PID"
     if ! wait_port "$srv_port" 10 "$srv_addr"; then
