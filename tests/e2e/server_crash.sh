@@ -6,33 +6,21 @@
 # temporary file survives a restart, every queue file is complete, and
 # corrupt/ stays empty. E2E_CRASH_SEED=N repeats a run's kill delays.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 Q="$BIN_DIR/etrn-queue"
 CYCLES=${E2E_CRASH_CYCLES:-20}
 SESSIONS=4
 port=$(free_port)
-SPOOL="$T/spool"
-CONF="$T/server.ini"
+SPOOL="$T/relay/queue"
+CONF="$T/relay/server.ini"
 SEED=${E2E_CRASH_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "kill delays seeded with $SEED (E2E_CRASH_SEED=$SEED repeats them)"
 
-cat >"$CONF" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-mail_owner = nobody
-maillog_file = $T/maillog
-mynetworks = 127.0.0.0/8
-relay_domains = site.test
-etrn_only_domains = site.test
-relayhost = [127.0.0.1]:1
-
-[transport]
-site.test = smtp:[127.0.0.1]:1
-INI
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = site.test" "etrn_only_domains = site.test" \
+    "relayhost = [127.0.0.1]:1" "[transport]" "site.test = smtp:[127.0.0.1]:1"
 
 # load.py PORT SESSIONS CYCLE ACKFILE SECS - SESSIONS sessions send messages
 # (pipelined MAIL/RCPT/DATA) until the server goes away or SECS pass; every
@@ -217,9 +205,10 @@ $PY -c "import random; r = random.Random($SEED); print(' '.join('%.3f' % r.unifo
     >"$T/delays"
 
 start_server() {
-    start_bg server "$SRV" -c "$CONF"
-    SPID=$E2E_LAST_PID
-    wait_port "$port" 10
+    srv_start relay
+    srv_rc=$?
+    SPID=$SRV_PID
+    return $srv_rc
 }
 
 : >"$T/acks"
@@ -271,7 +260,7 @@ check "queue holds at least the acknowledged messages" test "$queued" -ge "$acke
 check_eq "etrn-queue -p lists the whole queue" \
     "$("$Q" -c "$CONF" -p | tail -n 1 | sed -n 's/^-- [0-9]* Kbytes in \([0-9]*\) Requests*\.$/\1/p')" \
     "$queued"
-check "log: recovery after a kill -9 leaves no error" grep_none 'queue recovery:' "$T/maillog"
+check "log: recovery after a kill -9 leaves no error" grep_none 'queue recovery:' "$T/relay/maillog"
 check "server still running after the last restart" kill -0 "$SPID"
 
 e2e_done

@@ -4,43 +4,25 @@
 # number delivered twice (a crash between the peer's 250 and the queue update)
 # is printed.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 sinkport=$(free_port)
 closed=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 N=1000
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-relay_domains = crash.test
-relayhost = [127.0.0.1]:$closed
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
-queue_run_delay = 60s
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = crash.test" "relayhost = [127.0.0.1]:$closed" \
+    "minimal_backoff_time = 1s" "maximal_backoff_time = 2s" "queue_run_delay = 60s" \
+    "[transport]" "crash.test = smtp:[127.0.0.1]:$sinkport"
 
-[transport]
-crash.test = smtp:[127.0.0.1]:$sinkport
-INI
-
-start_server() {
-    start_bg "server$1" "$SRV" -c "$T/server.ini"
-    SRV_PID=$E2E_LAST_PID
-    wait_port "$port" 10
-}
 sink_count() { find "$T/sink" -type f -name 'msg.*' | wc -l | tr -d ' '; }
 queued() { find "$SPOOL/incoming" "$SPOOL/active" "$SPOOL/deferred" -type f | wc -l | tr -d ' '; }
 
-check "etrn-server starts" start_server 1 || { cat "$T/server1.out"; e2e_done; exit 1; }
+check "etrn-server starts" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 # the sink is down while the mail comes in: everything waits in the queue
 /usr/sbin/smtp-source -m $N -s 10 -N -f a@src.test -t rcpt@crash.test "127.0.0.1:$port" >"$T/source.out" 2>&1
 check "smtp-source sent $N messages" test $? -eq 0
@@ -58,7 +40,7 @@ left=$(queued)
 echo "     killed with $at_kill delivered and $left messages still queued"
 check "killed in the middle of delivery" test "$at_kill" -lt $N -a "$left" -gt 0
 
-check "etrn-server restarts" start_server 2
+check "etrn-server restarts" srv_start relay
 check "the queue drains after the restart" wait_for 60 sh -c "[ \$(find '$SPOOL/incoming' '$SPOOL/active' '$SPOOL/deferred' -type f | wc -l) -eq 0 ]"
 sleep 0.5
 cat "$T"/sink/msg.* 2>/dev/null | sed -n 's/^X-Rcpt-Args: <\([^>]*\)>.*/\1/p' | sort >"$T/rcpts"

@@ -5,13 +5,13 @@
 # stays up and in sync, and accepts mail again once space is freed.
 # Needs permission to mount a tmpfs (root); otherwise SKIP.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 FS="$T/fs"
 SPOOL="$FS/spool"
-CONF="$T/server.ini"
+CONF="$T/relay/server.ini"
 
 mkdir "$FS"
 if ! mount -t tmpfs -o size=2m,mode=0755 tmpfs "$FS" 2>"$T/mount.err"; then
@@ -22,25 +22,13 @@ fi
 # the server is stopped (e2e_cleanup) before this runs, so the mount is not busy
 E2E_CLEANUP_HOOK="umount '$FS' 2>/dev/null || umount -l '$FS'"
 
-cat >"$CONF" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-mail_owner = nobody
-maillog_file = $T/maillog
-mynetworks = 127.0.0.0/8
-relay_domains = site.test
-etrn_only_domains = site.test
-relayhost = [127.0.0.1]:1
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "queue_directory = $SPOOL" \
+    "mynetworks = 127.0.0.0/8" \
+    "relay_domains = site.test" "etrn_only_domains = site.test" \
+    "relayhost = [127.0.0.1]:1" "[transport]" "site.test = smtp:[127.0.0.1]:1"
 
-[transport]
-site.test = smtp:[127.0.0.1]:1
-INI
-
-start_bg server "$SRV" -c "$CONF"
-SPID=$E2E_LAST_PID
-check "server listens" wait_port "$port" 10
+check "server listens" srv_start relay
+SPID=$SRV_PID
 
 # Ballast takes half the filesystem; removing it later frees space without
 # touching the queue.
@@ -148,7 +136,7 @@ check_eq "every refusal is 452 4.3.1" \
 check "refused with 452 4.3.1 at MAIL, DATA or the end of DATA" \
     grep -qE '^REFUSED full-[0-9]+ (MAIL|DATA|END) 452 4\.3\.1 ' "$T/fill"
 check_eq "session in sync after the refusals: NOOP 250" "$(sed -n 's/^NOOP //p' "$T/fill" | cut -c1-3)" 250
-check "log names the cause" grep -q 'No space left on device' "$T/maillog"
+check "log names the cause" grep -q 'No space left on device' "$T/relay/maillog"
 
 $PY "$T/check.py" "$SPOOL" >"$T/after-fill"
 val() { sed -n "s/^$1 //p" "$T/after-fill"; }
@@ -186,6 +174,6 @@ check_eq "after freeing space: the three are stored and intact" \
 check_eq "after freeing space: no partial file anywhere" \
     "$(sed -n 's/^\(tmp\|incomplete\|corrupt\) //p' "$T/after-again" | tr '\n' ' ')" "0 0 0 "
 check "server still running" kill -0 "$SPID"
-check_eq "server printed nothing" "$(cat "$T/server.out")" ""
+check_eq "server printed nothing" "$(cat "$T/relay.out")" ""
 
 e2e_done

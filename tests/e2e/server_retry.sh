@@ -6,42 +6,23 @@
 # 60 s queue scan -- and the same when the server is killed (-9) and restarted
 # midway: the schedule lives in the queue file.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
-SRV="$BIN_DIR/etrn-server"
 port=$(free_port)
 closed1=$(free_port)
 closed2=$(free_port)
 closed3=$(free_port)
-SPOOL="$T/spool"
-LOG="$T/maillog"
+SPOOL="$T/relay/queue"
+LOG="$T/relay/maillog"
 WANT="0 2 4 8 16 24"
 
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-maillog_file = $LOG
-mail_owner = nobody
-mynetworks = 127.0.0.0/8
-relay_domains = one.test two.test
-relayhost = [127.0.0.1]:$closed3
-queue_run_delay = 60s
-minimal_backoff_time = 2s
-maximal_backoff_time = 8s
-maximal_queue_lifetime = 1d
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
+    "relay_domains = one.test two.test" "relayhost = [127.0.0.1]:$closed3" \
+    "queue_run_delay = 60s" "minimal_backoff_time = 2s" "maximal_backoff_time = 8s" \
+    "maximal_queue_lifetime = 1d" "[transport]" "one.test = smtp:[127.0.0.1]:$closed1" \
+    "two.test = smtp:[127.0.0.1]:$closed2"
 
-[transport]
-one.test = smtp:[127.0.0.1]:$closed1
-two.test = smtp:[127.0.0.1]:$closed2
-INI
-
-start_server() {
-    start_bg "server$1" "$SRV" -c "$T/server.ini"
-    SRV_PID=$E2E_LAST_PID
-    wait_port "$port" 10
-}
 
 # delays RCPT - the delay= of every deferral logged for RCPT, rounded to 0.1
 delays() {
@@ -60,7 +41,7 @@ PYEOF
 
 ntries() { sed -n "s/.* to=<$1>, .*status=deferred.*/x/p" "$LOG" | wc -l | tr -d ' '; }
 
-check "etrn-server starts" start_server 1 || { cat "$T/server1.out"; e2e_done; exit 1; }
+check "etrn-server starts" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
 # --- without a restart --------------------------------------------------------------
 printf 'Subject: retry one\r\n\r\nbody\r\n' >"$T/m"
@@ -83,7 +64,7 @@ kill -9 "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null
 before=$(ntries r@two.test)
 check "message 2: 3 tries before the kill" test "$before" -eq 3
-check "etrn-server restarts" start_server 2
+check "etrn-server restarts" srv_start relay
 wait_for 22 sh -c "[ \$(sed -n 's/.* to=<r@two.test>, .*status=deferred.*/x/p' '$LOG' | wc -l) -ge 6 ]"
 got=$(delays r@two.test)
 echo "     tries of message 2 at delay= $got (want about $WANT; killed after the third)"
