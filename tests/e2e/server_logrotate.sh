@@ -6,46 +6,27 @@
 # logrotate file (packaging/logrotate/etrnkit-server, paths and user adapted
 # to the test) rotates the log and makes the running server follow.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
 port=$(free_port)
 LOGDIR=$T/log
 LOG=$LOGDIR/etrnkit.log
-CONF=$T/server.ini
+CONF=$T/relay/server.ini
 mkdir -p "$LOGDIR" "$T/spool"
 chown nobody "$LOGDIR" "$T/spool"
-cat >"$CONF" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $T/spool/queue
-mail_owner = nobody
-maillog_file = $LOG
-mynetworks = 127.0.0.0/8
-relay_domains = site.test
-relayhost = [127.0.0.1]:1
-INI
+srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "queue_directory = $T/spool/queue" \
+    "maillog_file = $LOG" "mynetworks = 127.0.0.0/8" "relay_domains = site.test"
 
 # session - one SMTP connection (banner, QUIT): a "connect from" line in the log
-session() {
-    $PY - "$port" <<'PYEOF'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
-f = s.makefile("rb")
-f.readline()
-s.sendall(b"QUIT\r\n")
-f.readline()
-s.close()
-PYEOF
-}
+session() { smtp_client "$port" QUIT >/dev/null; }
 # count FILE PATTERN - lines of FILE matching PATTERN (0 when FILE is missing)
 count() {
     if [ -f "$1" ]; then grep -cE "$2" "$1"; else echo 0; fi
 }
 
-start_bg server "$BIN_DIR/etrn-server" -c "$CONF"
-pid=$E2E_LAST_PID
-wait_port "$port" 10 || { cat "$T/server.out"; exit 1; }
+check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
+pid=$SRV_PID
 session
 wait_for 10 grep -q ': connect from' "$LOG"
 check_eq "log file made by the server as root belongs to mail_owner" "$(stat -c %U "$LOG")" nobody

@@ -3,33 +3,23 @@
 # DATA edge cases (bare LF refused, <LF>.<LF> never ends DATA), durable
 # queueing across kill -9, SIGHUP reload, SIGTERM, swaks and smtp-source load.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
 SRV="$BIN_DIR/etrn-server"
 Q="$BIN_DIR/etrn-queue"
 port=$(free_port)
-SPOOL="$T/spool"
-CONF="$T/server.ini"
+SPOOL="$T/relay/queue"
+CONF="$T/relay/server.ini"
+LOG="$T/relay/maillog"
 
+# write_conf EXTRA_DOMAIN
 write_conf() {
-    cat >"$CONF" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-mail_owner = nobody
-maillog_file = $T/maillog
-mynetworks = 127.0.0.2/32
-relay_domains = relay.test $1
-etrn_only_domains = relay.test $1
-relayhost = [127.0.0.1]:1
-message_size_limit = 20000
-smtpd_recipient_limit = 3
-smtpd_timeout = 2s
-smtpd_client_connection_count_limit = 20
-[transport]
-relay.test = etrn-only:[127.0.0.1]:1
-INI
+    srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.2/32" \
+        "relay_domains = relay.test $1" "etrn_only_domains = relay.test $1" \
+        "message_size_limit = 20000" "smtpd_recipient_limit = 3" "smtpd_timeout = 2s" \
+        "smtpd_client_connection_count_limit = 20" \
+        "[transport]" "relay.test = etrn-only:[127.0.0.1]:1"
 }
 write_conf ""
 
@@ -65,13 +55,12 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 start_server() {
-    start_bg server "$SRV" -c "$CONF"
-    SPID=$E2E_LAST_PID
-    wait_port "$port" 10
+    srv_start relay
+    SPID=$SRV_PID
 }
 start_server
 check "server listens" wait_port "$port" 1
-check_eq "server printed nothing" "$(cat "$T/server.out")" ""
+check_eq "server printed nothing" "$(cat "$T/relay.out")" ""
 if [ "$(id -u)" = 0 ]; then
     check_eq "runs as mail_owner nobody" \
         "$(awk '/^Uid:/ {print $2}' /proc/$SPID/status)" 65534
@@ -97,14 +86,14 @@ check "mailq: sender" grep -q "^$id1 .* a@b.test\$" "$T/mailq1"
 check "mailq: recipient" grep -q '^  *user@relay.test$' "$T/mailq1"
 check "queue file: Received header" grep -q '^Received: from c.test (unknown \[127.0.0.1\])' \
     "$(qfile "$id1")"
-check "log: connect" grep -q 'etrnkit/smtpd\[[0-9]*\]: connect from unknown\[127.0.0.1\]$' "$T/maillog"
-check "log: client=" grep -q ": $id1: client=unknown\[127.0.0.1\]$" "$T/maillog"
-check "log: message-id=" grep -q ": $id1: message-id=<m1@b.test>$" "$T/maillog"
+check "log: connect" grep -q 'etrnkit/smtpd\[[0-9]*\]: connect from unknown\[127.0.0.1\]$' "$LOG"
+check "log: client=" grep -q ": $id1: client=unknown\[127.0.0.1\]$" "$LOG"
+check "log: message-id=" grep -q ": $id1: message-id=<m1@b.test>$" "$LOG"
 check "log: from=, size=, nrcpt=" \
-    grep -q ": $id1: from=<a@b.test>, size=[0-9]*, nrcpt=1 (queue active)$" "$T/maillog"
+    grep -q ": $id1: from=<a@b.test>, size=[0-9]*, nrcpt=1 (queue active)$" "$LOG"
 check "log: disconnect with counters" \
     grep -q ': disconnect from unknown\[127.0.0.1\] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5$' \
-    "$T/maillog"
+    "$LOG"
 
 # relay control: 127.0.0.1 is outside mynetworks (127.0.0.2/32)
 got=$(smtp "$port" '1:EHLO c.test\r\n' '1:MAIL FROM:<a@b.test>\r\n' \
@@ -116,7 +105,7 @@ check_eq "relay: outsider to other domain" "$(echo "$got" | sed -n 3p)" \
     "554 5.7.1 <x@other.test>: Relay access denied"
 check_eq "relay: tricky forms refused, relay_domains accepted" \
     "$(echo "$got" | cut -c1-3 | tr '\n' ' ')" "250 250 554 554 554 501 501 501 554 250 221 "
-check "log: relay reject line" grep -q 'NOQUEUE: reject: RCPT from unknown\[127.0.0.1\]: 554 5.7.1 <x@other.test>: Relay access denied' "$T/maillog"
+check "log: relay reject line" grep -q 'NOQUEUE: reject: RCPT from unknown\[127.0.0.1\]: 554 5.7.1 <x@other.test>: Relay access denied' "$LOG"
 # from inside mynetworks any recipient is fine
 check_eq "relay: mynetworks client may relay" \
     "$(codes -s 127.0.0.2 "$port" '1:HELO c.test\r\n' '1:MAIL FROM:<a@b.test>\r\n' \
@@ -207,12 +196,12 @@ check_eq "kill -9: k@relay.test listed once" "$(grep -c '^  *k@relay.test$' "$T/
 # SIGHUP: a good new config is used, a bad one is refused and the old kept
 write_conf "other.test"
 kill -HUP "$SPID"
-check "SIGHUP: reload logged" wait_for 5 grep -q 'reload: configuration .* loaded' "$T/maillog"
+check "SIGHUP: reload logged" wait_for 5 grep -q 'reload: configuration .* loaded' "$LOG"
 check_eq "SIGHUP: new relay_domains used" "$(codes "$port" '1:HELO c.test\r\n' \
     '1:MAIL FROM:<a@b.test>\r\n' '1:RCPT TO:<x@other.test>\r\n')" "220 250 250 250"
 cp "$T/bad.ini" "$CONF"
 kill -HUP "$SPID"
-check "SIGHUP bad config: kept the old" wait_for 5 grep -q 'keeping the old configuration' "$T/maillog"
+check "SIGHUP bad config: kept the old" wait_for 5 grep -q 'keeping the old configuration' "$LOG"
 check_eq "SIGHUP bad config: still serving the old" "$(codes "$port" '1:HELO c.test\r\n' \
     '1:MAIL FROM:<a@b.test>\r\n' '1:RCPT TO:<x@other.test>\r\n')" "220 250 250 250"
 write_conf ""
@@ -226,14 +215,14 @@ t1=$($PY -c 'import time; print(time.time())')
 check_eq "smtp-source: exit 0" "$rc" 0
 check_eq "smtp-source: 500 messages queued" "$(nfiles incoming)" $((before + 500))
 echo "load: 500 messages over 10 sessions in $($PY -c "print('%.2f' % ($t1 - $t0))") s"
-check "smtp-source: no queue errors logged" sh -c "grep -v reload '$T/maillog' >'$T/maillog-noreload' && ! grep -q 'error:' '$T/maillog-noreload'"
+check "smtp-source: no queue errors logged" sh -c "grep -v reload '$LOG' >'$T/maillog-noreload' && ! grep -q 'error:' '$T/maillog-noreload'"
 
 # SIGTERM: exit 0
 kill -TERM "$SPID"
 wait "$SPID"; rc=$?
 check_eq "SIGTERM: exit 0" "$rc" 0
-check "SIGTERM: logged" grep -q 'terminating on signal 15' "$T/maillog"
-check_eq "nothing on stdout/stderr (no sanitizer report)" "$(cat "$T/server.out")" ""
+check "SIGTERM: logged" grep -q 'terminating on signal 15' "$LOG"
+check_eq "nothing on stdout/stderr (no sanitizer report)" "$(cat "$T/relay.out")" ""
 check_eq "no temporary files left" "$(nfiles tmp)" 0
 
 e2e_done

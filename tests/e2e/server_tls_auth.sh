@@ -6,13 +6,15 @@
 # CVE-2011-0411 plaintext injection after STARTTLS, and a missing, broken or
 # unreadable TLS key refused at startup with the key's name.
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
 SRV="$BIN_DIR/etrn-server"
 Q="$BIN_DIR/etrn-queue"
 port=$(free_port)
-SPOOL="$T/spool"
-CONF="$T/server.ini"
+SPOOL="$T/relay/queue"
+CONF="$T/relay/server.ini"
+LOG="$T/relay/maillog"
 mkdir -p "$T/out"
 
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
@@ -24,31 +26,17 @@ check "test setup: self-signed certificate made" test -s "$T/cert.pem"
     echo "bob:$(openssl passwd -6 hunter2)"
 } >"$T/users"
 
-# write_conf FILE [extra main lines...]; the log goes to $LOGF (default $T/maillog)
+# write_conf NAME PORT [extra main lines...] - $T/NAME/server.ini
 write_conf() {
-    f=$1; shift
-    {
-        cat <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:$port
-queue_directory = $SPOOL
-mail_owner = nobody
-maillog_file = ${LOGF:-$T/maillog}
-mynetworks = 127.0.0.2/32
-relay_domains = relay.test
-etrn_only_domains = other.test
-relayhost = [127.0.0.1]:1
-smtpd_timeout = 5s
-; the AUTH limits and the delay after failures: tests/e2e/server_auth_abuse.sh
-smtpd_client_auth_rate_limit = 0
-smtpd_error_sleep_time = 0s
-INI
-        for l in "$@"; do echo "$l"; done
-        printf '[transport]\nother.test = smtp:[127.0.0.1]:1\n'
-    } >"$f"
+    wc_name=$1 wc_port=$2; shift 2
+    srv_conf "$wc_name" "127.0.0.1:$wc_port" "myhostname = relay.test" \
+        "mynetworks = 127.0.0.2/32" "relay_domains = relay.test" \
+        "etrn_only_domains = other.test" "smtpd_timeout = 5s" \
+        "; the AUTH limits and the delay after failures: tests/e2e/server_auth_abuse.sh" \
+        "smtpd_client_auth_rate_limit = 0" "smtpd_error_sleep_time = 0s" \
+        "$@" "[transport]" "other.test = smtp:[127.0.0.1]:1"
 }
-write_conf "$CONF" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
+write_conf relay "$port" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
     "smtpd_sasl_users_file = $T/users"
 
 # sess [-t] PORT CMD... - with -t EHLO, STARTTLS, EHLO first (not printed),
@@ -58,9 +46,8 @@ sess() {
 }
 b64() { printf '%s' "$1" | base64 -w0; }
 
-start_bg server "$SRV" -c "$CONF"
-SPID=$E2E_LAST_PID
-check "server with TLS and AUTH listens" wait_port "$port" 10
+check "server with TLS and AUTH listens" srv_start relay
+SPID=$SRV_PID
 
 # EHLO before and after TLS
 $PY - "$port" >"$T/out/ehlo" 2>&1 <<'PYEOF'
@@ -82,7 +69,7 @@ check "EHLO after TLS offers no STARTTLS" grep_none '^after:.* starttls' "$T/out
 check_eq "EHLO after TLS offers AUTH PLAIN LOGIN" "$(sed -n 's/^auth: //p' "$T/out/ehlo")" \
     " PLAIN LOGIN"
 check "log: TLS connection established" \
-    grep -q 'Anonymous TLS connection established from unknown\[127.0.0.1\]: TLSv1\.[23]' "$T/maillog"
+    grep -q 'Anonymous TLS connection established from unknown\[127.0.0.1\]: TLSv1\.[23]' "$LOG"
 
 # AUTH before STARTTLS: 503, as Postfix with smtpd_tls_auth_only
 plain_alice=$(printf '\0alice\0secret' | base64 -w0)
@@ -115,12 +102,12 @@ qf=$(ls "$SPOOL"/*/"$idp" 2>/dev/null | head -n 1)
 check "queue file: Received ... with ESMTPSA" grep -q "by relay.test (etrn-server) with ESMTPSA id $idp" "$qf"
 check "queue file: Received names the TLS version" grep -q '(using TLSv1\.[23] with cipher ' "$qf"
 check "log: client= line with sasl_method=PLAIN, sasl_username=alice" \
-    grep -q ": $idp: client=unknown\[127.0.0.1\], sasl_method=PLAIN, sasl_username=alice$" "$T/maillog"
+    grep -q ": $idp: client=unknown\[127.0.0.1\], sasl_method=PLAIN, sasl_username=alice$" "$LOG"
 check "log: client= line with sasl_method=LOGIN, sasl_username=bob" \
-    grep -q ": $idl: client=unknown\[127.0.0.1\], sasl_method=LOGIN, sasl_username=bob$" "$T/maillog"
+    grep -q ": $idl: client=unknown\[127.0.0.1\], sasl_method=LOGIN, sasl_username=bob$" "$LOG"
 check "log: disconnect counts starttls and auth" \
     grep -q 'disconnect from unknown\[127.0.0.1\] ehlo=2 starttls=1 auth=1 mail=1 rcpt=1 data=1 quit=1 commands=8$' \
-    "$T/maillog"
+    "$LOG"
 
 # wrong password: 535, no relaying
 swaks --server 127.0.0.1 --port "$port" --ehlo c.test --tls --auth PLAIN --auth-user alice \
@@ -129,7 +116,7 @@ check "swaks wrong password: non-zero exit" test $? -ne 0
 check "swaks wrong password: 535 5.7.8" grep -q '<~\* *535 5.7.8 ' "$T/out/swaks-wrong"
 check "log: authentication failed warning" \
     grep -q 'warning: unknown\[127.0.0.1\]: SASL PLAIN authentication failed: authentication failure, sasl_username=alice' \
-    "$T/maillog"
+    "$LOG"
 check_eq "without AUTH: no relaying inside TLS either" \
     "$(sess -t "$port" 'MAIL FROM:<a@b.test>' 'RCPT TO:<u@other.test>')" \
     "250 2.1.0 Ok
@@ -227,7 +214,7 @@ first over TLS: 250-relay.test
 next: 250 2.0.0 Ok
 quit: 221 2.0.0 Bye"
 check "log: the pipelined octets were discarded" \
-    grep -q 'unknown\[127.0.0.1\]: discarded 12 octets pipelined after STARTTLS' "$T/maillog"
+    grep -q 'unknown\[127.0.0.1\]: discarded 12 octets pipelined after STARTTLS' "$LOG"
 
 # smtpd_timeout inside TLS: the 421 arrives encrypted before the close
 $PY - "$port" >"$T/out/tlstimeout" 2>&1 <<'PYEOF'
@@ -255,13 +242,13 @@ s.sendall(b"this is not a TLS client hello\r\n" * 4)
 print(f.read() == b"" and "closed" or "open")
 PYEOF
 check_eq "garbage instead of a TLS handshake: connection closed" "$(cat "$T/out/badtls")" closed
-check "log: SSL_accept error" grep -q 'SSL_accept error from unknown\[127.0.0.1\]' "$T/maillog"
+check "log: SSL_accept error" grep -q 'SSL_accept error from unknown\[127.0.0.1\]' "$LOG"
 check_eq "server still serves after the bad handshake" "$(sess "$port" 'NOOP')" "250 2.0.0 Ok"
 
 # SIGHUP rereads the users file: a new user can log in
 echo "carol:$(openssl passwd -6 pw3)" >>"$T/users"
 kill -HUP "$SPID"
-check "SIGHUP: reload logged" wait_for 5 grep -q 'reload: configuration .* loaded' "$T/maillog"
+check "SIGHUP: reload logged" wait_for 5 grep -q 'reload: configuration .* loaded' "$LOG"
 check_eq "SIGHUP: a user added to the users file can log in" \
     "$(sess -t "$port" "AUTH PLAIN $(printf '\0carol\0pw3' | base64 -w0)")" \
     "235 2.7.0 Authentication successful"
@@ -269,72 +256,60 @@ check_eq "SIGHUP: a user added to the users file can log in" \
 kill -TERM "$SPID"
 wait "$SPID"
 check_eq "SIGTERM: exit 0" "$?" 0
-check_eq "nothing on stdout/stderr (no sanitizer report)" "$(cat "$T/server.out")" ""
+check_eq "nothing on stdout/stderr (no sanitizer report)" "$(cat "$T/relay.out")" ""
 
 # no TLS configured: STARTTLS is not offered and answers 454
 port2=$(free_port)
-sed -e "s/127.0.0.1:$port/127.0.0.1:$port2/" -e '/^smtpd_tls_\|^smtpd_sasl/d' "$CONF" >"$T/notls.ini"
-start_bg notls "$SRV" -c "$T/notls.ini"
-P2=$E2E_LAST_PID
-check "server without TLS listens" wait_port "$port2" 10
+write_conf notls "$port2"
+check "server without TLS listens" srv_start notls
 check_eq "without TLS: STARTTLS 454, AUTH 503" \
     "$(sess "$port2" 'EHLO c.test' 'STARTTLS' "AUTH PLAIN $plain_alice")" \
     "250 8BITMIME
 454 4.7.0 TLS not available
 503 5.5.1 Error: authentication not enabled"
-stop_pid "$P2"
+srv_stop notls
 
 # startup: a missing, broken or unreadable key is refused, naming the key
 run_bad() {
     "$SRV" -c "$1" >"$T/out/bad.out" 2>&1
 }
-LOGF=$T/nokey.log
-write_conf "$T/nokey.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/missing-key.pem"
-run_bad "$T/nokey.ini"; rc=$?
+write_conf nokey "$port" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/missing-key.pem"
+run_bad "$T/nokey/server.ini"; rc=$?
 check_eq "missing key: exit 78 (configuration)" "$rc" 78
 check "missing key: message names the key file" \
-    grep -qF "etrn-server: $T/nokey.ini: smtpd_tls_key_file $T/missing-key.pem: cannot read: No such file or directory" "$T/out/bad.out"
+    grep -qF "etrn-server: $T/nokey/server.ini: smtpd_tls_key_file $T/missing-key.pem: cannot read: No such file or directory" "$T/out/bad.out"
 printf 'not a key\n' >"$T/garbage-key.pem"
-LOGF=$T/badkey.log
-write_conf "$T/badkey.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/garbage-key.pem"
-run_bad "$T/badkey.ini"; rc=$?
+write_conf badkey "$port" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/garbage-key.pem"
+run_bad "$T/badkey/server.ini"; rc=$?
 check_eq "broken key: exit 78 (configuration)" "$rc" 78
-"$SRV" -c "$T/badkey.ini" --check-config >"$T/out/bad.out" 2>&1; rc=$?
+"$SRV" -c "$T/badkey/server.ini" --check-config >"$T/out/bad.out" 2>&1; rc=$?
 check_eq "broken key: --check-config finds it too (exit 78)" "$rc" 78
 check "broken key: message names the key file" \
-    grep -qF "etrn-server: $T/badkey.ini: smtpd_tls_key_file $T/garbage-key.pem: no usable private key" "$T/out/bad.out"
+    grep -qF "etrn-server: $T/badkey/server.ini: smtpd_tls_key_file $T/garbage-key.pem: no usable private key" "$T/out/bad.out"
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=other -days 1 \
     -keyout "$T/key2.pem" -out "$T/cert2.pem" >/dev/null 2>&1
-LOGF=$T/mismatch.log
-write_conf "$T/mismatch.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key2.pem"
-run_bad "$T/mismatch.ini"; rc=$?
+write_conf mismatch "$port" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key2.pem"
+run_bad "$T/mismatch/server.ini"; rc=$?
 check_eq "key of another certificate: exit 78 (configuration)" "$rc" 78
 check "key of another certificate: says so" \
     grep -qF "smtpd_tls_key_file $T/key2.pem: does not match the certificate in $T/cert.pem" "$T/out/bad.out"
 printf 'alice:secret\n' >"$T/badusers"
-LOGF=$T/badusers.log
-write_conf "$T/badusers.ini" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
+write_conf plainusers "$port" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
     "smtpd_sasl_users_file = $T/badusers"
-run_bad "$T/badusers.ini"; rc=$?
+run_bad "$T/plainusers/server.ini"; rc=$?
 check_eq "users file with a plain password: exit 78 (configuration)" "$rc" 78
 check "users file: the error names file and line" \
-    grep -qF "etrn-server: $T/badusers.ini: $T/badusers:1: user alice: not a modern crypt(3) hash" "$T/out/bad.out"
+    grep -qF "etrn-server: $T/plainusers/server.ini: $T/badusers:1: user alice: not a modern crypt(3) hash" "$T/out/bad.out"
 
-LOGF=
 
 # unreadable (not just missing): run as an unprivileged user, key mode 0600 root
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
-    mkdir -p "$T/nb"
-    chown nobody "$T/nb"
     cp "$T/key.pem" "$T/root-key.pem"
     chmod 600 "$T/root-key.pem"
-    SPOOL_SAVE=$SPOOL; SPOOL=$T/nb/spool
-    LOGF=$T/nb/unreadable.log
-    write_conf "$T/nb/unreadable.ini" \
+    write_conf nb "$port" \
         "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/root-key.pem"
-    SPOOL=$SPOOL_SAVE LOGF=
-    chmod 644 "$T/nb/unreadable.ini"
-    setpriv --reuid=nobody --regid=nogroup --clear-groups "$SRV" -c "$T/nb/unreadable.ini" \
+    chmod 644 "$T/nb/server.ini"
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$SRV" -c "$T/nb/server.ini" \
         >"$T/out/bad.out" 2>&1; rc=$?
     check_eq "unreadable key: exit 78 (configuration)" "$rc" 78
     check "unreadable key: message names the key file" \
