@@ -16,10 +16,7 @@ port=$(free_port)
 srv_conf s "127.0.0.1:$port" "relay_domains = site.test" \
     "smtpd_client_connection_count_limit = 0" "smtpd_timeout = 300s"
 LOG="$T/s/maillog"
-start_bg s prlimit --nofile=$NOFILE:$NOFILE "$BIN_DIR/etrn-server" -c "$T/s/server.ini"
-SRV_PID=$E2E_LAST_PID
-if ! wait_port "$port" 10; then
-    echo "etrn-server did not start:"; cat "$T/s.out"
+if ! SRV_WRAP="prlimit --nofile=$NOFILE:$NOFILE" srv_start s; then
     E2E_FAIL=1; e2e_done; exit 1
 fi
 check_eq "the limit applies to the server" \
