@@ -50,42 +50,8 @@ srv_conf srv "127.0.0.1:$port" \
     '[transport]' "remote.test = smtp:[127.0.0.1]:$rport"
 srv_start srv || { e2e_done; exit 1; }
 
-# --- a raw SMTP client ----------------------------------------------------------------
-cat >"$T/client.py" <<'PYEOF'
-import socket, sys
-# client.py PORT LINE... - send each line (Python escapes decoded), each
-# command after the previous reply, the lines after DATA up to "." without
-# waiting; "<close>" closes at once; print every reply line
-port = int(sys.argv[1])
-s = socket.create_connection(("127.0.0.1", port), 10)
-s.settimeout(20)
-f = s.makefile("rb")
 
-def reply():
-    while True:
-        line = f.readline()
-        if not line:
-            print("(closed)")
-            return
-        print(line.rstrip(b"\r\n").decode("latin-1"))
-        if line[3:4] != b"-":
-            return
-
-reply()
-in_data = False
-for arg in sys.argv[2:]:
-    if arg == "<close>":
-        break
-    data = arg.encode("latin-1").decode("unicode_escape").encode("latin-1")
-    s.sendall(data + b"\r\n")
-    if in_data and data != b".":
-        continue  # message content: no reply until the final dot
-    in_data = data.upper() == b"DATA"
-    reply()
-s.close()
-PYEOF
-
-"$PY" "$T/client.py" "$port" \
+smtp_client -g -f "$port" \
     'EHLO evil\x1b[2J\x07\x7f\xc3\xa9.example' \
     'MAIL FROM:<sender@origin.test>' \
     'RCPT TO:<esc@remote.test>' 'RCPT TO:<big@remote.test>' 'RCPT TO:<x@outside.test>' \
@@ -159,7 +125,7 @@ check "etrn-queue -p shows the reason masked" \
 check "etrn-queue -p prints only printable ASCII" only_printable "$T/mailq"
 
 # --- "lost connection after STARTTLS" -------------------------------------------------------
-"$PY" "$T/client.py" "$port" 'EHLO client.test' 'STARTTLS' '<close>' >"$T/starttls.out" 2>&1
+smtp_client "$port" 'EHLO client.test' 'STARTTLS' >"$T/starttls.out"
 lost_starttls() {
     grep -q 'lost connection after STARTTLS from unknown\[127.0.0.1\]' "$T/srv/maillog"
 }

@@ -51,53 +51,57 @@ check_eq "--check-config, unreadable map: exit 78, config line and file named" "
 
 check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 
-# rcpt.py PORT FROM RCPT... - one session: MAIL, each RCPT, DATA if any was
-# accepted; prints "RCPT addr -> reply" lines and the DATA reply
-cat >"$T/rcpt.py" <<'PYEOF'
-import socket, sys
-port, sender, rcpts = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-s = socket.create_connection(("127.0.0.1", port), 10)
-f = s.makefile("rb")
-def reply():
-    while True:
-        line = f.readline().decode("latin-1").rstrip("\r\n")
-        if len(line) < 4 or line[3] != "-":
-            return line
-def cmd(text):
-    s.sendall(text.encode("latin-1") + b"\r\n")
-    return reply()
-reply()
-cmd("EHLO client.test")
-cmd("MAIL FROM:<%s>" % sender)
-ok = 0
-for r in rcpts:
-    got = cmd("RCPT TO:<%s>" % r)
-    ok += got.startswith("250")
-    print("RCPT %s -> %s" % (r, got))
-if ok:
-    cmd("DATA")
-    s.sendall(b"Subject: rcpt test\r\n\r\nhello\r\n.\r\n")
-    print("DATA -> " + reply()[:3])
-cmd("QUIT")
-PYEOF
+# rcpt FROM RCPT... - one session: MAIL, each RCPT, DATA, QUIT; the dialogue as
+# a C:/S: transcript, in order, with the queue ID as QID
+rcpt() {
+    rcpt_from=$1; shift
+    rcpt_n=$#
+    for r in "$@"; do set -- "$@" "RCPT TO:<$r>"; done
+    shift "$rcpt_n"
+    smtp_client -c -e client.test "$port" "MAIL FROM:<$rcpt_from>" "$@" \
+        DATA 'Subject: rcpt test' '' hello . QUIT | sed 's/queued as [0-9A-F]*$/queued as QID/'
+}
 
-got=$($PY "$T/rcpt.py" "$port" sender@src.test ann@relay.test ANN@RELAY.TEST bob@relay.test \
+got=$(rcpt sender@src.test ann@relay.test ANN@RELAY.TEST bob@relay.test \
     eve@relay.test anyone@whole.test x@open.test old@local.test Old@Local.Test \
-    new@local.test 'a/b@local.test' '.x@local.test' 'a$b@local.test' x@elsewhere.test 2>&1)
-check_eq "RCPT replies" "$got" "RCPT ann@relay.test -> 250 2.1.5 Ok
-RCPT ANN@RELAY.TEST -> 250 2.1.5 Ok
-RCPT bob@relay.test -> 250 2.1.5 Ok
-RCPT eve@relay.test -> 550 5.1.1 <eve@relay.test>: Recipient address rejected: User unknown in relay recipient table
-RCPT anyone@whole.test -> 250 2.1.5 Ok
-RCPT x@open.test -> 550 5.1.1 <x@open.test>: Recipient address rejected: User unknown in relay recipient table
-RCPT old@local.test -> 250 2.1.5 Ok
-RCPT Old@Local.Test -> 250 2.1.5 Ok
-RCPT new@local.test -> 550 5.1.1 <new@local.test>: Recipient address rejected: User unknown in local recipient table
-RCPT a/b@local.test -> 501 5.1.3 <a/b@local.test>: Recipient address rejected: local part not valid for a mailbox
-RCPT .x@local.test -> 501 5.1.3 Bad recipient address syntax
-RCPT a\$b@local.test -> 501 5.1.3 <a\$b@local.test>: Recipient address rejected: local part not valid for a mailbox
-RCPT x@elsewhere.test -> 554 5.7.1 <x@elsewhere.test>: Relay access denied
-DATA -> 250"
+    new@local.test 'a/b@local.test' '.x@local.test' 'a$b@local.test' x@elsewhere.test)
+check_eq "RCPT replies" "$got" "C: MAIL FROM:<sender@src.test>
+S: 250 2.1.0 Ok
+C: RCPT TO:<ann@relay.test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<ANN@RELAY.TEST>
+S: 250 2.1.5 Ok
+C: RCPT TO:<bob@relay.test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<eve@relay.test>
+S: 550 5.1.1 <eve@relay.test>: Recipient address rejected: User unknown in relay recipient table
+C: RCPT TO:<anyone@whole.test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<x@open.test>
+S: 550 5.1.1 <x@open.test>: Recipient address rejected: User unknown in relay recipient table
+C: RCPT TO:<old@local.test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<Old@Local.Test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<new@local.test>
+S: 550 5.1.1 <new@local.test>: Recipient address rejected: User unknown in local recipient table
+C: RCPT TO:<a/b@local.test>
+S: 501 5.1.3 <a/b@local.test>: Recipient address rejected: local part not valid for a mailbox
+C: RCPT TO:<.x@local.test>
+S: 501 5.1.3 Bad recipient address syntax
+C: RCPT TO:<a\$b@local.test>
+S: 501 5.1.3 <a\$b@local.test>: Recipient address rejected: local part not valid for a mailbox
+C: RCPT TO:<x@elsewhere.test>
+S: 554 5.7.1 <x@elsewhere.test>: Relay access denied
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Subject: rcpt test
+C: 
+C: hello
+C: .
+S: 250 2.0.0 Ok: queued as QID
+C: QUIT
+S: 221 2.0.0 Bye"
 check "log: NOQUEUE reject line for the relay user, Postfix's format" grep -qF \
     "[127.0.0.1]: 550 5.1.1 <eve@relay.test>: Recipient address rejected: User unknown in relay recipient table; from=<sender@src.test> to=<eve@relay.test> proto=ESMTP helo=<client.test>" "$LOG"
 check "log: NOQUEUE reject line for the local user" grep -qF \
@@ -115,19 +119,33 @@ check "queue: the refused ones are not there" \
 printf 'eve@relay.test  OK\n' >>"$T/relay-users"
 kill -HUP "$SRV_PID"
 check "reload logged" wait_for 10 grep -q "reload: configuration .* loaded" "$LOG"
-got=$($PY "$T/rcpt.py" "$port" sender@src.test eve@relay.test 2>&1 | head -n 1)
-check_eq "after SIGHUP: eve accepted" "$got" "RCPT eve@relay.test -> 250 2.1.5 Ok"
+got=$(rcpt sender@src.test eve@relay.test | sed -n 3,4p)
+check_eq "after SIGHUP: eve accepted" "$got" "C: RCPT TO:<eve@relay.test>
+S: 250 2.1.5 Ok"
 
 # local_recipient_maps set: a listed user's Maildir is made on delivery; others refused
 printf 'carl@local.test  OK\ndora  OK\n' >"$T/local-users"
 printf 'local_recipient_maps = %s/local-users\n' "$T" >>"$CONF"
 kill -HUP "$SRV_PID"
 check "second reload logged" wait_for 10 sh -c "[ \$(grep -c 'reload: configuration .* loaded' '$LOG') -ge 2 ]"
-got=$($PY "$T/rcpt.py" "$port" sender@src.test carl@local.test DORA@local.test old@local.test 2>&1)
-check_eq "with local_recipient_maps: the table decides, not the Maildir" "$got" "RCPT carl@local.test -> 250 2.1.5 Ok
-RCPT DORA@local.test -> 250 2.1.5 Ok
-RCPT old@local.test -> 550 5.1.1 <old@local.test>: Recipient address rejected: User unknown in local recipient table
-DATA -> 250"
+got=$(rcpt sender@src.test carl@local.test DORA@local.test old@local.test)
+check_eq "with local_recipient_maps: the table decides, not the Maildir" "$got" "C: MAIL FROM:<sender@src.test>
+S: 250 2.1.0 Ok
+C: RCPT TO:<carl@local.test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<DORA@local.test>
+S: 250 2.1.5 Ok
+C: RCPT TO:<old@local.test>
+S: 550 5.1.1 <old@local.test>: Recipient address rejected: User unknown in local recipient table
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Subject: rcpt test
+C: 
+C: hello
+C: .
+S: 250 2.0.0 Ok: queued as QID
+C: QUIT
+S: 221 2.0.0 Bye"
 check "carl's Maildir made on delivery" wait_for 10 sh -c "[ \$(ls '$MAIL/local.test/carl/Maildir/new' 2>/dev/null | wc -l) -eq 1 ]"
 check "dora (a bare user entry) delivered" wait_for 10 sh -c "[ \$(ls '$MAIL/local.test/dora/Maildir/new' 2>/dev/null | wc -l) -eq 1 ]"
 

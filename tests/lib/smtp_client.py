@@ -6,7 +6,8 @@ Connects to 127.0.0.1:PORT (or -H HOST), reads the greeting, optionally
 greets, starts TLS and authenticates (none of that printed; a refusal prints
 "setup failed: VERB -> REPLY" and exits 1), then sends each CMD with CRLF and
 prints the reply to it. CMD takes Python escapes (\\r, \\x00, \\t ...), so a
-case can hold bytes the shell cannot.
+case can hold bytes the shell cannot. After a DATA answered 354 the CMDs up to
+"." are message lines: sent without waiting, and the reply to "." printed.
 
   -s SRC       bind the client to source address SRC (127.0.0.2, ::1 ...)
   -H HOST      connect to HOST instead of 127.0.0.1
@@ -153,8 +154,15 @@ def run(c, opts, cmds, out):
     if opts["greeting"]:
         out.got(greeting)
     setup(c, opts)
+    in_data = False
     for a in cmds:
-        if opts["raw"]:
+        if in_data:
+            out.sent(a)
+            c.send(unescape(a) + b"\r\n")
+            if a == ".":
+                in_data = False
+                out.got(c.reply())
+        elif opts["raw"]:
             n, data = a.split(":", 1)
             out.sent(data)
             c.send(unescape(data))
@@ -162,7 +170,9 @@ def run(c, opts, cmds, out):
                 out.got(c.reply())
         else:
             out.sent(a)
-            out.got(c.cmd(a))
+            r = c.cmd(a)
+            out.got(r)
+            in_data = a.upper() == "DATA" and r[-1].startswith("354")
 
 
 def main(argv):
