@@ -271,7 +271,7 @@ static struct site *site_get(struct flush *f, const char *name)
     }
     s = xcalloc(1, sizeof(*s));
     snprintf(s->name, sizeof(s->name), "%s", name);
-    s->empty_since = time(NULL);
+    s->empty_since = clock_wall_sec();
     for (size_t i = hash(name) & (f->cap - 1);; i = (i + 1) & (f->cap - 1))
         if (f->table[i] == NULL || f->table[i] == TOMB_SITE) {
             if (f->table[i] == TOMB_SITE)
@@ -405,7 +405,7 @@ static int drop_id(struct flush *f, struct site *s, const char *id)
         return 0;
     log_append(f, s, "-", id);
     if (s->ids.used == 0)
-        s->empty_since = time(NULL);
+        s->empty_since = clock_wall_sec();
     return 1;
 }
 
@@ -640,7 +640,7 @@ size_t flush_waiting(const struct flush *f, const char *domain)
 /* note_etrn - remember who asked for a site's flush, for status */
 static void note_etrn(struct site *s, const char *client, const char *user)
 {
-    s->last_etrn = time(NULL);
+    s->last_etrn = clock_wall_sec();
     snprintf(s->client, sizeof(s->client), "%s", client ? client : "");
     snprintf(s->user, sizeof(s->user), "%s", user ? user : "");
 }
@@ -716,7 +716,7 @@ void flush_forget(struct flush *f, const char *id)
             continue;
         free(s->ids.slots);
         memset(&s->ids, 0, sizeof(s->ids));
-        s->empty_since = time(NULL);
+        s->empty_since = clock_wall_sec();
         log_rewrite(f, s);
     }
 }
@@ -777,7 +777,7 @@ static void sweep_site(struct flush *f, struct site *s)
         f->walk_dropped++;
     }
     if (s->ids.used == 0 && s->empty_since == 0)
-        s->empty_since = time(NULL);
+        s->empty_since = clock_wall_sec();
     if (f->walk_dropped != dropped)
         log_rewrite(f, s);
 }
@@ -909,7 +909,7 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
 
     (void) fd;
     (void) what;
-    flush_maintain(f, time(NULL));
+    flush_maintain(f, clock_wall_sec());
     evtimer_add(f->maint_ev, &tv);
 }
 

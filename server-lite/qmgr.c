@@ -60,6 +60,7 @@
 #include "alloc.h"
 #include "bounce.h"
 #include "buf.h"
+#include "clock.h"
 #include "domain.h"
 #include "log.h"
 #include "qmgr.h"
@@ -180,15 +181,6 @@ static void finish(struct amsg *am);
 static void dest_dispatch(struct qmgr *m, struct dest *d);
 
 /* ---- time and formatting ---- */
-
-/* now_wall - wall-clock time with microseconds */
-static double now_wall(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 /* precise_arrival - arrival seconds plus the microseconds encoded in the queue ID */
 static double precise_arrival(const struct queue_msg *qm)
@@ -382,7 +374,7 @@ static void arm_timer(struct qmgr *m)
         evtimer_del(m->timer);
         return;
     }
-    wait = m->heap[0]->due - now_wall();
+    wait = m->heap[0]->due - clock_wall();
     if (wait < 0)
         wait = 0;
     if (wait > 86400.0 * 365)
@@ -731,7 +723,7 @@ static void apply(const char *service, struct amsg *am, const size_t *idx, size_
                   const struct delivery_report *rep, double started)
 {
     struct qmgr *m = am->m;
-    double now = now_wall();
+    double now = clock_wall();
     int null_sender = am->qm.sender[0] == 0;
     long long lifetime = null_sender ? m->conf->bounce_queue_lifetime
                                      : m->conf->maximal_queue_lifetime;
@@ -815,7 +807,7 @@ static void apply_now(struct amsg *am, const size_t *idx, size_t n,
     snprintf(rep.relay, sizeof(rep.relay), "none");
     for (size_t k = 0; k < n; k++)
         rep.rcpt[k] = each[k];
-    apply("qmgr", am, idx, n, &rep, now_wall());
+    apply("qmgr", am, idx, n, &rep, clock_wall());
     delivery_report_free(&rep);
 }
 
@@ -908,7 +900,7 @@ static void job_done(void *ctx, const struct delivery_report *rep)
     struct job *j = ctx;
     struct qmgr *m = j->m;
     struct dest *d = j->d;
-    double now = now_wall();
+    double now = clock_wall();
 
     running_unlink(m, j);
     d->running--;
@@ -975,7 +967,7 @@ static void job_start(struct qmgr *m, struct job *j)
     dj.content_offset = am->qm.data_offset;
     dj.content_size = am->qm.size;
     dj.route = d->route;
-    j->started = now_wall();
+    j->started = clock_wall();
     d->last_attempt = (time_t) j->started;
     d->running++;
     running_link(m, j);
@@ -1001,7 +993,7 @@ static void dest_dispatch(struct qmgr *m, struct dest *d)
         if (d->head == NULL)
             d->tail = NULL;
         j->next = NULL;
-        if (!j->flush && dest_dead(d, now_wall())) {
+        if (!j->flush && dest_dead(d, clock_wall())) {
             snprintf(why, sizeof(why), "delivery temporarily suspended: %s", d->dead_reason);
             job_now(j, DELIVERY_TEMP, d->dead_dsn[0] ? d->dead_dsn : "4.4.1", why);
             continue;
@@ -1009,7 +1001,7 @@ static void dest_dispatch(struct qmgr *m, struct dest *d)
         job_start(m, j);
     }
     /* jobs still waiting behind a dead destination go now, without an attempt */
-    if (d->head && dest_dead(d, now_wall())) {
+    if (d->head && dest_dead(d, clock_wall())) {
         struct job **pp = &d->head;
 
         d->tail = NULL;
@@ -1047,7 +1039,7 @@ static void activate(struct qmgr *m, struct qent *e)
     struct job **jobs = NULL;
     size_t njobs = 0, nnow = 0, *nowidx;
     struct delivery_rcpt *nowres;
-    double now = now_wall();
+    double now = clock_wall();
     int rc;
 
     if (e->dir != QUEUE_ACTIVE) {
@@ -1251,7 +1243,7 @@ static void finish(struct amsg *am)
     struct qmgr *m = am->m;
     struct qent *e = am->e;
     size_t pending = 0;
-    double now = now_wall();
+    double now = clock_wall();
 
     for (size_t i = 0; i < am->qm.nrcpt; i++)
         pending += am->qm.rcpts[i].state == QUEUE_RCPT_PENDING;
@@ -1343,7 +1335,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct qmgr *m = arg;
-    double now = now_wall();
+    double now = clock_wall();
 
     (void) fd;
     (void) what;
@@ -1364,7 +1356,7 @@ static int load_walk(void *ctx, enum queue_dir dir, const char *id)
     e = ent_new(m, id, dir);
     if (dir == QUEUE_DEFERRED) {
         e->due = fstatat(m->q->dirfd[dir], id, &st, AT_SYMLINK_NOFOLLOW) == 0
-                     ? (double) st.st_mtime : now_wall();
+                     ? (double) st.st_mtime : clock_wall();
         heap_push(m, e);
     } else if (dir == QUEUE_INCOMING || dir == QUEUE_ACTIVE) {
         runq_push(m, e);
@@ -1686,7 +1678,7 @@ void qmgr_status_json(const struct qmgr *m, struct buf *out)
     size_t n, total = m->count[QUEUE_INCOMING] + m->count[QUEUE_ACTIVE]
                       + m->count[QUEUE_DEFERRED] + m->count[QUEUE_HOLD];
     void **dests = htab_values(&m->dests, &n);
-    double now = now_wall();
+    double now = clock_wall();
 
     buf_printf(out, "\"total\":%zu,\"incoming\":%zu,\"active\":%zu,\"deferred\":%zu,\"hold\":%zu,"
                     "\"destinations\":[",
