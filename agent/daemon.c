@@ -30,6 +30,7 @@ struct daemon {
     struct agent_config *conf;
     struct linkwatch *lw;
     struct backoff_table backoff;
+    struct status_table *status; /* every host's last result, for the status file */
     int up;
     char ifname[IF_NAMESIZE];
     char why[192];              /* the last verdict's reason */
@@ -156,14 +157,14 @@ static void schedule(struct daemon *d, const struct round_report *rep, long long
         status_hostport(hp, sizeof(hp), h->host, h->port);
 
         if (reason == BACKOFF_FAILED || reason == BACKOFF_PENDING)
-            status_set_next(h->provider, h->host, h->port, time(NULL) + (delay + 999) / 1000,
+            status_set_next(d->status, h->provider, h->host, h->port, time(NULL) + (delay + 999) / 1000,
                             reason == BACKOFF_FAILED ? "retry after a temporary failure"
                                                      : "mail pending, ETRN again until 251");
         else if (d->conf->interval > 0)
-            status_set_next(h->provider, h->host, h->port, time(NULL) + d->conf->interval,
+            status_set_next(d->status, h->provider, h->host, h->port, time(NULL) + d->conf->interval,
                             "interval round");
         else
-            status_set_next(h->provider, h->host, h->port, 0, NULL);
+            status_set_next(d->status, h->provider, h->host, h->port, 0, NULL);
         if (reason == BACKOFF_FAILED)
             log_info("retry: provider %s host %s in %lld.%llds (temporary failure, attempt %u)",
                      h->provider, hp, delay / 1000, delay % 1000 / 100, attempt);
@@ -200,10 +201,10 @@ static void run_round(struct daemon *d, enum round_kind kind)
     }
     opt.keep_status = 1;
     log_info("round: %s", kind_name[kind]);
-    round_run(d->conf, &opt, &rep);
+    round_run(d->conf, &opt, d->status, &rep);
     schedule(d, &rep, clock_now_ms());
     if (d->conf->status_file && *d->conf->status_file
-        && status_write(d->conf->status_file, why, sizeof(why)) != 0)
+        && status_write(d->status, d->conf->status_file, why, sizeof(why)) != 0)
         log_warn("status file: %s", why);
     if (kind == ROUND_RETRY) {
         size_t dropped = backoff_table_drop_due(&d->backoff, start + RETRY_BATCH_MS);
@@ -238,9 +239,9 @@ static void link_changed(struct daemon *d, const struct linkwatch_verdict *v)
         d->up = 0;
         d->next_full = -1;
         backoff_table_clear(&d->backoff);
-        status_clear_next(); /* nothing is planned until the link is back */
+        status_clear_next(d->status); /* nothing is planned until the link is back */
         if (d->conf->status_file && *d->conf->status_file
-            && status_write(d->conf->status_file, why, sizeof(why)) != 0)
+            && status_write(d->status, d->conf->status_file, why, sizeof(why)) != 0)
             log_warn("status file: %s", why);
     } else if (v->up && strcmp(d->ifname, v->ifname) != 0) {
         log_info("link up: %s (%s), was %s", v->ifname, v->why, d->ifname);
@@ -426,6 +427,7 @@ int daemon_run(const char *config_path, struct agent_config *conf)
     d.conf = conf;
     d.settle_due = -1;
     d.next_full = -1;
+    d.status = status_new();
     backoff_table_init(&d.backoff, conf->retry_min * 1000, conf->retry_max * 1000, backoff_random,
                        NULL);
     if (signals_setup() != 0) {
@@ -447,6 +449,7 @@ out:
     linkwatch_close(d.lw);
     signals_restore();
     backoff_table_free(&d.backoff);
+    status_free(d.status);
     agent_config_free(d.conf);
     return status;
 }

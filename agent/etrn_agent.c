@@ -162,14 +162,16 @@ int main(int argc, char **argv)
     if (once || dry_run) {
         struct round_options opt = { 0 };
         struct round_report report;
+        struct status_table *st = status_new();
         int status;
 
         opt.dry_run = dry_run;
-        round_run(&conf, &opt, &report);
+        round_run(&conf, &opt, st, &report);
         status = round_exit_status(&report);
         if (once && !dry_run && isatty(STDERR_FILENO))
             print_summary(&report);
         round_report_free(&report);
+        status_free(st);
         agent_config_free(&conf);
         curl_global_cleanup();
         log_close();

@@ -208,7 +208,7 @@ static char *session_summary(const struct etrn_session *s)
 /* contact_host - one session with one host, logged and recorded */
 static void contact_host(const struct agent_config *conf, const struct agent_provider *p,
                          const char *host, int port, const char *pin, const struct round_options *opt,
-                         struct round_report *rep)
+                         struct status_table *table, struct round_report *rep)
 {
     struct etrn_target t;
     struct etrn_session s;
@@ -240,7 +240,7 @@ static void contact_host(const struct agent_config *conf, const struct agent_pro
     t.timeout = p->timeout;
     etrn_session_run(&t, p->domains.items, p->domains.count, &s);
     log_session(p->name, host, port, &s);
-    status_record(p->name, host, port, &s, time(NULL));
+    status_record(table, p->name, host, port, &s, time(NULL));
     h = report_add(rep, p->name, host, port, s.verdict);
     h->summary = session_summary(&s);
     h->drained = s.verdict == ETRN_OK;
@@ -255,7 +255,8 @@ static void contact_host(const struct agent_config *conf, const struct agent_pro
 
 /* contact_mx - every MX host of the provider's mx: domain */
 static void contact_mx(const struct agent_config *conf, const struct agent_provider *p,
-                       const struct round_options *opt, struct round_report *rep)
+                       const struct round_options *opt, struct status_table *table,
+                       struct round_report *rep)
 {
     struct mx_list list = { NULL, 0 };
     struct mx_resolver *res;
@@ -297,7 +298,7 @@ static void contact_mx(const struct agent_config *conf, const struct agent_provi
         }
         log_debug("provider %s: MX %s preference %d at %s", p->name, mx->name, mx->preference,
                   buf_cstr(&pin));
-        contact_host(conf, p, mx->name, port, buf_cstr(&pin), opt, rep);
+        contact_host(conf, p, mx->name, port, buf_cstr(&pin), opt, table, rep);
         buf_free(&pin);
     }
     mx_list_free(&list);
@@ -306,7 +307,7 @@ static void contact_mx(const struct agent_config *conf, const struct agent_provi
 
 /* round_run - one round over every provider */
 void round_run(const struct agent_config *conf, const struct round_options *opt,
-               struct round_report *rep)
+               struct status_table *table, struct round_report *rep)
 {
     char why[512];
 
@@ -327,15 +328,15 @@ void round_run(const struct agent_config *conf, const struct round_options *opt,
         const struct agent_provider *p = &conf->providers[i];
 
         if (p->mx_domain) {
-            contact_mx(conf, p, opt, rep);
+            contact_mx(conf, p, opt, table, rep);
             continue;
         }
         for (size_t j = 0; j < p->nhosts; j++)
             contact_host(conf, p, p->hosts[j].name, p->hosts[j].port ? p->hosts[j].port : (int) p->port,
-                         NULL, opt, rep);
+                         NULL, opt, table, rep);
     }
     if (!opt->dry_run && !opt->keep_status && conf->status_file && *conf->status_file
-        && status_write(conf->status_file, why, sizeof(why)) != 0)
+        && status_write(table, conf->status_file, why, sizeof(why)) != 0)
         log_warn("status file: %s", why);
 }
 

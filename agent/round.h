@@ -4,8 +4,9 @@
  * round_run() does, per provider: wait for local_smtp (once per round), run
  * on_link_up (once per round), resolve the hosts (fixed list or mx:), then one
  * SMTP session per host (etrn_session) with an ETRN per domain. Each host's
- * outcome is appended to the report; results go to the status file and the
- * log. A filter, when given, limits the round to the hosts it accepts (the
+ * outcome is appended to the report and recorded in the caller's status
+ * table (status.h), which is written to the status file unless keep_status;
+ * the log gets each session. A filter, when given, limits the round to the hosts it accepts (the
  * daemon uses it to retry only the hosts that failed).
  *
  * round_exit_status() maps a report to etrn-agent --once's exit status:
@@ -47,8 +48,10 @@ struct round_options {
     void *filter_ctx;
 };
 
+struct status_table;
+
 void round_run(const struct agent_config *conf, const struct round_options *opt,
-               struct round_report *report);
+               struct status_table *status, struct round_report *report);
 int round_exit_status(const struct round_report *report);
 void round_report_free(struct round_report *report);
 

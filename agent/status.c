@@ -34,23 +34,30 @@ struct status_host {
     size_t ndomains;
 };
 
-static struct {
+struct status_table {
     struct status_host *hosts;
     size_t count;
-} status_table;
+};
+
+/* status_new - an empty table */
+struct status_table *status_new(void)
+{
+    return xcalloc(1, sizeof(struct status_table));
+}
 
 /* status_find_host - the entry for provider/host/port, created if new */
-static struct status_host *status_find_host(const char *provider, const char *host, int port)
+static struct status_host *status_find_host(struct status_table *st, const char *provider,
+                                            const char *host, int port)
 {
     struct status_host *h;
 
-    for (size_t i = 0; i < status_table.count; i++) {
-        h = &status_table.hosts[i];
+    for (size_t i = 0; i < st->count; i++) {
+        h = &st->hosts[i];
         if (h->port == port && strcmp(h->provider, provider) == 0 && strcmp(h->host, host) == 0)
             return h;
     }
-    status_table.hosts = xreallocarray(status_table.hosts, status_table.count + 1, sizeof(*h));
-    h = &status_table.hosts[status_table.count++];
+    st->hosts = xreallocarray(st->hosts, st->count + 1, sizeof(*h));
+    h = &st->hosts[st->count++];
     memset(h, 0, sizeof(*h));
     h->provider = xstrdup(provider);
     h->host = xstrdup(host);
@@ -59,10 +66,10 @@ static struct status_host *status_find_host(const char *provider, const char *ho
 }
 
 /* status_set_next - when the daemon will contact a host again (0: not planned) */
-void status_set_next(const char *provider, const char *host, int port, time_t next,
-                     const char *why)
+void status_set_next(struct status_table *st, const char *provider, const char *host, int port,
+                     time_t next, const char *why)
 {
-    struct status_host *h = status_find_host(provider, host, port);
+    struct status_host *h = status_find_host(st, provider, host, port);
 
     h->next = next;
     free(h->next_why);
@@ -70,20 +77,20 @@ void status_set_next(const char *provider, const char *host, int port, time_t ne
 }
 
 /* status_clear_next - no attempt planned for any host (the link went down) */
-void status_clear_next(void)
+void status_clear_next(struct status_table *st)
 {
-    for (size_t i = 0; i < status_table.count; i++) {
-        status_table.hosts[i].next = 0;
-        free(status_table.hosts[i].next_why);
-        status_table.hosts[i].next_why = NULL;
+    for (size_t i = 0; i < st->count; i++) {
+        st->hosts[i].next = 0;
+        free(st->hosts[i].next_why);
+        st->hosts[i].next_why = NULL;
     }
 }
 
 /* status_record - merge one session's outcome */
-void status_record(const char *provider, const char *host, int port, const struct etrn_session *s,
-                   time_t when)
+void status_record(struct status_table *st, const char *provider, const char *host, int port,
+                   const struct etrn_session *s, time_t when)
 {
-    struct status_host *h = status_find_host(provider, host, port);
+    struct status_host *h = status_find_host(st, provider, host, port);
 
     h->when = when;
     h->verdict = s->verdict;
@@ -123,13 +130,13 @@ static void json_time(struct buf *b, time_t t)
 }
 
 /* status_render - the table as JSON */
-static void status_render(struct buf *b)
+static void status_render(const struct status_table *st, struct buf *b)
 {
     buf_puts(b, "{\n  \"updated\": ");
     json_time(b, time(NULL));
     buf_puts(b, ",\n  \"hosts\": [");
-    for (size_t i = 0; i < status_table.count; i++) {
-        const struct status_host *h = &status_table.hosts[i];
+    for (size_t i = 0; i < st->count; i++) {
+        const struct status_host *h = &st->hosts[i];
 
         buf_puts(b, i ? ",\n    {" : "\n    {");
         buf_puts(b, "\"provider\": ");
@@ -173,7 +180,7 @@ static void status_render(struct buf *b)
 }
 
 /* status_write - write the table atomically */
-int status_write(const char *path, char *why, size_t whylen)
+int status_write(const struct status_table *st, const char *path, char *why, size_t whylen)
 {
     struct buf json = BUF_INIT;
     struct buf tmp = BUF_INIT;
@@ -182,7 +189,7 @@ int status_write(const char *path, char *why, size_t whylen)
     int fd = -1, dfd = -1;
     int rc = -1;
 
-    status_render(&json);
+    status_render(st, &json);
     buf_printf(&tmp, "%s.tmp.%ld", path, (long) getpid());
     fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -234,11 +241,13 @@ out:
     return rc;
 }
 
-/* status_reset - forget every result */
-void status_reset(void)
+/* status_free - release the table and everything in it */
+void status_free(struct status_table *st)
 {
-    for (size_t i = 0; i < status_table.count; i++) {
-        struct status_host *h = &status_table.hosts[i];
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->count; i++) {
+        struct status_host *h = &st->hosts[i];
 
         for (size_t j = 0; j < h->ndomains; j++) {
             free(h->domains[j].domain);
@@ -250,9 +259,8 @@ void status_reset(void)
         free(h->error);
         free(h->next_why);
     }
-    free(status_table.hosts);
-    status_table.hosts = NULL;
-    status_table.count = 0;
+    free(st->hosts);
+    free(st);
 }
 
 /* ---- reading the file back (etrn-agent --status) ---- */

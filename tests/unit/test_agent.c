@@ -1,5 +1,7 @@
 /* Unit tests for the agent's pure parts: reply classification, host:port, config. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,6 +9,7 @@
 #include "etrn_reply.h"
 #include "exitcode.h"
 #include "round.h"
+#include "status.h"
 #include "test.h"
 
 static void test_classify(void)
@@ -174,11 +177,66 @@ static void test_config(void)
     }
 }
 
+/* session - a finished session with one domain's reply */
+static void session(struct etrn_session *s, struct etrn_domain_result *r, const char *domain,
+                    int code, long pending)
+{
+    memset(s, 0, sizeof(*s));
+    memset(r, 0, sizeof(*r));
+    r->domain = (char *) domain;
+    r->code = code;
+    r->text = (char *) "OK";
+    r->verdict = etrn_reply_classify(code, &r->meaning);
+    r->pending = pending;
+    s->verdict = r->verdict;
+    s->results = r;
+    s->count = 1;
+}
+
+/* test_status_tables - two tables are independent; a written table reads back in words */
+static void test_status_tables(void)
+{
+    struct status_table *a = status_new(), *b = status_new();
+    struct etrn_session s;
+    struct etrn_domain_result r;
+    char path[] = "/tmp/etrnkit-status.XXXXXX", why[256], out[4096];
+    time_t t = 1700000000;
+    int fd = mkstemp(path);
+    FILE *fp;
+    size_t n;
+
+    session(&s, &r, "a.test", 253, 3);
+    status_record(a, "p1", "mx.a.test", 25, &s, t);
+    session(&s, &r, "b.test", 251, -1);
+    status_record(b, "p2", "mx.b.test", 2525, &s, t);
+    status_set_next(b, "p2", "mx.b.test", 2525, t + 60, "interval round");
+    TEST_CHECK(fd >= 0, "mkstemp");
+    if (fd < 0)
+        return;
+    close(fd);
+    TEST_INTEQ(status_write(a, path, why, sizeof(why)), 0);
+    fp = tmpfile();
+    TEST_INTEQ(status_print(path, t + 5, fp, why, sizeof(why)), 0);
+    rewind(fp);
+    n = fread(out, 1, sizeof(out) - 1, fp);
+    out[n] = 0;
+    fclose(fp);
+    TEST_CHECK(strstr(out, "provider p1 host mx.a.test:25 domain a.test: 253 ") != NULL
+                   && strstr(out, "5s ago; 3 pending; next attempt: at the next round") != NULL,
+               "table a in words: %s", out);
+    TEST_CHECK(strstr(out, "1 host(s)") != NULL && strstr(out, "mx.b.test") == NULL,
+               "table b's host is not in table a's file: %s", out);
+    status_free(a);
+    status_free(b);
+    unlink(path);
+}
+
 int main(void)
 {
     test_classify();
     test_exit_status();
     test_hostport();
     test_config();
+    test_status_tables();
     return test_summary();
 }
