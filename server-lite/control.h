@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "flush.h"
+
 #define CONTROL_LINE_MAX 512
 #define CONTROL_CLIENTS_MAX 16
 #define CONTROL_TIMEOUT 30
@@ -40,9 +42,9 @@ struct control;
 
 /* Every function gets the ctx given to control_new(). */
 struct control_ops {
-    /* same contract as smtpd_etrn_fn: returns an enum flush_result */
-    int (*flush_site)(void *ctx, const char *domain, int with_subdomains, const char *client,
-                      const char *user, size_t *pending);
+    /* the smtpd ETRN hook's contract (smtpd_etrn_fn) */
+    enum flush_result (*flush_site)(void *ctx, const char *domain, int with_subdomains,
+                                    const char *client, const char *user, size_t *pending);
     size_t (*flush_all)(void *ctx);                  /* how many were scheduled */
     int (*flush_id)(void *ctx, const char *id);      /* 1 scheduled, 0 not waiting, <0 error */
     int (*delete_id)(void *ctx, const char *id);     /* "ALL" too; QUEUE_OK or queue status */

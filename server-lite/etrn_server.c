@@ -200,10 +200,10 @@ static int flush_deliver_cb(void *ctx, const char *id, const char *domain)
 }
 
 /* flush_site_cb - ETRN (smtpd hook) and etrn-queue -s: ask the flush service */
-static int flush_site_cb(void *ctx, const char *domain, int with_subdomains, const char *client,
-                         const char *user, size_t *pending)
+static enum flush_result flush_site_cb(void *ctx, const char *domain, int with_subdomains,
+                                       const char *client, const char *user, size_t *pending)
 {
-    return (int) flush_request(((struct server *) ctx)->flush, domain, with_subdomains, client,
+    return flush_request(((struct server *) ctx)->flush, domain, with_subdomains, client,
                                user, pending);
 }
 

@@ -32,9 +32,9 @@
  * Deadlines (smtpd_per_request_deadline): one timer per session, restarted
  * after each complete command line; in DATA it is moved later by every
  * line received, at smtpd_min_data_rate; stopped while the server is busy.
- * ETRN: syntax, state, rate limit (per client address, anvil),
- * smtpd_etrn_restrictions, [etrn_users], then the ETRN hook (the flush
- * service) whose enum flush_result becomes the RFC 1985 reply.
+ * ETRN: the session checks its state; smtpd_etrn has the policy (syntax,
+ * rate limit, smtpd_etrn_restrictions, #queue, [etrn_users]) and maps the
+ * flush service's enum flush_result to the RFC 1985 reply.
  */
 #define LOG_SERVICE "smtpd" /* its log lines: syslog_name/smtpd[pid] */
 
@@ -76,6 +76,7 @@
 #include "server_config.h"
 #include "smtpd.h"
 #include "smtpd_auth.h"
+#include "smtpd_etrn.h"
 #include "smtpd_tls.h"
 #include "workq.h"
 
@@ -170,8 +171,7 @@ struct smtpd {
     size_t nsessions;
     smtpd_commit_fn commit_fn;
     void *commit_ctx;
-    smtpd_etrn_fn etrn_fn;
-    void *etrn_ctx;
+    struct smtpd_etrn_policy etrn; /* ETRN: conf, anvil, the flush hook */
     struct smtpd_tls *tls;     /* NULL: no STARTTLS */
     struct smtpd_auth *auth;   /* AUTH mechanisms, users, password checks */
     struct client_names *names; /* NULL: smtpd_peername_lookup = no */
@@ -1050,140 +1050,20 @@ static void cmd_auth(struct session *s, char *arg)
         close_after_reply(s);
 }
 
-/* etrn_rate_exceeded - count one ETRN of this client; 1 when past etrn_rate_limit */
-static int etrn_rate_exceeded(struct session *s)
-{
-    const struct server_config *conf = s->srv->conf;
-
-    if (conf->etrn_rate_limit <= 0 || s->exempt)
-        return 0;
-    return anvil_event(s->srv->anvil, ANVIL_ETRN, s->addr, clock_now_ms())
-           > (unsigned long long) conf->etrn_rate_limit;
-}
-
-/* etrn_reject - reply and log a refused ETRN */
-static void etrn_reject(struct session *s, const char *fmt, ...) LOG_PRINTF(2, 3);
-static void etrn_reject(struct session *s, const char *fmt, ...)
-{
-    struct buf b = BUF_INIT;
-    va_list ap;
-
-    va_start(ap, fmt);
-    buf_vprintf(&b, fmt, ap);
-    va_end(ap);
-    reply(s, "%s", buf_cstr(&b));
-    log_info("NOQUEUE: reject: ETRN from %s: %s; proto=%s helo=<%s>%s%s", s->client, buf_cstr(&b),
-             s->esmtp ? "ESMTP" : "SMTP", s->helo ? s->helo : "",
-             session_user(s) ? " sasl_username=" : "", session_user(s) ? session_user(s) : "");
-    buf_free(&b);
-}
-
-/* etrn_restrictions - smtpd_etrn_restrictions; 0 permit, -1 refused (replied) */
-static int etrn_restrictions(struct session *s, const char *node)
-{
-    const struct server_config *conf = s->srv->conf;
-
-    for (size_t i = 0; i < conf->netrn_restrictions; i++) {
-        switch (conf->etrn_restrictions[i]) {
-        case SERVER_RESTRICT_PERMIT:
-            return 0;
-        case SERVER_RESTRICT_PERMIT_MYNETWORKS:
-            if (s->mynet)
-                return 0;
-            break;
-        case SERVER_RESTRICT_PERMIT_SASL_AUTHENTICATED:
-            if (session_user(s))
-                return 0;
-            break;
-        case SERVER_RESTRICT_REJECT:
-            etrn_reject(s, "554 5.7.1 <%s>: Etrn command rejected: Access denied", node);
-            return -1;
-        case SERVER_RESTRICT_DEFER:
-            etrn_reject(s, "450 4.7.1 <%s>: Etrn command rejected: Try again later", node);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* etrn_user_allows - [etrn_users] entry covers host ("@host": with its subdomains) */
-static int etrn_user_allows(const struct server_etrn_user *u, const char *host, int subdomains)
-{
-    size_t hlen = strlen(host);
-
-    for (size_t i = 0; i < u->domains.count; i++) {
-        const char *d = u->domains.items[i];
-
-        if (d[0] == '@') {
-            size_t dlen = strlen(++d);
-
-            if (strcmp(host, d) == 0
-                || (hlen > dlen && host[hlen - dlen - 1] == '.'
-                    && strcmp(host + hlen - dlen, d) == 0))
-                return 1;
-        } else if (!subdomains && strcmp(host, d) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* etrn_item_allowed - "host" or "@host" allowed for the session's user */
-static int etrn_item_allowed(const struct server_etrn_user *u, const char *item)
-{
-    if (u == NULL)
-        return 1;
-    if (item[0] == '[')
-        return 0;
-    return item[0] == '@' ? etrn_user_allows(u, item + 1, 1) : etrn_user_allows(u, item, 0);
-}
-
-/* etrn_ask - one domain ("host", "@host" or "[literal]") to the ETRN hook */
-static enum flush_result etrn_ask(struct session *s, const char *item, size_t *pending)
-{
-    struct smtpd *srv = s->srv;
-    int sub = item[0] == '@';
-    int r;
-
-    *pending = 0;
-    if (srv->etrn_fn == NULL)
-        return FLUSH_ERROR;
-    r = srv->etrn_fn(srv->etrn_ctx, item + sub, sub, s->client, session_user(s), pending);
-    switch (r) {
-    case FLUSH_STARTED:
-    case FLUSH_NOTHING:
-    case FLUSH_NOT_ELIGIBLE:
-        return (enum flush_result) r;
-    default:
-        return FLUSH_ERROR;
-    }
-}
-
-/* cmd_etrn - ETRN host | @host | #queue | [address] (RFC 1985) */
+/* cmd_etrn - ETRN host | @host | #queue | [address] (RFC 1985): smtpd_etrn's policy */
 static void cmd_etrn(struct session *s, char *arg)
 {
-    const struct server_config *conf = s->srv->conf;
-    const struct server_etrn_user *user = NULL;
-    const struct server_etrn_queue *queue = NULL;
-    enum etrn_arg_kind kind;
-    enum flush_result res;
-    const char *why;
-    char node[DOMAIN_MAX + 4];
-    size_t pending = 0;
+    struct smtpd_etrn_client c = {
+        .addr = s->addr,
+        .client = s->client,
+        .helo = s->helo,
+        .user = session_user(s),
+        .esmtp = s->esmtp,
+        .mynet = s->mynet,
+        .exempt = s->exempt,
+    };
+    struct buf b = BUF_INIT;
 
-    if (*arg == 0 || strchr(arg, ' ') != NULL) {
-        reply(s, "500 5.5.2 Syntax: ETRN domain");
-        return;
-    }
-    kind = domain_etrn_arg(arg, &why);
-    if (kind == ETRN_ARG_INVALID || strlen(arg) >= sizeof(node)) {
-        etrn_reject(s, "501 5.5.4 Error: invalid parameter syntax (%s)",
-                    kind == ETRN_ARG_INVALID && why ? why : "too long");
-        return;
-    }
-    snprintf(node, sizeof(node), "%s", arg);
-    if (kind != ETRN_ARG_LITERAL)
-        domain_lowercase(node);
     if (s->state == ST_INIT) {
         reply(s, "503 5.5.1 Error: send HELO/EHLO first");
         return;
@@ -1192,79 +1072,9 @@ static void cmd_etrn(struct session *s, char *arg)
         reply(s, "503 5.5.1 Error: MAIL transaction in progress");
         return;
     }
-    if (etrn_rate_exceeded(s)) {
-        etrn_reject(s, "458 4.7.0 Error: too many ETRN requests from %s", s->addr);
-        return;
-    }
-    if (etrn_restrictions(s, node) != 0)
-        return;
-    if (kind == ETRN_ARG_QUEUE && (queue = server_etrn_queue_find(conf, node + 1)) == NULL) {
-        etrn_reject(s, "459 <%s>: service unavailable", node);
-        return;
-    }
-    if (session_user(s))
-        user = server_etrn_user_find(conf, session_user(s));
-    if (user) {
-        int ok = 1;
-
-        if (queue)
-            for (size_t i = 0; i < queue->domains.count && ok; i++)
-                ok = etrn_item_allowed(user, queue->domains.items[i]);
-        else
-            ok = etrn_item_allowed(user, node);
-        if (!ok) {
-            etrn_reject(s, "459 <%s>: service unavailable", node);
-            return;
-        }
-    }
-    if (queue) {
-        int started = 0, nothing = 0, error = 0;
-
-        for (size_t i = 0; i < queue->domains.count; i++) {
-            size_t n = 0;
-
-            switch (etrn_ask(s, queue->domains.items[i], &n)) {
-            case FLUSH_STARTED:
-                started = 1;
-                pending += n;
-                break;
-            case FLUSH_NOTHING:
-                nothing = 1;
-                break;
-            case FLUSH_ERROR:
-                error = 1;
-                break;
-            case FLUSH_NOT_ELIGIBLE:
-                break;
-            }
-        }
-        res = started ? FLUSH_STARTED : nothing ? FLUSH_NOTHING : error ? FLUSH_ERROR
-                                                                      : FLUSH_NOT_ELIGIBLE;
-    } else {
-        res = etrn_ask(s, node, &pending);
-    }
-    switch (res) {
-    case FLUSH_STARTED:
-    case FLUSH_NOTHING:
-        if (res == FLUSH_NOTHING)
-            pending = 0;
-        log_info("ETRN %s from %s: %zu messages", node, s->client, pending);
-        if (conf->etrn_reply == SERVER_ETRN_REPLY_POSTFIX)
-            reply(s, "250 Queuing started");
-        else if (res == FLUSH_STARTED)
-            reply(s, "253 OK, %zu pending messages for node %s started", pending, node);
-        else
-            reply(s, "251 OK, no messages waiting for node %s", node);
-        break;
-    case FLUSH_NOT_ELIGIBLE:
-        etrn_reject(s, "459 <%s>: service unavailable", node);
-        break;
-    case FLUSH_ERROR:
-        if (s->srv->etrn_fn == NULL)
-            log_warn("ETRN %s from %s: no flush service in this server", node, s->client);
-        etrn_reject(s, "458 Unable to queue messages for node %s", node);
-        break;
-    }
+    smtpd_etrn(&s->srv->etrn, &c, arg, &b);
+    reply(s, "%s", buf_cstr(&b));
+    buf_free(&b);
 }
 
 /* command_line - dispatch one command line (without its line end) */
@@ -2017,6 +1827,8 @@ struct smtpd *smtpd_new_unbound(struct event_base *base, const struct server_con
     srv->conf = conf;
     srv->q = q;
     srv->anvil = anvil_new(conf->anvil_rate_time_unit * 1000);
+    srv->etrn.conf = conf;
+    srv->etrn.anvil = srv->anvil;
     if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL
         || (srv->auth = smtpd_auth_new(base, srv->anvil, "smtp", err, errlen)) == NULL) {
         smtpd_free(srv);
@@ -2125,6 +1937,7 @@ void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
 {
     reload_files(srv, conf);
     srv->conf = conf;
+    srv->etrn.conf = conf;
     client_name_set_resolver(srv->names, conf->dns_resolver);
     anvil_set_unit(srv->anvil, conf->anvil_rate_time_unit * 1000);
     for (struct session *s = srv->sessions; s; s = s->next) {
@@ -2145,8 +1958,8 @@ void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx)
 /* smtpd_set_etrn_hook - the flush service ETRN asks (without it ETRN answers 458) */
 void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx)
 {
-    srv->etrn_fn = fn;
-    srv->etrn_ctx = ctx;
+    srv->etrn.flush = fn;
+    srv->etrn.flush_ctx = ctx;
 }
 
 /* smtpd_sessions - number of open sessions */

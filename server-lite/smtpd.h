@@ -30,13 +30,9 @@
  * loaded ones when they cannot be read any more. smtpd_free() closes every
  * session (aborting unfinished queue files) and every listener.
  * Hooks: the commit hook hears of every message right after its 250 (the
- * qmgr schedules it); the ETRN hook is asked to flush a domain once ETRN's
- * syntax, state, rate limit, smtpd_etrn_restrictions and [etrn_users]
- * checks passed, and returns an enum flush_result (flush.h) with the waiting
- * count in *pending: domain is a lower-case host (with_subdomains = 1 for
- * "@host"; "#queue" asks once per domain of the queue and sums) or an
- * "[address]" literal as given; client is "name[addr]", user the SASL user
- * or NULL. Without a hook a permitted ETRN answers 458.
+ * qmgr schedules it); the ETRN hook (smtpd_etrn_fn, smtpd_etrn.h) is asked
+ * to flush a domain once the session state and smtpd_etrn's checks passed.
+ * Without a hook a permitted ETRN answers 458.
  * Entry points for tests and fuzzing: smtpd_new_unbound() is smtpd_new()
  * without any listener; smtpd_attach() starts a session (220 first) on a
  * bufferevent that is already connected (e.g. one end of a
@@ -56,6 +52,8 @@
 
 #include <stddef.h>
 
+#include "smtpd_etrn.h"
+
 struct bufferevent;
 struct event_base;
 struct queue;
@@ -70,8 +68,6 @@ struct smtpd;
 enum smtpd_path_result { SMTPD_PATH_OK, SMTPD_PATH_SYNTAX, SMTPD_PATH_ROUTING };
 
 typedef void (*smtpd_commit_fn)(void *ctx, const char *id);
-typedef int (*smtpd_etrn_fn)(void *ctx, const char *domain, int with_subdomains,
-                             const char *client, const char *user, size_t *pending);
 
 struct smtpd *smtpd_new(struct event_base *base, const struct server_config *conf,
                         struct queue *q, char *err, size_t errlen);

@@ -124,8 +124,8 @@ void driver_expect(const char *content, size_t len)
 }
 
 /* etrn_hook - a fake flush service that checks what smtpd hands it */
-static int etrn_hook(void *ctx, const char *domain, int with_subdomains, const char *client,
-                     const char *user, size_t *pending)
+static enum flush_result etrn_hook(void *ctx, const char *domain, int with_subdomains,
+                                   const char *client, const char *user, size_t *pending)
 {
     (void) ctx;
     (void) with_subdomains;
