@@ -178,11 +178,21 @@ struct smtpd {
     struct anvil *anvil;       /* per-client-address counts */
 };
 
-typedef void (*cmd_fn)(struct session *s, char *arg);
+/* the commands, in the order of the counters in the disconnect line */
+enum cmd_id {
+    CMD_HELO, CMD_EHLO, CMD_STARTTLS, CMD_AUTH, CMD_ETRN, CMD_MAIL, CMD_RCPT, CMD_DATA,
+    CMD_RSET, CMD_NOOP, CMD_VRFY, CMD_HELP, CMD_QUIT, NCOMMANDS
+};
 
+/*
+ * A command as OpenSMTPD's smtp_session.c has it: check holds the state
+ * rules (it replies and returns 0 when the command may not run now; NULL:
+ * always allowed), proceed does the work.
+ */
 struct command {
     const char *name;
-    cmd_fn fn;
+    int (*check)(struct session *s, const char *arg);
+    void (*proceed)(struct session *s, char *arg);
 };
 
 static void cmd_helo(struct session *s, char *arg);
@@ -198,17 +208,30 @@ static void cmd_quit(struct session *s, char *arg);
 static void cmd_vrfy(struct session *s, char *arg);
 static void cmd_help(struct session *s, char *arg);
 static void cmd_etrn(struct session *s, char *arg);
+static int check_starttls(struct session *s, const char *arg);
+static int check_auth(struct session *s, const char *arg);
+static int check_idle(struct session *s, const char *arg);
+static int check_mail(struct session *s, const char *arg);
+static int check_rcpt(struct session *s, const char *arg);
+static int check_data(struct session *s, const char *arg);
 
-/* the order is the order of the counters in the disconnect line */
-static const struct command commands[] = {
-    { "helo", cmd_helo }, { "ehlo", cmd_ehlo }, { "starttls", cmd_starttls },
-    { "auth", cmd_auth }, { "etrn", cmd_etrn },
-    { "mail", cmd_mail }, { "rcpt", cmd_rcpt }, { "data", cmd_data },
-    { "rset", cmd_rset }, { "noop", cmd_noop }, { "vrfy", cmd_vrfy },
-    { "help", cmd_help }, { "quit", cmd_quit },
+static const struct command commands[NCOMMANDS] = {
+    [CMD_HELO] = { "helo", NULL, cmd_helo },
+    [CMD_EHLO] = { "ehlo", NULL, cmd_ehlo },
+    [CMD_STARTTLS] = { "starttls", check_starttls, cmd_starttls },
+    [CMD_AUTH] = { "auth", check_auth, cmd_auth },
+    [CMD_ETRN] = { "etrn", check_idle, cmd_etrn },
+    [CMD_MAIL] = { "mail", check_mail, cmd_mail },
+    [CMD_RCPT] = { "rcpt", check_rcpt, cmd_rcpt },
+    [CMD_DATA] = { "data", check_data, cmd_data },
+    [CMD_RSET] = { "rset", NULL, cmd_rset },
+    [CMD_NOOP] = { "noop", NULL, cmd_noop },
+    [CMD_VRFY] = { "vrfy", NULL, cmd_vrfy },
+    [CMD_HELP] = { "help", NULL, cmd_help },
+    [CMD_QUIT] = { "quit", NULL, cmd_quit },
 };
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+static void uncount(struct session *s, enum cmd_id cmd);
 static void session_free(struct session *s);
 static void session_finish(struct session *s);
 static void set_timeouts(struct session *s, struct bufferevent *bev);
@@ -400,14 +423,6 @@ static void cmd_mail(struct session *s, char *arg)
     const struct server_config *conf = s->srv->conf;
     char addr[ADDR_MAX], domain[DOMAIN_MAX + 1], *params, *tok, *save;
 
-    if (s->state == ST_INIT) {
-        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->state != ST_READY) {
-        reply(s, "503 5.5.1 Error: nested MAIL command");
-        return;
-    }
     if (parse_path(arg, "FROM:", 1, addr, domain, &params) == ADDR_SYNTAX) {
         reply(s, "501 5.1.7 Bad sender address syntax");
         return;
@@ -537,10 +552,6 @@ static void cmd_rcpt(struct session *s, char *arg)
     char addr[ADDR_MAX], domain[DOMAIN_MAX + 1], *params;
     enum addr_result r;
 
-    if (s->state != ST_MAIL) {
-        reply(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
     r = parse_path(arg, "TO:", 0, addr, domain, &params);
     if (r == ADDR_SYNTAX) {
         reply(s, "501 5.1.3 Bad recipient address syntax");
@@ -614,18 +625,7 @@ static void cmd_data(struct session *s, char *arg)
     struct tm tm;
     int rc;
 
-    if (*arg) {
-        reply(s, "501 5.5.4 Syntax: DATA");
-        return;
-    }
-    if (s->state != ST_MAIL) {
-        reply(s, "503 5.5.1 Error: need RCPT command");
-        return;
-    }
-    if (s->nrcpt == 0) {
-        reply(s, "554 5.5.1 Error: no valid recipients");
-        return;
-    }
+    (void) arg;
     rc = queue_create(s->srv->q, s->sender, s->client, (const char *const *) s->rcpts, s->nrcpt,
                       &s->qf);
     if (rc != QUEUE_OK) {
@@ -710,9 +710,7 @@ static void data_end(struct session *s)
 {
     if (s->last_code >= 400) {
         /* the 354 counted DATA as a success; the message was not taken after all */
-        for (size_t i = 0; i < NCOMMANDS; i++)
-            if (commands[i].fn == cmd_data && s->ok[i] > 0)
-                s->ok[i]--;
+        uncount(s, CMD_DATA);
     }
     s->state = ST_MAIL; /* transaction_reset returns it to ST_READY */
     transaction_reset(s);
@@ -896,11 +894,10 @@ static void cmd_help(struct session *s, char *arg)
 }
 
 /* uncount - a command first counted as a success failed later (AUTH after 334) */
-static void uncount(struct session *s, cmd_fn fn)
+static void uncount(struct session *s, enum cmd_id cmd)
 {
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        if (commands[i].fn == fn && s->ok[i] > 0)
-            s->ok[i]--;
+    if (s->ok[cmd] > 0)
+        s->ok[cmd]--;
 }
 
 /* cmd_starttls - 220, then TLS over the same connection; plaintext after it is dropped */
@@ -912,22 +909,7 @@ static void cmd_starttls(struct session *s, char *arg)
     SSL *ssl;
     size_t dropped;
 
-    if (*arg) {
-        reply(s, "501 5.5.4 Syntax: STARTTLS");
-        return;
-    }
-    if (s->tls) {
-        reply(s, "503 5.5.1 Error: TLS already active");
-        return;
-    }
-    if (srv->tls == NULL) {
-        reply(s, "454 4.7.0 TLS not available");
-        return;
-    }
-    if (s->state == ST_MAIL) {
-        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
+    (void) arg;
     ERR_clear_error();
     if ((ssl = smtpd_tls_ssl(srv->tls)) == NULL) {
         char why[256];
@@ -1020,7 +1002,7 @@ static int auth_closing(void *ctx)
 /* auth_retract - smtpd_auth_ops: AUTH, counted as a success at its 334, failed */
 static void auth_retract(void *ctx)
 {
-    uncount(ctx, cmd_auth);
+    uncount(ctx, CMD_AUTH);
 }
 
 static const struct smtpd_auth_ops auth_ops = {
@@ -1034,18 +1016,6 @@ static const struct smtpd_auth_ops auth_ops = {
 /* cmd_auth - AUTH PLAIN|LOGIN [initial-response] (RFC 4954), only inside TLS */
 static void cmd_auth(struct session *s, char *arg)
 {
-    if (smtpd_auth_offered(s->srv->auth, s->tls) == NULL) {
-        reply(s, "503 5.5.1 Error: authentication not enabled");
-        return;
-    }
-    if (s->state == ST_INIT) {
-        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->state == ST_MAIL) {
-        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
     if (smtpd_auth_command(s->auth, s->tls, arg) == SMTPD_AUTH_CLOSE)
         close_after_reply(s);
 }
@@ -1064,17 +1034,113 @@ static void cmd_etrn(struct session *s, char *arg)
     };
     struct buf b = BUF_INIT;
 
-    if (s->state == ST_INIT) {
-        reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->state == ST_MAIL) {
-        reply(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
     smtpd_etrn(&s->srv->etrn, &c, arg, &b);
     reply(s, "%s", buf_cstr(&b));
     buf_free(&b);
+}
+
+/*
+ * The state rules, each written once. Every check replies and returns 0
+ * when the command may not run now, else returns 1.
+ */
+
+/* need_greeting - HELO/EHLO came first */
+static int need_greeting(struct session *s)
+{
+    if (s->state != ST_INIT)
+        return 1;
+    reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+    return 0;
+}
+
+/* no_transaction - no MAIL transaction runs */
+static int no_transaction(struct session *s)
+{
+    if (s->state != ST_MAIL)
+        return 1;
+    reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+    return 0;
+}
+
+/* no_argument - the command takes none */
+static int no_argument(struct session *s, const char *arg, const char *cmd)
+{
+    if (*arg == 0)
+        return 1;
+    reply(s, "501 5.5.4 Syntax: %s", cmd);
+    return 0;
+}
+
+/* check_idle - ETRN: greeted, outside a transaction */
+static int check_idle(struct session *s, const char *arg)
+{
+    (void) arg;
+    return need_greeting(s) && no_transaction(s);
+}
+
+/* check_starttls - no argument, not in TLS yet, a certificate, outside a transaction */
+static int check_starttls(struct session *s, const char *arg)
+{
+    if (!no_argument(s, arg, "STARTTLS"))
+        return 0;
+    if (s->tls) {
+        reply(s, "503 5.5.1 Error: TLS already active");
+        return 0;
+    }
+    if (s->srv->tls == NULL) {
+        reply(s, "454 4.7.0 TLS not available");
+        return 0;
+    }
+    return no_transaction(s);
+}
+
+/* check_auth - offered here (TLS, users), greeted, outside a transaction */
+static int check_auth(struct session *s, const char *arg)
+{
+    if (smtpd_auth_offered(s->srv->auth, s->tls) == NULL) {
+        reply(s, "503 5.5.1 Error: authentication not enabled");
+        return 0;
+    }
+    return check_idle(s, arg);
+}
+
+/* check_mail - greeted, no transaction yet */
+static int check_mail(struct session *s, const char *arg)
+{
+    (void) arg;
+    if (!need_greeting(s))
+        return 0;
+    if (s->state != ST_READY) {
+        reply(s, "503 5.5.1 Error: nested MAIL command");
+        return 0;
+    }
+    return 1;
+}
+
+/* check_rcpt - inside a transaction */
+static int check_rcpt(struct session *s, const char *arg)
+{
+    (void) arg;
+    if (s->state == ST_MAIL)
+        return 1;
+    reply(s, "503 5.5.1 Error: need MAIL command");
+    return 0;
+}
+
+/* check_data - no argument, inside a transaction, with a recipient */
+static int check_data(struct session *s, const char *arg)
+{
+    if (!no_argument(s, arg, "DATA"))
+        return 0;
+    if (s->state != ST_MAIL) {
+        reply(s, "503 5.5.1 Error: need RCPT command");
+        return 0;
+    }
+    if (s->nrcpt == 0) {
+        reply(s, "554 5.5.1 Error: no valid recipients");
+        return 0;
+    }
+    return 1;
 }
 
 /* command_line - dispatch one command line (without its line end) */
@@ -1103,7 +1169,8 @@ static void command_line(struct session *s, char *line, size_t len)
             snprintf(s->last_cmd, sizeof(s->last_cmd), "%s", commands[i].name);
             for (char *c = s->last_cmd; *c; c++)
                 *c = (char) toupper((unsigned char) *c);
-            commands[i].fn(s, arg);
+            if (commands[i].check == NULL || commands[i].check(s, arg))
+                commands[i].proceed(s, arg);
             if (s->last_code < 400)
                 s->ok[i]++;
             return;
