@@ -11,10 +11,8 @@
  * server_config_line() tells which line set a [main] key (0: the default).
  * inet_interfaces takes Postfix's "all" and "loopback-only" (port 25); a
  * [main] parameter name used as a table key is refused.
- * Pure helpers: server_cidr_*, server_netlist_match (mynetworks),
- * server_domain_match ("name" itself, ".name" its subdomains),
- * server_transport_lookup (domain -> transport, next hop, defer),
- * server_etrn_queue_find/_user_find. server_hostport_parse and
+ * Lookups: server_etrn_queue_find/_user_find; routing and the matching of
+ * domains and addresses are server_route's. server_hostport_parse and
  * server_nexthop_parse return a host the caller frees.
  */
 #ifndef ETRNKIT_SERVER_CONFIG_H
@@ -24,6 +22,7 @@
 
 #include "config.h"
 #include "domain.h"
+#include "server_route.h"
 
 enum server_etrn_reply { SERVER_ETRN_REPLY_RFC1985, SERVER_ETRN_REPLY_POSTFIX };
 
@@ -34,25 +33,6 @@ enum server_restriction {
     SERVER_RESTRICT_DEFER,
     SERVER_RESTRICT_PERMIT_MYNETWORKS,
     SERVER_RESTRICT_PERMIT_SASL_AUTHENTICATED,
-};
-
-enum server_transport {
-    SERVER_TRANSPORT_SMTP,
-    SERVER_TRANSPORT_ETRN_ONLY, /* smtp, but deferred until a flush */
-    SERVER_TRANSPORT_LOCAL,     /* Maildir delivery (mydestination) */
-    SERVER_TRANSPORT_COUNT
-};
-
-/* one network: family AF_INET or AF_INET6, address with host bits zero */
-struct server_cidr {
-    int family;
-    unsigned char addr[16];
-    unsigned prefix;
-};
-
-struct server_netlist {
-    struct server_cidr *nets;
-    size_t count;
 };
 
 /* inet_interfaces entry: host without brackets, port */
@@ -170,39 +150,15 @@ struct server_config {
     struct recipient_map *local_recipients; /* NULL when local_recipient_maps is empty */
 };
 
-/* where server_transport_lookup found its answer */
-enum server_route_source {
-    SERVER_ROUTE_TABLE,     /* [transport] or transport_maps */
-    SERVER_ROUTE_ETRN_ONLY, /* etrn_only_domains, next hop the domain's MX */
-    SERVER_ROUTE_LOCAL,     /* mydestination */
-    SERVER_ROUTE_RELAYHOST, /* default_transport via relayhost */
-    SERVER_ROUTE_DEFAULT,   /* default_transport, next hop the domain */
-};
-
-struct server_route {
-    enum server_transport transport;
-    char host[DOMAIN_MAX + 1]; /* next hop, without brackets */
-    int port;                  /* 25 unless given */
-    int mx;                    /* 1: look up MX records of host */
-    int defer;                 /* 1: etrn-only or in defer_transports: wait for a flush */
-    enum server_route_source source;
-};
-
 int server_config_load(const char *path, struct server_config *conf, struct cfg_error *err);
 int server_config_line(const struct server_config *conf, const char *key);
 void server_config_free(struct server_config *conf);
 
-int server_cidr_parse(const char *text, struct server_cidr *net, const char **why);
-int server_cidr_match(const struct server_cidr *net, int family, const void *addr);
-int server_netlist_match(const struct server_netlist *list, int family, const void *addr);
-int server_domain_match(const struct cfg_list *list, const char *domain);
 int server_hostport_parse(const char *text, int default_port, char **host, int *port,
                           const char **why);
 int server_nexthop_parse(const char *text, struct server_nexthop *hop, const char **why);
 int server_transport_parse(const char *name);
 const char *server_transport_name(int transport);
-int server_transport_lookup(const struct server_config *conf, const char *domain,
-                            struct server_route *route);
 const struct server_etrn_queue *server_etrn_queue_find(const struct server_config *conf,
                                                        const char *name);
 const struct server_etrn_user *server_etrn_user_find(const struct server_config *conf,
