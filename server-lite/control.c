@@ -74,35 +74,33 @@ static void respond(struct control_conn *cc, const struct buf *out)
     }
 }
 
-/* id_reply - the status line for a queue operation on id */
-static void id_reply(struct buf *out, int rc, const char *id, const char *done)
+/* id_reply - the status line for an operation on message id (notfound: the NOTFOUND text) */
+static void id_reply(struct buf *out, int rc, const char *id, const char *done,
+                     const char *notfound)
 {
     if (rc == QUEUE_OK && strcmp(id, "ALL") == 0)
         buf_printf(out, "OK every message %s\n", done);
     else if (rc == QUEUE_OK)
         buf_printf(out, "OK %s: %s\n", id, done);
     else if (rc == QUEUE_NOTFOUND)
-        buf_printf(out, "NOTFOUND %s: no such message\n", id);
+        buf_printf(out, "NOTFOUND %s: %s\n", id, notfound);
     else if (rc == QUEUE_BADID)
         buf_printf(out, "BADREQ %s: not a queue ID\n", id);
     else
         buf_printf(out, "ERROR %s: failed (status %d; see the mail log)\n", id, rc);
 }
 
-/* do_status - the JSON status body and OK */
-static void do_status(struct control *c, struct buf *out)
+/* do_status - the status body (text or JSON) and OK */
+static void do_status(struct control *c, int json, struct buf *out)
 {
-    if (c->ops.status_json == NULL) {
+    if (c->ops.status == NULL || c->ops.status(c->ctx, json, out) != QUEUE_OK) {
+        buf_reset(out);
         buf_puts(out, "ERROR status: not available\n");
         return;
     }
-    buf_putc(out, '{');
-    c->ops.status_json(c->ctx, out);
-    if (c->ops.flush_status_json) {
-        buf_putc(out, ',');
-        c->ops.flush_status_json(c->ctx, out);
-    }
-    buf_puts(out, "}\nOK status\n");
+    if (out->len > 0 && out->data[out->len - 1] != '\n')
+        buf_putc(out, '\n');
+    buf_puts(out, "OK status\n");
 }
 
 /* do_flush_site - flush-site DOMAIN or @DOMAIN */
@@ -127,10 +125,72 @@ static void do_flush_site(struct control *c, const char *arg, const char *user, 
     case FLUSH_NOT_ELIGIBLE:
         buf_printf(out, "NOTELIGIBLE %s: not in fast_flush_domains\n", arg);
         break;
-    default:
+    case FLUSH_ERROR:
         buf_printf(out, "ERROR %s: cannot flush now\n", arg);
         break;
     }
+}
+
+/* do_flush_all - flush-all */
+static void do_flush_all(struct control *c, struct buf *out)
+{
+    size_t n = 0;
+
+    if (c->ops.flush_all(c->ctx, &n) != QUEUE_OK)
+        buf_puts(out, "ERROR flush-all: failed (see the mail log)\n");
+    else
+        buf_printf(out, "OK %zu message%s scheduled for delivery\n", n, n == 1 ? "" : "s");
+}
+
+/* do_reopen - reopen */
+static void do_reopen(struct control *c, struct buf *out)
+{
+    int reopened = 0;
+
+    if (c->ops.reopen_log(c->ctx, &reopened) != QUEUE_OK)
+        buf_puts(out, "ERROR reopen: cannot open the log file again (see the old log)\n");
+    else if (!reopened)
+        buf_puts(out, "OK nothing to reopen: logging to syslog or standard error\n");
+    else
+        buf_puts(out, "OK log file reopened\n");
+}
+
+/* do_id - flush-id, delete, hold or release of one message; 1 when the operation ran */
+static int do_id(struct control *c, const char *cmd, const char *id, struct buf *out)
+{
+    int (*fn)(void *ctx, const char *id);
+    const char *done, *notfound = "no such message";
+
+    if (strcmp(cmd, "flush-id") == 0) {
+        fn = c->ops.flush_id;
+        done = "scheduled for delivery";
+        notfound = "no such message waiting";
+    } else if (strcmp(cmd, "delete") == 0) {
+        fn = c->ops.delete_id;
+        done = "removed";
+    } else if (strcmp(cmd, "hold") == 0) {
+        fn = c->ops.hold;
+        done = "placed on hold";
+    } else if (strcmp(cmd, "release") == 0) {
+        fn = c->ops.release;
+        done = "released from hold";
+    } else {
+        buf_puts(out, "BADREQ unknown request\n");
+        return 0;
+    }
+    if (fn == NULL) {
+        buf_printf(out, "ERROR %s: not available\n", cmd);
+        return 0;
+    }
+    id_reply(out, fn(c->ctx, id), id, done, notfound);
+    return 1;
+}
+
+/* logged - log a request that changed something, with who asked and the answer */
+static void logged(const char *user, const char *cmd, const char *arg, const struct buf *out)
+{
+    log_info("control: %s: %s%s%s: %.*s", user, cmd, arg ? " " : "", arg ? arg : "",
+             (int) (out->len ? out->len - 1 : 0), out->data ? out->data : "");
 }
 
 /* do_request - parse and run one request line; the response goes to out */
@@ -139,7 +199,6 @@ static void do_request(struct control *c, struct control_conn *cc, char *line, s
     char *arg = strchr(line, ' ');
     char user[64];
     struct passwd *pw = getpwuid(cc->uid);
-    int rc;
 
     if (pw)
         snprintf(user, sizeof(user), "%s", pw->pw_name);
@@ -151,8 +210,11 @@ static void do_request(struct control *c, struct control_conn *cc, char *line, s
         buf_puts(out, "BADREQ one argument expected\n");
         return;
     }
-    if (strcmp(line, "status") == 0 && arg == NULL) {
-        do_status(c, out);
+    if (strcmp(line, "status") == 0) {
+        if (arg && strcmp(arg, "json") != 0)
+            buf_puts(out, "BADREQ status: the only argument is json\n");
+        else
+            do_status(c, arg != NULL, out);
         return;
     }
     if (strcmp(line, "flush-all") == 0 && arg == NULL) {
@@ -160,23 +222,16 @@ static void do_request(struct control *c, struct control_conn *cc, char *line, s
             buf_puts(out, "ERROR flush-all: not available\n");
             return;
         }
-        size_t n = c->ops.flush_all(c->ctx);
-
-        buf_printf(out, "OK %zu message%s scheduled for delivery\n", n, n == 1 ? "" : "s");
-        log_info("control: %s: flush-all: %zu message(s)", user, n);
+        do_flush_all(c, out);
+        logged(user, line, NULL, out);
         return;
     }
     if (strcmp(line, "reopen") == 0 && arg == NULL) {
         if (c->ops.reopen_log == NULL)
             buf_puts(out, "ERROR reopen: not available\n");
-        else if ((rc = c->ops.reopen_log(c->ctx)) < 0)
-            buf_puts(out, "ERROR reopen: cannot open the log file again (see the old log)\n");
-        else if (rc == 0)
-            buf_puts(out, "OK nothing to reopen: logging to syslog or standard error\n");
         else
-            buf_puts(out, "OK log file reopened\n");
-        log_info("control: %s: reopen: %.*s", user, (int) (out->len ? out->len - 1 : 0),
-                 out->data ? out->data : "");
+            do_reopen(c, out);
+        logged(user, line, NULL, out);
         return;
     }
     if (arg == NULL) {
@@ -188,45 +243,15 @@ static void do_request(struct control *c, struct control_conn *cc, char *line, s
             buf_puts(out, "ERROR flush-site: not available\n");
         else
             do_flush_site(c, arg, user, out);
-        log_info("control: %s: flush-site %s: %.*s", user, arg,
-                 (int) (out->len ? out->len - 1 : 0), out->data ? out->data : "");
+        logged(user, line, arg, out);
         return;
     }
     if (!queue_id_valid(arg) && !(strcmp(line, "delete") == 0 && strcmp(arg, "ALL") == 0)) {
         buf_puts(out, "BADREQ not a queue ID\n");
         return;
     }
-    if (strcmp(line, "flush-id") == 0) {
-        if (c->ops.flush_id == NULL) {
-            buf_puts(out, "ERROR flush-id: not available\n");
-            return;
-        }
-        rc = c->ops.flush_id(c->ctx, arg);
-        if (rc > 0)
-            buf_printf(out, "OK %s: scheduled for delivery\n", arg);
-        else if (rc == 0)
-            buf_printf(out, "NOTFOUND %s: no such message waiting\n", arg);
-        else
-            id_reply(out, rc, arg, "");
-    } else if (strcmp(line, "delete") == 0 && c->ops.delete_id) {
-        rc = c->ops.delete_id(c->ctx, arg);
-        id_reply(out, rc, arg, "removed");
-    } else if (strcmp(line, "hold") == 0 && c->ops.hold) {
-        rc = c->ops.hold(c->ctx, arg);
-        id_reply(out, rc, arg, "placed on hold");
-    } else if (strcmp(line, "release") == 0 && c->ops.release) {
-        rc = c->ops.release(c->ctx, arg);
-        id_reply(out, rc, arg, "released from hold");
-    } else if (strcmp(line, "delete") == 0 || strcmp(line, "hold") == 0
-               || strcmp(line, "release") == 0) {
-        buf_printf(out, "ERROR %s: not available\n", line);
-        return;
-    } else {
-        buf_puts(out, "BADREQ unknown request\n");
-        return;
-    }
-    log_info("control: %s: %s %s: %.*s", user, line, arg,
-             (int) (out->len ? out->len - 1 : 0), out->data ? out->data : "");
+    if (do_id(c, line, arg, out))
+        logged(user, line, arg, out);
 }
 
 /* read_cb - the request line has arrived (or is too long) */

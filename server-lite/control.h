@@ -16,13 +16,19 @@
  * WORD: OK | NOTFOUND (no such message) | NOTELIGIBLE (not in
  * fast_flush_domains) | DENIED (not root or the mail owner) | BADREQ (unknown
  * command, bad ID or domain) | ERROR (failed, may be retried).
- *   status             body: one JSON line {"total":N,...,"etrn":[...]}
+ *   status             body: the text etrn-queue status prints (the queue
+ *                      totals, the destinations and the ETRN tables)
+ *   status json        body: one JSON line {"total":N,...,"etrn":[...]}
  *   flush-site DOMAIN  DOMAIN or @DOMAIN (its subdomains too); OK with the count
  *   flush-all          every deferred message now; OK with the count
  *   flush-id ID        one message now;  delete ID|ALL;  hold ID;  release ID
  *   reopen             open maillog_file again by name (after logrotate)
  * The operations come from the caller as function pointers (NULL: the
  * command answers ERROR "not available"), so this module needs no qmgr.
+ * They return as the queue does: QUEUE_OK or a negative enum queue_status
+ * (QUEUE_NOTFOUND, QUEUE_BADID, anything else a failure), and hand counts
+ * back through out-parameters; flush_site is the smtpd ETRN hook and returns
+ * its enum flush_result.
  */
 #ifndef ETRNKIT_CONTROL_H
 #define ETRNKIT_CONTROL_H
@@ -45,14 +51,14 @@ struct control_ops {
     /* the smtpd ETRN hook's contract (smtpd_etrn_fn) */
     enum flush_result (*flush_site)(void *ctx, const char *domain, int with_subdomains,
                                     const char *client, const char *user, size_t *pending);
-    size_t (*flush_all)(void *ctx);                  /* how many were scheduled */
-    int (*flush_id)(void *ctx, const char *id);      /* 1 scheduled, 0 not waiting, <0 error */
-    int (*delete_id)(void *ctx, const char *id);     /* "ALL" too; QUEUE_OK or queue status */
-    int (*hold)(void *ctx, const char *id);          /* QUEUE_OK, QUEUE_NOTFOUND, ... */
+    int (*flush_all)(void *ctx, size_t *scheduled);   /* QUEUE_OK */
+    int (*flush_id)(void *ctx, const char *id);       /* QUEUE_NOTFOUND: not waiting */
+    int (*delete_id)(void *ctx, const char *id);      /* "ALL" too */
+    int (*hold)(void *ctx, const char *id);
     int (*release)(void *ctx, const char *id);
-    void (*status_json)(void *ctx, struct buf *out); /* JSON members, "total" first */
-    void (*flush_status_json)(void *ctx, struct buf *out); /* the "etrn" member */
-    int (*reopen_log)(void *ctx);   /* 1 reopened, 0 no log file (syslog, stderr), -1 failed */
+    int (*reopen_log)(void *ctx, int *reopened);      /* 0: no log file (syslog, stderr) */
+    /* the status body: the tables as text, or one JSON object ("total" first) */
+    int (*status)(void *ctx, int json, struct buf *out);
 };
 
 struct control *control_new(struct event_base *base, const char *path, uid_t owner, gid_t group,

@@ -9,8 +9,8 @@
  * the server stopped. Everything else is one request over the control socket
  * queue_directory/public/control (protocol: control.h): -s flush a site
  * (DOMAIN or @DOMAIN), -f flush everything, -i flush one message, -d delete,
- * -h hold, -H release, status per destination (a table, or the server's JSON
- * with --json), reopen maillog_file (logrotate's postrotate). Arguments are checked here before they are sent.
+ * -h hold, -H release, status per destination (the server's text, or its
+ * JSON with --json, printed as they come), reopen maillog_file (logrotate's postrotate). Arguments are checked here before they are sent.
  * Exit: 0 done; 64 bad command line or argument; 69 no such message or domain
  * not eligible; 75 server not running or temporary failure; 77 not allowed
  * (only root and mail_owner); 78 bad configuration; 74 queue unreadable (-p).
@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -33,7 +32,6 @@
 #include "control.h"
 #include "domain.h"
 #include "exitcode.h"
-#include "json.h"
 #include "printable.h"
 #include "queue.h"
 #include "server_config.h"
@@ -228,108 +226,8 @@ static int status_exit(const char *word)
     return EXIT_SOFTWARE;
 }
 
-/* fmt_time - local time, "-" for 0 */
-static void fmt_time(long long t, char *out, size_t outlen)
-{
-    time_t tt = (time_t) t;
-    struct tm tm;
-
-    if (t <= 0 || localtime_r(&tt, &tm) == NULL || strftime(out, outlen, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-        snprintf(out, outlen, "-");
-}
-
-#define STATUS_TEXT_MAX 100 /* a result longer than this ends in "..." (--json has it whole) */
-
-/* cut - text for a table cell: whole, or its first max-3 bytes and "..." */
-static void cut(char *out, size_t outlen, const char *text, size_t max)
-{
-    size_t len = strlen(text);
-
-    if (len <= max)
-        snprintf(out, outlen, "%s", text);
-    else
-        snprintf(out, outlen, "%.*s...", (int) (max - 3), text);
-}
-
-/* name_width - the longest member key of the array's objects, at least min */
-static int name_width(const struct json_val *list, const char *key, int min)
-{
-    int width = min;
-
-    for (size_t i = 0; list && list->type == JSON_ARR && i < list->n; i++) {
-        int len = (int) strlen(json_str(&list->items[i], key, ""));
-
-        if (len > width)
-            width = len;
-    }
-    return width;
-}
-
-/* print_destinations - the qmgr's table: one line per destination, the result last */
-static void print_destinations(struct buf *out, const struct json_val *dests)
-{
-    int width = name_width(dests, "destination", 11);
-
-    buf_printf(out, "%-*s %7s %7s  %-19s  %-19s  %-4s  %s\n", width, "DESTINATION", "WAITING",
-               "RUNNING", "OLDEST", "LAST ATTEMPT", "DEAD", "LAST RESULT");
-    for (size_t i = 0; dests && dests->type == JSON_ARR && i < dests->n; i++) {
-        const struct json_val *d = &dests->items[i];
-        char oldest[32], last[32], result[STATUS_TEXT_MAX + 1];
-        const char *res = json_str(d, "last_result", "");
-
-        fmt_time(json_num(d, "oldest", 0), oldest, sizeof(oldest));
-        fmt_time(json_num(d, "last_attempt", 0), last, sizeof(last));
-        cut(result, sizeof(result), *res ? res : "-", STATUS_TEXT_MAX);
-        buf_printf(out, "%-*s %7lld %7lld  %-19s  %-19s  %-4s  %s\n", width,
-                   json_str(d, "destination", "?"), json_num(d, "waiting", 0),
-                   json_num(d, "running", 0), oldest, last, json_num(d, "dead", 0) ? "yes" : "no",
-                   result);
-    }
-}
-
-/* print_etrn - the flush service's table: one line per fast_flush domain with a log */
-static void print_etrn(struct buf *out, const struct json_val *etrn)
-{
-    int width = name_width(etrn, "domain", 11);
-
-    buf_printf(out, "%-*s %7s  %-8s  %-19s  %s\n", width, "ETRN DOMAIN", "WAITING", "FLUSHING",
-               "LAST ETRN", "FROM");
-    for (size_t i = 0; etrn && etrn->type == JSON_ARR && i < etrn->n; i++) {
-        const struct json_val *e = &etrn->items[i];
-        const char *client = json_str(e, "client", ""), *user = json_str(e, "user", "");
-        char at[32];
-
-        fmt_time(json_num(e, "last_etrn", 0), at, sizeof(at));
-        buf_printf(out, "%-*s %7lld  %-8s  %-19s  %s%s%s%s\n", width, json_str(e, "domain", "?"),
-                   json_num(e, "waiting", 0), json_num(e, "flushing", 0) ? "yes" : "no", at,
-                   *client ? client : "-", *user ? " (" : "", user, *user ? ")" : "");
-    }
-}
-
-/* print_status_table - the readable form of the status JSON: totals, then two tables */
-static int print_status_table(const char *json)
-{
-    struct json_val root;
-    struct buf out = BUF_INIT;
-
-    if (json_parse(json, &root) != 0 || root.type != JSON_OBJ) {
-        fprintf(stderr, "etrn-queue: cannot read the status from etrn-server\n");
-        json_free(&root);
-        return EXIT_SOFTWARE;
-    }
-    buf_printf(&out, "total %lld: incoming %lld, active %lld, deferred %lld, hold %lld\n\n",
-               json_num(&root, "total", 0), json_num(&root, "incoming", 0),
-               json_num(&root, "active", 0), json_num(&root, "deferred", 0),
-               json_num(&root, "hold", 0));
-    print_destinations(&out, json_get(&root, "destinations"));
-    buf_puts(&out, "\n");
-    print_etrn(&out, json_get(&root, "etrn"));
-    json_free(&root);
-    return print_and_free(&out);
-}
-
 /* control_request - one request; print the answer; the exit status */
-static int control_request(const char *queue_directory, const char *request, int status, int json)
+static int control_request(const char *queue_directory, const char *request, int status)
 {
     struct buf path = BUF_INIT, reply = BUF_INIT;
     const char *body = "";
@@ -358,8 +256,6 @@ static int control_request(const char *queue_directory, const char *request, int
     if (rc != EXIT_OK) {
         fprintf(stderr, "etrn-queue: %s\n", rc == EXIT_SOFTWARE ? "unexpected answer from etrn-server"
                                                                 : printable(text, '?'));
-    } else if (status && !json) {
-        rc = print_status_table(body);
     } else {
         struct buf out = BUF_INIT;
 
@@ -459,9 +355,9 @@ int main(int argc, char **argv)
     case 'h': buf_printf(&req, "hold %s\n", arg); break;
     case 'H': buf_printf(&req, "release %s\n", arg); break;
     case 'R': buf_puts(&req, "reopen\n"); break;
-    default: buf_puts(&req, "status\n"); break;
+    default: buf_puts(&req, json ? "status json\n" : "status\n"); break;
     }
-    rc = control_request(conf.queue_directory, buf_cstr(&req), action == 'S', json);
+    rc = control_request(conf.queue_directory, buf_cstr(&req), action == 'S');
     buf_free(&req);
     server_config_free(&conf);
     return rc;

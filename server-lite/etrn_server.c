@@ -34,6 +34,7 @@
 
 #include "alloc.h"
 #include "asuser.h"
+#include "buf.h"
 #include "sasl_users.h"
 #include "smtpd_tls.h"
 #include "config.h"
@@ -208,15 +209,18 @@ static enum flush_result flush_site_cb(void *ctx, const char *domain, int with_s
 }
 
 /* ctl_flush_all - etrn-queue -f */
-static size_t ctl_flush_all(void *ctx)
+static int ctl_flush_all(void *ctx, size_t *scheduled)
 {
-    return qmgr_flush_all(((struct server *) ctx)->qmgr);
+    *scheduled = qmgr_flush_all(((struct server *) ctx)->qmgr);
+    return QUEUE_OK;
 }
 
-/* ctl_flush_id - etrn-queue -i ID */
+/* ctl_flush_id - etrn-queue -i ID: qmgr_flush_message's 1 / 0 / status as the queue returns */
 static int ctl_flush_id(void *ctx, const char *id)
 {
-    return qmgr_flush_message(((struct server *) ctx)->qmgr, id, NULL);
+    int rc = qmgr_flush_message(((struct server *) ctx)->qmgr, id, NULL);
+
+    return rc > 0 ? QUEUE_OK : rc == 0 ? QUEUE_NOTFOUND : rc;
 }
 
 /* ctl_delete - etrn-queue -d ID|ALL (the qmgr's flush hook forgets it too) */
@@ -237,28 +241,44 @@ static int ctl_release(void *ctx, const char *id)
     return qmgr_release(((struct server *) ctx)->qmgr, id);
 }
 
-/* ctl_status - etrn-queue status: the qmgr's members ("total" first) */
-static void ctl_status(void *ctx, struct buf *out)
-{
-    qmgr_status_json(((struct server *) ctx)->qmgr, out);
-}
-
-/* ctl_flush_status - etrn-queue status: the flush service's "etrn" member */
-static void ctl_flush_status(void *ctx, struct buf *out)
-{
-    flush_status_json(((struct server *) ctx)->flush, out);
-}
-
 /* ctl_reopen - etrn-queue reopen: maillog_file again by name */
-static int ctl_reopen(void *ctx)
+static int ctl_reopen(void *ctx, int *reopened)
 {
+    int rc = reopen_log("control");
+
     (void) ctx;
-    return reopen_log("control");
+    *reopened = rc > 0;
+    return rc < 0 ? QUEUE_ERR : QUEUE_OK;
+}
+
+/* ctl_status - etrn-queue status: the qmgr's counts and destinations, then the flush service's */
+static int ctl_status(void *ctx, int json, struct buf *out)
+{
+    struct server *sv = ctx;
+
+    if (json) {
+        buf_putc(out, '{');
+        qmgr_status_json(sv->qmgr, out);
+        buf_putc(out, ',');
+        flush_status_json(sv->flush, out);
+        buf_putc(out, '}');
+    } else {
+        qmgr_status_text(sv->qmgr, out);
+        buf_putc(out, '\n');
+        flush_status_text(sv->flush, out);
+    }
+    return QUEUE_OK;
 }
 
 static const struct control_ops control_ops = {
-    flush_site_cb, ctl_flush_all, ctl_flush_id, ctl_delete, ctl_hold, ctl_release,
-    ctl_status, ctl_flush_status, ctl_reopen,
+    .flush_site = flush_site_cb,
+    .flush_all = ctl_flush_all,
+    .flush_id = ctl_flush_id,
+    .delete_id = ctl_delete,
+    .hold = ctl_hold,
+    .release = ctl_release,
+    .reopen_log = ctl_reopen,
+    .status = ctl_status,
 };
 
 /* start_flush_control - the flush service (wired to qmgr and smtpd) and the control socket */

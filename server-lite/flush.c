@@ -49,6 +49,7 @@
 #include "clock.h"
 #include "domain.h"
 #include "flush.h"
+#include "timefmt.h"
 #include "log.h"
 #include "queue.h"
 #include "server_config.h"
@@ -1010,6 +1011,34 @@ void flush_status_json(const struct flush *f, struct buf *out)
         buf_putc(out, '}');
     }
     buf_putc(out, ']');
+    free(v);
+}
+
+/* flush_status_text - the ETRN table of etrn-queue status: one line per domain, sorted */
+void flush_status_text(const struct flush *f, struct buf *out)
+{
+    struct site **v = xreallocarray(NULL, f->nsites ? f->nsites : 1, sizeof(*v));
+    size_t n = 0;
+    int width = 11;
+
+    for (struct site *s = f->sites; s; s = s->next) {
+        int len = (int) strlen(s->name);
+
+        v[n++] = s;
+        width = len > width ? len : width;
+    }
+    qsort(v, n, sizeof(*v), cmp_site);
+    buf_printf(out, "%-*s %7s  %-8s  %-19s  %s\n", width, "ETRN DOMAIN", "WAITING", "FLUSHING",
+               "LAST ETRN", "FROM");
+    for (size_t i = 0; i < n; i++) {
+        const struct site *s = v[i];
+        char at[TIMEFMT_LOCAL_MAX];
+
+        timefmt_local((long long) s->last_etrn, at, sizeof(at));
+        buf_printf(out, "%-*s %7zu  %-8s  %-19s  %s%s%s%s\n", width, s->name, s->ids.used,
+                   s->running ? "yes" : "no", at, s->client[0] ? s->client : "-",
+                   s->user[0] ? " (" : "", s->user, s->user[0] ? ")" : "");
+    }
     free(v);
 }
 

@@ -59,6 +59,8 @@ enum flush_result flush_request(struct flush *f, const char *domain, int with_su
 /* JSON member for etrn-queue status: "etrn":[{"domain":...,"waiting":N,
    "flushing":true|false,"last_etrn":T,"client":"...","user":"..."},...], sorted by domain */
 void flush_status_json(const struct flush *f, struct buf *out);
+/* the same as text: a table with a header line, as etrn-queue status prints it */
+void flush_status_text(const struct flush *f, struct buf *out);
 
 int flush_file_name(const char *domain, char *out, size_t outlen);
 size_t flush_waiting(const struct flush *f, const char *domain);

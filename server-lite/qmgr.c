@@ -64,6 +64,7 @@
 #include "domain.h"
 #include "log.h"
 #include "qmgr.h"
+#include "timefmt.h"
 #include "queue.h"
 #include "server_config.h"
 
@@ -1701,6 +1702,47 @@ void qmgr_status_json(const struct qmgr *m, struct buf *out)
         buf_printf(out, ",\"dead\":%s}", dest_dead(d, now) ? "true" : "false");
     }
     buf_puts(out, "]");
+    free(dests);
+}
+
+#define STATUS_TEXT_MAX 100 /* a longer last result ends in "..." (the JSON has it whole) */
+
+/*
+ * qmgr_status_text - the totals, a blank line and the destinations table:
+ * one line per destination, sorted, its last result last (cut at
+ * STATUS_TEXT_MAX), times in local time
+ */
+void qmgr_status_text(const struct qmgr *m, struct buf *out)
+{
+    size_t n, total = m->count[QUEUE_INCOMING] + m->count[QUEUE_ACTIVE]
+                      + m->count[QUEUE_DEFERRED] + m->count[QUEUE_HOLD];
+    void **dests = htab_values(&m->dests, &n);
+    double now = clock_wall();
+    int width = 11;
+
+    buf_printf(out, "total %zu: incoming %zu, active %zu, deferred %zu, hold %zu\n\n", total,
+               m->count[QUEUE_INCOMING], m->count[QUEUE_ACTIVE], m->count[QUEUE_DEFERRED],
+               m->count[QUEUE_HOLD]);
+    qsort(dests, n, sizeof(*dests), cmp_dest);
+    for (size_t i = 0; i < n; i++) {
+        int len = (int) strlen(((const struct dest *) dests[i])->name);
+
+        width = len > width ? len : width;
+    }
+    buf_printf(out, "%-*s %7s %7s  %-19s  %-19s  %-4s  %s\n", width, "DESTINATION", "WAITING",
+               "RUNNING", "OLDEST", "LAST ATTEMPT", "DEAD", "LAST RESULT");
+    for (size_t i = 0; i < n; i++) {
+        const struct dest *d = dests[i];
+        char oldest[TIMEFMT_LOCAL_MAX], last[TIMEFMT_LOCAL_MAX];
+        const char *res = d->last_result[0] ? d->last_result : "-";
+        int cut = strlen(res) > STATUS_TEXT_MAX;
+
+        timefmt_local((long long) d->oldest, oldest, sizeof(oldest));
+        timefmt_local((long long) d->last_attempt, last, sizeof(last));
+        buf_printf(out, "%-*s %7zu %7zu  %-19s  %-19s  %-4s  %.*s%s\n", width, d->name,
+                   d->waiting, d->running, oldest, last, dest_dead(d, now) ? "yes" : "no",
+                   cut ? STATUS_TEXT_MAX - 3 : STATUS_TEXT_MAX, res, cut ? "..." : "");
+    }
     free(dests);
 }
 

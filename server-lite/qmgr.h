@@ -68,6 +68,9 @@ int qmgr_release(struct qmgr *m, const char *id);
    "destinations":[{"destination":...,"waiting":N,"oldest":T,"last_attempt":T,
    "last_result":"...","dead":true|false},...] (times: seconds since the epoch, 0: never) */
 void qmgr_status_json(const struct qmgr *m, struct buf *out);
+/* the same as etrn-queue status prints it: a totals line, a blank line, then a table
+   with a header line, one line per destination, times in local time */
+void qmgr_status_text(const struct qmgr *m, struct buf *out);
 
 /* pure: the retry delay after a failed attempt, Postfix's rule:
    clamp(now - arrival, minimal_backoff_time, maximal_backoff_time) */

@@ -83,6 +83,23 @@ check "status: the destinations table" grep -q '^DESTINATION  *WAITING RUNNING  
 check "status: the ETRN table" grep -q '^ETRN DOMAIN  *WAITING  FLUSHING  LAST ETRN  *FROM$' "$T/status.txt"
 check "status table: totals" grep -q '^total 4: incoming 0, active 0, deferred 4, hold 0' "$T/status.txt"
 check "status table: site.test waits 3 for ETRN" grep -Eq '^site\.test +3  no  ' "$T/status.txt"
+# the server sends the text etrn-queue prints (the CLI has no JSON parser): the
+# socket's "status" body is the table byte for byte, "status json" the JSON
+raw() {
+    printf '%s\n' "$1" | $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+sys.stdout.write(s.makefile().read())' "$SOCK"
+}
+raw status >"$T/raw-status.txt"
+check_eq "socket status: last line OK status" "$(tail -n 1 "$T/raw-status.txt")" "OK status"
+check "socket status: the body is what etrn-queue status printed" \
+    sh -c "sed '\$d' '$T/raw-status.txt' | cmp -s - '$T/status.txt'"
+check_eq "socket status json: one JSON line, then OK status" \
+    "$(raw 'status json' | $PY -c 'import json,sys; l=sys.stdin.read().split("\n"); print(json.loads(l[0])["total"], l[1], len(l))')" \
+    "4 OK status 3"
+check_eq "socket status with another argument: BADREQ" "$(raw 'status xml')" \
+    "BADREQ status: the only argument is json"
 
 # hold: -p marks the message with '!' as Postfix's mailq does; release takes it back
 out=$("$Q" -c "$CONF" -h "$ida" 2>&1); rc=$?
