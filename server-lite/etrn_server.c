@@ -378,6 +378,115 @@ static void drop_privileges(const struct passwd *pw)
         log_fatal_code(EXIT_SOFTWARE, "still root after switching to %s", pw->pw_name);
 }
 
+/* check_only - --check-config: the config loaded; as root, can mail_owner read its files? */
+static int check_only(const struct server_config *conf)
+{
+    struct passwd *p = geteuid() == 0 && conf->mail_owner ? getpwnam(conf->mail_owner) : NULL;
+    char errbuf[512];
+
+    if (p && p->pw_uid != 0
+        && check_owner_files(conf, conf->mail_owner, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s: %s\n", IDENT, errbuf);
+        return EXIT_CONFIG;
+    }
+    return EXIT_OK;
+}
+
+/* run_as - as root: the mail_owner to switch to (its name copied into pw), else EXIT_CONFIG */
+static int run_as(const struct server_config *conf, struct passwd *pw)
+{
+    struct passwd *p = conf->mail_owner ? getpwnam(conf->mail_owner) : NULL;
+
+    if (p == NULL) {
+        fprintf(stderr, "%s: mail_owner %s: no such user; refusing to run as root\n", IDENT,
+                conf->mail_owner ? conf->mail_owner : "(unset)");
+        return EXIT_CONFIG;
+    }
+    if (p->pw_uid == 0) {
+        fprintf(stderr, "%s: mail_owner %s is root; refusing to run as root\n", IDENT,
+                conf->mail_owner);
+        return EXIT_CONFIG;
+    }
+    *pw = *p;
+    pw->pw_name = xstrdup(p->pw_name);
+    return EXIT_OK;
+}
+
+/*
+ * serve - open the log and the queue, bind, drop privileges, wire the
+ * modules, run the loop until a signal ends it, and free them again. An
+ * error before the loop is fatal (log_fatal_code exits); the exit status.
+ */
+static int serve(struct server *sv, struct passwd *pw)
+{
+    static const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
+    struct event *sigs[4];
+    struct queue q;
+    char errbuf[512];
+    int rc;
+
+    if (pw && log_file_owner(pw->pw_uid, pw->pw_gid, errbuf, sizeof(errbuf)) != 0)
+        startup_fatal(sv->conf, EXIT_IOERR, errbuf);
+    if (pw && check_owner_files(sv->conf, pw->pw_name, errbuf, sizeof(errbuf)) != 0)
+        log_warn("%s", errbuf);
+    /* as root: make and check the directories only; nothing in them is read yet */
+    rc = pw ? queue_open_owned(&q, sv->conf->queue_directory, pw->pw_uid, pw->pw_gid)
+            : queue_open(&q, sv->conf->queue_directory, 1);
+    if (rc != QUEUE_OK)
+        startup_fatal(sv->conf, EXIT_IOERR, queue_error(&q));
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        log_fatal_code(EXIT_OSERR, "signal: %s", strerror(errno));
+    if ((sv->base = event_base_new()) == NULL)
+        log_fatal_code(EXIT_OSERR, "cannot create the event loop");
+    if ((sv->smtpd = smtpd_new(sv->base, sv->conf, &q, errbuf, sizeof(errbuf))) == NULL) {
+        fprintf(stderr, "%s: %s\n", IDENT, errbuf);
+        log_fatal_code(EXIT_OSERR, "%s", errbuf);
+    }
+    if (pw)
+        drop_privileges(pw);
+    /* reading and removing queue files only ever happens as mail_owner */
+    if (queue_recover(&q) != QUEUE_OK)
+        log_error("queue recovery: %s", queue_error(&q));
+    if ((sv->smtp = smtp_transport_new(sv->base, sv->conf, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_SOFTWARE, "%s", errbuf);
+    if ((sv->local = local_transport_new(sv->base, sv->conf, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_OSERR, "%s", errbuf);
+    if ((sv->qmgr = qmgr_new(sv->base, sv->conf, &q, errbuf, sizeof(errbuf))) == NULL)
+        log_fatal_code(EXIT_IOERR, "%s", errbuf);
+    qmgr_set_transport(sv->qmgr, SERVER_TRANSPORT_SMTP, smtp_deliver, sv->smtp);
+    qmgr_set_transport(sv->qmgr, SERVER_TRANSPORT_ETRN_ONLY, smtp_deliver, sv->smtp);
+    qmgr_set_transport(sv->qmgr, SERVER_TRANSPORT_LOCAL, local_deliver, sv->local);
+    smtpd_set_commit_hook(sv->smtpd, commit_cb, sv->qmgr);
+    start_flush_control(sv, &q);
+    for (int i = 0; signums[i]; i++) {
+        sigs[i] = evsignal_new(sv->base, signums[i], signal_cb, sv);
+        if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
+            log_fatal_code(EXIT_OSERR, "cannot watch signal %d", signums[i]);
+    }
+    /* the port opens only now: a client that connects is served at once */
+    if (smtpd_listen(sv->smtpd, errbuf, sizeof(errbuf)) != 0)
+        startup_fatal(sv->conf, EXIT_OSERR, errbuf);
+    log_info("daemon started -- listening on %zu address(es), queue %s", sv->conf->nlisten,
+             sv->conf->queue_directory);
+    rc = event_base_dispatch(sv->base);
+    control_free(sv->control);
+    smtpd_free(sv->smtpd);
+    smtp_transport_free(sv->smtp);
+    local_transport_free(sv->local);
+    qmgr_free(sv->qmgr);
+    flush_free(sv->flush);
+    for (int i = 0; signums[i]; i++)
+        event_free(sigs[i]);
+    event_base_free(sv->base);
+    queue_close(&q);
+    if (rc < 0) {
+        log_error("event loop failed");
+        return EXIT_SOFTWARE;
+    }
+    log_info("stopped");
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -386,14 +495,11 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'H' },
         { NULL, 0, NULL, 0 },
     };
-    struct server sv = { DEFAULT_CONFIG, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
-    struct passwd pw_copy, *pw = NULL;
-    struct event *sigs[4];
-    static const int signums[4] = { SIGTERM, SIGINT, SIGHUP, 0 };
+    struct server sv = { .config_path = DEFAULT_CONFIG };
+    struct passwd pw = { .pw_name = NULL };
     struct cfg_error err;
-    struct queue q;
     char errbuf[512];
-    int opt, check_only = 0, verbose = 0, rc;
+    int opt, check = 0, verbose = 0, rc;
 
     while ((opt = getopt_long(argc, argv, "c:v", longopts, NULL)) != -1) {
         switch (opt) {
@@ -404,7 +510,7 @@ int main(int argc, char **argv)
             verbose = 1;
             break;
         case 'C':
-            check_only = 1;
+            check = 1;
             break;
         case 'V':
             return version_print(IDENT) == 0 ? EXIT_OK : EXIT_IOERR;
@@ -420,119 +526,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", IDENT, err.msg);
         return EXIT_CONFIG;
     }
+    /* from here on every path ends below, where the configuration is freed once */
     if (check_files(sv.conf, errbuf, sizeof(errbuf)) != 0) {
         fprintf(stderr, "%s: %s: %s\n", IDENT, sv.config_path, errbuf);
-        server_config_free(sv.conf);
-        free(sv.conf);
-        return EXIT_CONFIG;
-    }
-    if (check_only) {
-        struct passwd *p = geteuid() == 0 && sv.conf->mail_owner ? getpwnam(sv.conf->mail_owner)
-                                                                  : NULL;
-
-        rc = EXIT_OK;
-        if (p && p->pw_uid != 0 && check_owner_files(sv.conf, sv.conf->mail_owner, errbuf,
-                                                     sizeof(errbuf)) != 0) {
+        rc = EXIT_CONFIG;
+    } else if (check) {
+        rc = check_only(sv.conf);
+    } else if ((rc = geteuid() == 0 ? run_as(sv.conf, &pw) : EXIT_OK) == EXIT_OK) {
+        log_set_verbose(verbose);
+        if (log_open(sv.conf->syslog_name, sv.conf->maillog_file, errbuf, sizeof(errbuf)) != 0) {
             fprintf(stderr, "%s: %s\n", IDENT, errbuf);
-            rc = EXIT_CONFIG;
+            rc = EXIT_IOERR;
+        } else {
+            rc = serve(&sv, pw.pw_name ? &pw : NULL);
+            log_close();
         }
-        server_config_free(sv.conf);
-        free(sv.conf);
-        return rc;
     }
-    if (geteuid() == 0) {
-        struct passwd *p = sv.conf->mail_owner ? getpwnam(sv.conf->mail_owner) : NULL;
-
-        if (p == NULL) {
-            fprintf(stderr, "%s: mail_owner %s: no such user; refusing to run as root\n", IDENT,
-                    sv.conf->mail_owner ? sv.conf->mail_owner : "(unset)");
-            server_config_free(sv.conf);
-            free(sv.conf);
-            return EXIT_CONFIG;
-        }
-        if (p->pw_uid == 0) {
-            fprintf(stderr, "%s: mail_owner %s is root; refusing to run as root\n", IDENT,
-                    sv.conf->mail_owner);
-            server_config_free(sv.conf);
-            free(sv.conf);
-            return EXIT_CONFIG;
-        }
-        pw_copy = *p;
-        pw_copy.pw_name = xstrdup(p->pw_name);
-        pw = &pw_copy;
-    }
-    log_set_verbose(verbose);
-    if (log_open(sv.conf->syslog_name, sv.conf->maillog_file, errbuf, sizeof(errbuf)) != 0) {
-        fprintf(stderr, "%s: %s\n", IDENT, errbuf);
-        if (pw)
-            free(pw_copy.pw_name);
-        server_config_free(sv.conf);
-        free(sv.conf);
-        return EXIT_IOERR;
-    }
-    if (pw && log_file_owner(pw->pw_uid, pw->pw_gid, errbuf, sizeof(errbuf)) != 0)
-        startup_fatal(sv.conf, EXIT_IOERR, errbuf);
-    if (pw && check_owner_files(sv.conf, pw->pw_name, errbuf, sizeof(errbuf)) != 0)
-        log_warn("%s", errbuf);
-    /* as root: make and check the directories only; nothing in them is read yet */
-    rc = pw ? queue_open_owned(&q, sv.conf->queue_directory, pw->pw_uid, pw->pw_gid)
-            : queue_open(&q, sv.conf->queue_directory, 1);
-    if (rc != QUEUE_OK)
-        startup_fatal(sv.conf, EXIT_IOERR, queue_error(&q));
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-        log_fatal_code(EXIT_OSERR, "signal: %s", strerror(errno));
-    if ((sv.base = event_base_new()) == NULL)
-        log_fatal_code(EXIT_OSERR, "cannot create the event loop");
-    if ((sv.smtpd = smtpd_new(sv.base, sv.conf, &q, errbuf, sizeof(errbuf))) == NULL) {
-        fprintf(stderr, "%s: %s\n", IDENT, errbuf);
-        log_fatal_code(EXIT_OSERR, "%s", errbuf);
-    }
-    if (pw) {
-        drop_privileges(pw);
-        free(pw_copy.pw_name);
-    }
-    /* reading and removing queue files only ever happens as mail_owner */
-    if (queue_recover(&q) != QUEUE_OK)
-        log_error("queue recovery: %s", queue_error(&q));
-    if ((sv.smtp = smtp_transport_new(sv.base, sv.conf, errbuf, sizeof(errbuf))) == NULL)
-        log_fatal_code(EXIT_SOFTWARE, "%s", errbuf);
-    if ((sv.local = local_transport_new(sv.base, sv.conf, errbuf, sizeof(errbuf))) == NULL)
-        log_fatal_code(EXIT_OSERR, "%s", errbuf);
-    if ((sv.qmgr = qmgr_new(sv.base, sv.conf, &q, errbuf, sizeof(errbuf))) == NULL)
-        log_fatal_code(EXIT_IOERR, "%s", errbuf);
-    qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_SMTP, smtp_deliver, sv.smtp);
-    qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_ETRN_ONLY, smtp_deliver, sv.smtp);
-    qmgr_set_transport(sv.qmgr, SERVER_TRANSPORT_LOCAL, local_deliver, sv.local);
-    smtpd_set_commit_hook(sv.smtpd, commit_cb, sv.qmgr);
-    start_flush_control(&sv, &q);
-    for (int i = 0; signums[i]; i++) {
-        sigs[i] = evsignal_new(sv.base, signums[i], signal_cb, &sv);
-        if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
-            log_fatal_code(EXIT_OSERR, "cannot watch signal %d", signums[i]);
-    }
-    /* the port opens only now: a client that connects is served at once */
-    if (smtpd_listen(sv.smtpd, errbuf, sizeof(errbuf)) != 0)
-        startup_fatal(sv.conf, EXIT_OSERR, errbuf);
-    log_info("daemon started -- listening on %zu address(es), queue %s", sv.conf->nlisten,
-             sv.conf->queue_directory);
-    rc = event_base_dispatch(sv.base);
-    control_free(sv.control);
-    smtpd_free(sv.smtpd);
-    smtp_transport_free(sv.smtp);
-    local_transport_free(sv.local);
-    qmgr_free(sv.qmgr);
-    flush_free(sv.flush);
-    for (int i = 0; signums[i]; i++)
-        event_free(sigs[i]);
-    event_base_free(sv.base);
-    queue_close(&q);
+    free(pw.pw_name);
     server_config_free(sv.conf);
     free(sv.conf);
-    if (rc < 0) {
-        log_error("event loop failed");
-        return EXIT_SOFTWARE;
-    }
-    log_info("stopped");
-    log_close();
-    return EXIT_OK;
+    return rc;
 }
