@@ -29,8 +29,8 @@ static struct event_base *base;
 static struct control *ctl;
 static struct sockaddr_un sun;
 
-static int op_flush_site(void *ctx, const char *domain, int with_subdomains, const char *client,
-                         const char *user, size_t *pending)
+static enum flush_result op_flush_site(void *ctx, const char *domain, int with_subdomains,
+                                       const char *client, const char *user, size_t *pending)
 {
     (void) ctx;
     (void) with_subdomains;
@@ -43,10 +43,11 @@ static int op_flush_site(void *ctx, const char *domain, int with_subdomains, con
     return strcmp(domain, "example.net") == 0 ? FLUSH_NOTHING : FLUSH_NOT_ELIGIBLE;
 }
 
-static size_t op_flush_all(void *ctx)
+static int op_flush_all(void *ctx, size_t *scheduled)
 {
     (void) ctx;
-    return 1;
+    *scheduled = 1;
+    return QUEUE_OK;
 }
 
 /* check_id - every ID operation gets a queue ID */
@@ -60,7 +61,7 @@ static int check_id(const char *id, int all_ok)
 static int op_flush_id(void *ctx, const char *id)
 {
     (void) ctx;
-    return check_id(id, 0) == QUEUE_OK;
+    return check_id(id, 0);
 }
 
 static int op_delete(void *ctx, const char *id)
@@ -75,28 +76,24 @@ static int op_hold(void *ctx, const char *id)
     return check_id(id, 0);
 }
 
-static void op_status(void *ctx, struct buf *out)
+static int op_status(void *ctx, int json, struct buf *out)
 {
     (void) ctx;
-    buf_puts(out, "\"total\":0");
+    buf_puts(out, json ? "{\"total\":0,\"etrn\":[]}" : "total 0\n");
+    return QUEUE_OK;
 }
 
-static void op_flush_status(void *ctx, struct buf *out)
+static int op_reopen(void *ctx, int *reopened)
 {
     (void) ctx;
-    buf_puts(out, "\"etrn\":[]");
-}
-
-static int op_reopen(void *ctx)
-{
-    (void) ctx;
-    return 0;
+    *reopened = 0;
+    return QUEUE_OK;
 }
 
 static const struct control_ops ops = {
     .flush_site = op_flush_site, .flush_all = op_flush_all, .flush_id = op_flush_id,
-    .delete_id = op_delete, .hold = op_hold, .release = op_hold, .status_json = op_status,
-    .flush_status_json = op_flush_status, .reopen_log = op_reopen,
+    .delete_id = op_delete, .hold = op_hold, .release = op_hold, .status = op_status,
+    .reopen_log = op_reopen,
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
