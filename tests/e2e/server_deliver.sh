@@ -54,7 +54,7 @@ check "log: a sent line for u1" test -n "$id"
 re="^.* $id: to=<u[12]@sink.test>, relay=127.0.0.1\[127.0.0.1\]:$sinkport, delay=[0-9]+\.[0-9][0-9], delays=[0-9.]+/[0-9.]+/[0-9.]+/[0-9.]+, dsn=2\.0\.0, status=sent \(250 .*\)$"
 check_eq "log: two sent lines in Postfix format" "$(grep -cE "$re" "$LOG")" 2
 check "log: '$id: removed'" grep -q " $id: removed$" "$LOG"
-check_eq "queue is empty" "$(find "$SPOOL/incoming" "$SPOOL/active" "$SPOOL/deferred" -type f | wc -l | tr -d ' ')" 0
+check_eq "queue is empty" "$(srv_queued relay)" 0
 kill -0 "$SRV_PID" 2>/dev/null || { e2e_done; exit 1; }
 
 # --- SIGHUP: the qmgr and the transports take the new configuration ---------------

@@ -89,7 +89,7 @@ got() {
 gotn() { [ "$(got "$1" "$2")" = "$3" ]; }
 ndump() { [ -d "$1" ] || { echo "no $1"; return; }; ls "$1" | wc -l | tr -d ' '; }
 conns() { grep -c 'connect (AF_INET' "$T/sink$1.out" 2>/dev/null; }
-nqueued() { find "$SPOOL/incoming" "$SPOOL/active" "$SPOOL/deferred" -type f 2>/dev/null | wc -l | tr -d ' '; }
+nqueued() { srv_queued relay; }
 
 start_bg sinkA "$SINK" -v -u nobody -d "$T/dumpa/" "127.0.0.1:$pa" 100
 start_bg sinkB "$SINK" -v -u nobody -d "$T/dumpb/" "127.0.0.1:$pb" 100

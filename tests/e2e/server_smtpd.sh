@@ -31,7 +31,7 @@ codes() { smtp "$@" | cut -c1-3 | tr '\n' ' ' | sed 's/ $//'; }
 # the qmgr moves accepted mail on (relay.test is etrn-only: it waits in deferred/)
 # nfiles incoming: messages in incoming/, active/ and deferred/; nfiles tmp: files in tmp/
 nfiles() {
-    if [ "$1" = tmp ]; then ls "$SPOOL/tmp" 2>/dev/null | wc -l | tr -d ' '; return; fi
+    if [ "$1" = tmp ]; then srv_queued relay tmp; return; fi
     ls "$SPOOL/incoming" "$SPOOL/active" "$SPOOL/deferred" 2>/dev/null | grep -c '^[0-9A-F]'
 }
 qfile() { for d in incoming active deferred; do [ -f "$SPOOL/$d/$1" ] && echo "$SPOOL/$d/$1"; done; }

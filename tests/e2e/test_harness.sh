@@ -76,6 +76,10 @@ C: QUIT
 S: 221 2.0.0 Bye"
 check_eq "smtp_client: a refused setup step is named" \
     "$(smtp_client -e c.test -t "$port" 'NOOP')" "setup failed: STARTTLS -> 454 4.7.0 TLS not available"
+# srv_queued: 0 only for a queue that is there
+check_eq "srv_queued: the running server's empty queue" "$(srv_queued h)" 0
+check_eq "srv_queued: a queue that is not there is not 0" "$(srv_queued nosuch)" \
+    "no $T/nosuch/queue/incoming"
 # a table with one wrong line: that line's case fails, by name; the others pass
 (
     E2E_PASS=0 E2E_FAIL=0

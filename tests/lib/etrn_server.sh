@@ -14,6 +14,9 @@
 #                                          accepts; $SRV_PID; stopped at exit
 #   srv_stop NAME                          SIGTERM and wait (bounded)
 #   srv_queue NAME ARGS...                 etrn-queue -c NAME's config ARGS...
+#   srv_queued NAME [SUBDIR...]            files in NAME's queue subdirectories (default
+#                                          incoming active deferred); "no DIR" when one is
+#                                          missing, so a count of 0 never comes from a wrong path
 #   srv_log_count NAME PATTERN             lines of NAME's maillog matching PATTERN (grep -E)
 #   maildir_count DIR                      messages in every new/ under DIR
 #
@@ -89,6 +92,15 @@ srv_stop() {
 srv_queue() {
     srv_name=$1; shift
     "$BIN_DIR/etrn-queue" -c "$T/$srv_name/server.ini" "$@"
+}
+
+srv_queued() {
+    sq_q=$T/$1/queue; shift
+    [ $# -gt 0 ] || set -- incoming active deferred
+    for sq_d in "$@"; do
+        [ -d "$sq_q/$sq_d" ] || { echo "no $sq_q/$sq_d"; return 1; }
+    done
+    for sq_d in "$@"; do find "$sq_q/$sq_d" -type f; done | wc -l | tr -d ' '
 }
 
 srv_log_count() {
