@@ -25,15 +25,30 @@ srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0
     "minimal_backoff_time = 1h" "maximal_backoff_time = 2h" "[transport]" \
     "site.test = smtp:[127.0.0.1]:$sink" "other.test = smtp:[127.0.0.1]:$closed"
 
-# send RCPT... - one message through etrn-server's SMTP port
+# send RCPT - one message through etrn-server's SMTP port
 send() {
-    $PY - "$port" "$@" <<'PYEOF'
-import smtplib, sys
-port, rcpts = int(sys.argv[1]), sys.argv[2:]
-s = smtplib.SMTP("127.0.0.1", port, timeout=10)
-s.sendmail("sender@relay.test", rcpts, "Subject: control test\r\n\r\nhello\r\n")
-s.quit()
-PYEOF
+    smtp_client -e client.test "$port" 'MAIL FROM:<sender@relay.test>' "RCPT TO:<$1>" \
+        DATA 'Subject: control test' '' hello . QUIT >/dev/null
+}
+# sink_tx RCPT - the transaction the sink must have seen for RCPT's message
+sink_tx() {
+    cat <<EOF
+C: MAIL FROM:<sender@relay.test>
+S: 250 2.1.0 Ok
+C: RCPT TO:<$1>
+S: 250 2.1.5 Ok
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Received: from client.test (unknown [127.0.0.1])
+C: \\tby relay.test (etrn-server) with ESMTP id QID
+C: \\tfor <$1>; DATE
+C: Subject: control test
+C: Message-Id: <QID@relay.test>
+C: 
+C: hello
+C: .
+S: 250 2.0.0 Ok: queued as N
+EOF
 }
 nfiles() { ls "$SPOOL/$1" 2>/dev/null | wc -l | tr -d ' '; }
 ids() { ls "$SPOOL/$1" 2>/dev/null | sort; }
@@ -159,6 +174,10 @@ out=$("$Q" -c "$CONF" -s site.test 2>&1); rc=$?
 check_eq "-s site.test: exit" "$rc" 0
 check_eq "-s site.test: count" "$out" "2 pending messages for node site.test started"
 check "-s: both messages at the sink" wait_for 15 sh -c "[ \$(grep -c 'C: RCPT TO:<[ac]@site.test>' $T/sink.log) -eq 2 ]"
+for r in a@site.test c@site.test; do
+    check_eq "-s: the sink's transaction for $r, in order" \
+        "$(transaction "$T/sink.log" "$r")" "$(sink_tx "$r")"
+done
 check "-s: other.test not flushed" test -f "$SPOOL/deferred/$idd"
 check "-s: delivered messages left the queue" wait_for 10 sh -c "[ \$(ls $SPOOL/deferred | wc -l) -eq 1 ]"
 out=$("$Q" -c "$CONF" -s site.test 2>&1); rc=$?
@@ -226,11 +245,17 @@ check_eq "ETRN site.test: 253 with both (one from before the restart)" \
 221 2.0.0 Bye"
 check "ETRN: both reached the sink" wait_for 15 sh -c \
     "grep -q 'C: RCPT TO:<f@site.test>' $T/sink.log && grep -q 'C: RCPT TO:<g@site.test>' $T/sink.log"
+for r in f@site.test g@site.test; do
+    check_eq "ETRN: the sink's transaction for $r, in order" \
+        "$(transaction "$T/sink.log" "$r")" "$(sink_tx "$r")"
+done
 send h@site.test
 check "h waits" wait_for 10 sh -c "[ \$(grep -l 'h@site.test' $SPOOL/deferred/* 2>/dev/null | wc -l) -eq 1 ]"
 out=$("$Q" -c "$CONF" -f 2>&1); rc=$?
 check_eq "-f: exit" "$rc" 0
 check "-f: the waiting message reached the sink" wait_for 15 grep -q 'C: RCPT TO:<h@site.test>' "$T/sink.log"
+check_eq "-f: the sink's transaction for h@site.test, in order" \
+    "$(transaction "$T/sink.log" h@site.test)" "$(sink_tx h@site.test)"
 srv_stop relay
 stop_pid "$sink_pid"
 

@@ -19,6 +19,11 @@
 #                                 skipped; blanks before "->" are padding: write a
 #                                 trailing space as \x20); one assertion per line,
 #                                 named by its CMD
+#   transaction LOG RCPT          from a scripted_smtpd.py LOG: the mail transaction
+#                                 (C: MAIL FROM ... the reply to the final ".") that
+#                                 holds RCPT TO:<RCPT>, as C:/S: lines in order; queue
+#                                 IDs as QID, the sink's "queued as" number as N, a
+#                                 Received: date as DATE
 #   skip "why"                    count a skipped assertion
 #   e2e_done                      print "N passed, N failed, N skipped"; exit status
 #
@@ -147,6 +152,20 @@ smtp_table() {
     done <"$T/.e2e/cmds"
     check_eq "$tbl_what: nothing after the last reply" \
         "$(sed -n "$((tbl_i + 1)),\$p" "$T/.e2e/got")" ""
+}
+
+transaction() {
+    sed -n 's/^[0-9.]* \([CS]\): /\1: /p' "$1" | awk -v rcpt="RCPT TO:<$2>" '
+        /^C: MAIL FROM:/ && !data { buf = ""; n = 0; hit = 0 }
+        { buf = buf $0 "\n"; n++ }
+        $0 == "C: " rcpt && !data { hit = 1 }
+        $0 ~ /^S: 354 / { data = 1 }
+        data && $0 ~ /^S: / && $0 !~ /^S: 354 / {
+            data = 0
+            if (hit) { printf "%s", buf; exit }
+        }' |
+        sed -e 's/\b[0-9A-F]\{8,12\}\b/QID/g' -e 's/queued as [0-9][0-9]*$/queued as N/' \
+            -e 's/; [A-Z][a-z][a-z], [0-9].* [+-][0-9][0-9][0-9][0-9]$/; DATE/'
 }
 
 skip() {
