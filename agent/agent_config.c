@@ -10,12 +10,15 @@
 
 #include "agent_config.h"
 #include "alloc.h"
+#include "atrn_reply.h"
 #include "asuser.h"
+#include "buf.h"
 #include "domain.h"
 #include "log.h"
 #include "mx.h"
 
 static const char *const tls_modes[] = { "starttls", "tls", "none", NULL };
+static const char *const protocols[] = { "etrn", "atrn", NULL };
 
 #define AGENT_KEY(name, type, def, min, max, field) \
     { name, type, def, min, max, NULL, offsetof(struct agent_config, field), 0 }
@@ -54,6 +57,9 @@ static const struct cfg_key provider_keys[] = {
     PROVIDER_KEY("password", CFG_STRING, NULL, 0, 0, NULL, password, 0),
     PROVIDER_KEY("password_file", CFG_STRING, NULL, 0, 0, NULL, password_file, 0),
     PROVIDER_KEY("timeout", CFG_DURATION, "30s", 1, 3600, NULL, timeout, 0),
+    PROVIDER_KEY("protocol", CFG_ENUM, "etrn", 0, 0, protocols, protocol, 0),
+    PROVIDER_KEY("idle_timeout", CFG_DURATION, "300s", 1, 86400, NULL, idle_timeout, 0),
+    PROVIDER_KEY("session_limit", CFG_DURATION, "1h", 1, 7 * 86400, NULL, session_limit, 0),
     { NULL, 0, NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -387,6 +393,46 @@ static int check_parent_dir(const char *path, char *dir, size_t dirlen, char *wh
     return 0;
 }
 
+/* atrn_check - what protocol = atrn needs: credentials, local_smtp, ATRN domains */
+static int atrn_check(struct agent_parse *ps, size_t i)
+{
+    struct agent_config *conf = ps->conf;
+    struct agent_provider *p = &conf->providers[i];
+    const char *sec = ps->prov_secs[i].name;
+    int proto_line = cfg_section_line(&ps->prov_secs[i], "protocol");
+    struct buf cmd = BUF_INIT;
+    const char *why;
+    size_t bad;
+
+    if (cfg_section_line(&ps->prov_secs[i], "port") == 0)
+        p->port = AGENT_ATRN_PORT;
+    if (p->username == NULL) {
+        cfg_error_set(&ps->err, conf->path, proto_line,
+                      "[%s] protocol: atrn needs username and password (or password_file): "
+                      "ODMR serves only an authenticated site", sec);
+        return -1;
+    }
+    if (conf->local_smtp == NULL) {
+        cfg_error_set(&ps->err, conf->path, proto_line,
+                      "[%s] protocol: atrn needs [agent] local_smtp, the site's own SMTP "
+                      "listener that receives the relayed mail", sec);
+        return -1;
+    }
+    if (atrn_command(p->domains.items, p->domains.count, &cmd, &bad, &why) != 0) {
+        if (bad < p->domains.count)
+            cfg_error_set(&ps->err, conf->path, cfg_section_line(&ps->prov_secs[i], "domains"),
+                          "[%s] domains: \"%s\" is not an ATRN argument: %s", sec,
+                          p->domains.items[bad], why);
+        else
+            cfg_error_set(&ps->err, conf->path, cfg_section_line(&ps->prov_secs[i], "domains"),
+                          "[%s] domains: %s", sec, why);
+        buf_free(&cmd);
+        return -1;
+    }
+    buf_free(&cmd);
+    return 0;
+}
+
 /* agent_check - whole-file rules, after every key was read */
 static int agent_check(struct agent_parse *ps)
 {
@@ -463,6 +509,8 @@ static int agent_check(struct agent_parse *ps)
                                       : "[%s] username: a password is set but no username", sec);
             return -1;
         }
+        if (p->protocol == AGENT_PROTO_ATRN && atrn_check(ps, i) != 0)
+            return -1;
     }
     return 0;
 }

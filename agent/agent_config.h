@@ -9,6 +9,10 @@
  * "FILE:LINE: [section] key: what is wrong" and nothing is filled in.
  * The struct owns all its strings; agent_config_free() releases them.
  * A provider's password is read from password_file at load time.
+ * With protocol = atrn (ODMR, RFC 2645) the port defaults to 366, username
+ * and a password are required, [agent] local_smtp is required (the relayed
+ * mail goes there), and domains must be plain domains that fit one ATRN
+ * command (atrn_reply's atrn_command()): "@" and "#" are ETRN forms.
  * agent_config_check_paths() is what --check-config adds: the directories
  * of log (a path) and status_file exist, on_link_up names an executable (a
  * path, or a name found in PATH as execvp finds it), and, given run_user
@@ -22,6 +26,9 @@
 #include "config.h"
 
 enum agent_tls { AGENT_TLS_STARTTLS, AGENT_TLS_IMPLICIT, AGENT_TLS_NONE };
+enum agent_protocol { AGENT_PROTO_ETRN, AGENT_PROTO_ATRN };
+
+#define AGENT_ATRN_PORT 366 /* the odmr service (RFC 2645) */
 
 /* one entry of "hosts": name or address, optional port (0: the provider's) */
 struct agent_host {
@@ -45,7 +52,10 @@ struct agent_provider {
     char *password_file;
     int password_file_line;     /* where password_file was set */
     char *password;             /* inline, or read from password_file */
-    long long timeout;          /* one whole SMTP session, seconds */
+    long long timeout;          /* one whole SMTP session, seconds (ATRN: up to its reply) */
+    int protocol;               /* enum agent_protocol */
+    long long idle_timeout;     /* ATRN relay: silence on both connections, seconds */
+    long long session_limit;    /* ATRN: the whole session, connect to close, seconds */
 };
 
 struct agent_config {

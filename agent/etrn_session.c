@@ -270,6 +270,7 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
     memset(&tr, 0, sizeof(tr));
     tr.host = t->host;
     out->verdict = ETRN_OK;
+    out->relayed = -1;
     out->results = xcalloc(ndomains, sizeof(*out->results));
     out->count = ndomains;
     for (size_t i = 0; i < ndomains; i++) {

@@ -57,6 +57,7 @@ struct etrn_session {
     char error[512];            /* a failure before or around ETRN; "" if none */
     struct etrn_domain_result *results;
     size_t count;
+    long relayed;               /* ATRN: messages the site's MTA accepted; ETRN: -1 */
 };
 
 void etrn_session_run(const struct etrn_target *target, char *const *domains, size_t ndomains,

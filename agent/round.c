@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "atrn_session.h"
 #include "buf.h"
 #include "clock.h"
 #include "etrn_session.h"
@@ -202,31 +203,73 @@ static char *session_summary(const struct etrn_session *s)
         if (r->pending >= 0)
             buf_printf(&b, " (%ld pending)", r->pending);
     }
+    if (s->relayed >= 0)
+        buf_printf(&b, "%s%ld message%s relayed", b.len ? "; " : "", s->relayed,
+                   s->relayed == 1 ? "" : "s");
     return buf_steal(&b);
 }
+
+static void etrn_session_run_for(const struct agent_config *conf, const struct agent_provider *p,
+                                 const char *host, int port, const char *pin, struct etrn_session *s);
+static void run_atrn(const struct agent_config *conf, const struct agent_provider *p,
+                     const char *host, int port, const char *pin, struct etrn_session *s);
 
 /* contact_host - one session with one host, logged and recorded */
 static void contact_host(const struct agent_config *conf, const struct agent_provider *p,
                          const char *host, int port, const char *pin, const struct round_options *opt,
                          struct status_table *table, struct round_report *rep)
 {
-    struct etrn_target t;
     struct etrn_session s;
     struct round_host *h;
 
     if (opt->filter && !opt->filter(opt->filter_ctx, p->name, host, port))
         return;
     if (opt->dry_run) {
-        printf("provider %s: would connect to %s:%d%s%s (tls %s%s%s), EHLO %s, ETRN", p->name, host,
+        printf("provider %s: would connect to %s:%d%s%s (tls %s%s%s), EHLO %s, %s", p->name, host,
                port, pin ? " at " : "", pin ? pin : "",
                p->tls == AGENT_TLS_STARTTLS ? "starttls" : p->tls == AGENT_TLS_IMPLICIT ? "tls" : "none",
-               p->username ? ", AUTH as " : "", p->username ? p->username : "", conf->helo_name);
+               p->username ? ", AUTH as " : "", p->username ? p->username : "", conf->helo_name,
+               p->protocol == AGENT_PROTO_ATRN ? "ATRN" : "ETRN");
         for (size_t i = 0; i < p->domains.count; i++)
-            printf(" %s", p->domains.items[i]);
+            printf("%s%s", p->protocol == AGENT_PROTO_ATRN && i ? "," : " ", p->domains.items[i]);
+        if (p->protocol == AGENT_PROTO_ATRN)
+            printf(", then relay to local_smtp %s", conf->local_smtp);
         printf("\n");
         report_add(rep, p->name, host, port, ETRN_OK);
         return;
     }
+    if (p->protocol == AGENT_PROTO_ATRN) {
+        run_atrn(conf, p, host, port, pin, &s);
+    } else {
+        etrn_session_run_for(conf, p, host, port, pin, &s);
+    }
+    log_session(p->name, host, port, &s);
+    status_record(table, p->name, host, port, &s, time(NULL));
+    h = report_add(rep, p->name, host, port, s.verdict);
+    h->summary = session_summary(&s);
+    if (s.relayed >= 0) {
+        /* ATRN: repeat while sessions relay mail, as ETRN repeats after 253 */
+        h->drained = s.verdict == ETRN_OK && s.relayed == 0;
+        h->any_pending = s.relayed > 0;
+        etrn_session_free(&s);
+        return;
+    }
+    h->drained = s.verdict == ETRN_OK;
+    for (size_t i = 0; i < s.count; i++) {
+        if (s.results[i].code != 251)
+            h->drained = 0;
+        if (s.results[i].code == 253)
+            h->any_pending = 1;
+    }
+    etrn_session_free(&s);
+}
+
+/* etrn_session_run_for - one ETRN session with a provider host */
+static void etrn_session_run_for(const struct agent_config *conf, const struct agent_provider *p,
+                                 const char *host, int port, const char *pin, struct etrn_session *s)
+{
+    struct etrn_target t;
+
     memset(&t, 0, sizeof(t));
     t.host = host;
     t.port = port;
@@ -238,19 +281,38 @@ static void contact_host(const struct agent_config *conf, const struct agent_pro
     t.username = p->username;
     t.password = p->password;
     t.timeout = p->timeout;
-    etrn_session_run(&t, p->domains.items, p->domains.count, &s);
-    log_session(p->name, host, port, &s);
-    status_record(table, p->name, host, port, &s, time(NULL));
-    h = report_add(rep, p->name, host, port, s.verdict);
-    h->summary = session_summary(&s);
-    h->drained = s.verdict == ETRN_OK;
-    for (size_t i = 0; i < s.count; i++) {
-        if (s.results[i].code != 251)
-            h->drained = 0;
-        if (s.results[i].code == 253)
-            h->any_pending = 1;
+    etrn_session_run(&t, p->domains.items, p->domains.count, s);
+}
+
+/* run_atrn - one ODMR session with a provider host, relaying to local_smtp */
+static void run_atrn(const struct agent_config *conf, const struct agent_provider *p,
+                     const char *host, int port, const char *pin, struct etrn_session *s)
+{
+    struct atrn_target t;
+    long long start_ms = clock_now_ms();
+    char hp[300];
+
+    memset(&t, 0, sizeof(t));
+    t.host = host;
+    t.port = port;
+    t.pin_addr = pin;
+    t.tls = p->tls;
+    t.tls_verify = p->tls_verify;
+    t.ca_file = p->ca_file;
+    t.helo = conf->helo_name;
+    t.username = p->username;
+    t.password = p->password;
+    t.local_smtp = conf->local_smtp;
+    t.timeout = p->timeout;
+    t.idle_timeout = p->idle_timeout;
+    t.session_limit = p->session_limit;
+    atrn_session_run(&t, p->domains.items, p->domains.count, s);
+    if (s->relayed >= 0) {
+        status_hostport(hp, sizeof(hp), host, port);
+        log_info("provider %s host %s: ATRN relayed %ld message%s to %s in %.1fs", p->name, hp,
+                 s->relayed, s->relayed == 1 ? "" : "s", conf->local_smtp,
+                 (double) (clock_now_ms() - start_ms) / 1000.0);
     }
-    etrn_session_free(&s);
 }
 
 /* contact_mx - every MX host of the provider's mx: domain */

@@ -28,6 +28,7 @@ struct status_host {
     time_t when;
     enum etrn_verdict verdict;
     char *error;
+    long relayed;              /* ATRN: messages relayed in the last session; -1: ETRN */
     time_t next;               /* next attempt the daemon planned; 0: none planned */
     char *next_why;            /* "retry", "mail pending", "interval" */
     struct status_domain *domains;
@@ -62,6 +63,7 @@ static struct status_host *status_find_host(struct status_table *st, const char 
     h->provider = xstrdup(provider);
     h->host = xstrdup(host);
     h->port = port;
+    h->relayed = -1;
     return h;
 }
 
@@ -96,6 +98,7 @@ void status_record(struct status_table *st, const char *provider, const char *ho
     h->verdict = s->verdict;
     free(h->error);
     h->error = xstrdup(s->error);
+    h->relayed = s->relayed;
     for (size_t i = 0; i < s->count; i++) {
         const struct etrn_domain_result *r = &s->results[i];
         struct status_domain *d = NULL;
@@ -149,6 +152,8 @@ static void status_render(const struct status_table *st, struct buf *b)
         buf_json_string(b, etrn_verdict_name(h->verdict));
         buf_puts(b, ", \"error\": ");
         buf_json_string(b, h->error);
+        if (h->relayed >= 0)
+            buf_printf(b, ", \"relayed\": %ld", h->relayed);
         if (h->next) {
             buf_puts(b, ", \"next\": ");
             json_time(b, h->next);
@@ -373,6 +378,8 @@ int status_print(const char *path, time_t now, FILE *out, char *why, size_t whyl
                     json_str(d, "domain", ""), (int) code, json_str(d, "meaning", ""), age);
             if (pending >= 0)
                 fprintf(out, "; %lld pending", pending);
+            if (json_num(h, "relayed", -1) >= 0)
+                fprintf(out, "; %lld relayed", json_num(h, "relayed", -1));
             print_next(out, h, now);
             shown++;
         }

@@ -132,6 +132,24 @@ static void test_config(void)
           "2: [mystery]: unknown section (expected [agent], [link] or [provider NAME])" },
         { "[provider isp]\nhosts = r\ndomains = a.org\nusername = u\n",
           "1: [provider isp] password_file: username is set but no password or password_file" },
+        { "[agent]\nlocal_smtp = 127.0.0.1:25\n[provider isp]\nhosts = r\ndomains = a.org\n"
+          "protocol = atrn\n",
+          "6: [provider isp] protocol: atrn needs username and password (or password_file): "
+          "ODMR serves only an authenticated site" },
+        { "[provider isp]\nhosts = r\ndomains = a.org\nprotocol = atrn\nusername = u\n"
+          "password = p\n",
+          "4: [provider isp] protocol: atrn needs [agent] local_smtp, the site's own SMTP "
+          "listener that receives the relayed mail" },
+        { "[agent]\nlocal_smtp = 127.0.0.1:25\n[provider isp]\nhosts = r\n"
+          "domains = a.org @b.org\nprotocol = atrn\nusername = u\npassword = p\n",
+          "5: [provider isp] domains: \"@b.org\" is not an ATRN argument: \"@domain\" and "
+          "\"#queue\" are ETRN forms; ATRN takes plain domains" },
+        { "[provider isp]\nhosts = r\ndomains = a.org\nprotocol = odmr\n",
+          "4: [provider isp] protocol: \"odmr\" is not one of: etrn, atrn" },
+        { "[agent]\nlocal_smtp = 127.0.0.1:25\n[provider isp]\nhosts = r\n"
+          "domains = A.org b.org\nprotocol = atrn\nusername = u\npassword = p\n", NULL },
+        { "[agent]\nlocal_smtp = 127.0.0.1:25\n[provider isp]\nhosts = r\nport = 2366\n"
+          "domains = a.org\nprotocol = atrn\nusername = u\npassword = p\nidle_timeout = 2m\n", NULL },
     };
     struct agent_config conf;
     char msg[1024];
@@ -148,6 +166,15 @@ static void test_config(void)
                 TEST_INTEQ(conf.providers[0].tls, AGENT_TLS_STARTTLS);
                 TEST_INTEQ(conf.providers[0].tls_verify, 1);
                 TEST_INTEQ(conf.interval, 300);
+                TEST_INTEQ(conf.providers[0].protocol, AGENT_PROTO_ETRN);
+            }
+            if (rc == 0 && conf.providers[0].protocol == AGENT_PROTO_ATRN) {
+                const struct agent_provider *p = &conf.providers[0];
+
+                /* the odmr port unless port is given; relay bounds */
+                TEST_INTEQ(p->port, strstr(cases[i].text, "port =") ? 2366 : 366);
+                TEST_INTEQ(p->idle_timeout, strstr(cases[i].text, "idle_timeout") ? 120 : 300);
+                TEST_INTEQ(p->session_limit, 3600);
             }
             if (rc == 0)
                 agent_config_free(&conf);
