@@ -1,6 +1,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,6 +191,8 @@ static int connect_fd(const char *host, int port, const char *pin, long long ms,
                 snprintf(why, whylen, "socket: %s", strerror(errno));
                 continue;
             }
+            /* a relay must not hold back a short reply (Nagle) */
+            setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &(int) { 1 }, sizeof(int));
             if (connect(s, ai->ai_addr, ai->ai_addrlen) == 0) {
                 fd = s;
                 break;

@@ -54,12 +54,31 @@ With --reply-escapes, Python escapes in the scripted replies are decoded:
 a new line, so "450-a\\n450 b" is a two-line reply.
 MAIL/RCPT/DATA before EHLO/HELO or out of order get 503; RSET ends the
 transaction. Without --accept-mail these commands get 502 as before.
+
+As an ODMR provider (RFC 2645), with --atrn: EHLO advertises ATRN too, and
+--auth-mechs may name CRAM-MD5 (RFC 2195: 334 with a base64 challenge,
+the answer checked against --auth). "ATRN [domains]" before a successful
+AUTH gets "530 5.7.0 Authentication required"; then --atrn-reply (default
+"250 OK now reversing the connection", or "453 You have no mail" when
+--atrn-messages is 0). After a 250 the roles swap on the same connection:
+it waits for the site's 220, says EHLO, and delivers --atrn-messages N
+messages (--atrn-rcpt ADDRESS, repeatable: message i goes to the i-th
+address, round robin; --atrn-size bytes of body, at least 1 KB by default;
+a body line starting with "." is dot-stuffed), MAIL/RCPT/DATA pipelined
+when the site offers PIPELINING, then QUIT. Logged: S: for what it sends,
+C: for what the site answers, and per message
+  <time> *: odmr message I accepted|refused: <reply>
+then "*: odmr delivered K of N". --atrn-drop-in-data I closes the
+connection in the middle of message I's content; --atrn-stall-after I
+stops sending (connection left open) after message I.
 Standard library only.
 """
 
 import argparse
 import base64
 import binascii
+import hashlib
+import hmac
 import itertools
 import os
 import signal
@@ -237,7 +256,7 @@ class Session:
                 self.send("501 5.5.4 Syntax: EHLO hostname")
                 return
             self.greeted = True
-            ext = ["ETRN", "PIPELINING"]
+            ext = ["ETRN", "PIPELINING"] + (["ATRN"] if self.opts.atrn else [])
             if self.starttls_offered():
                 ext.append("STARTTLS")
             if self.auth_offered():
@@ -273,6 +292,8 @@ class Session:
                 self.send("501 5.5.4 Syntax: ETRN domain")
             else:
                 self.send(self.opts.etrn_replies.get(arg, self.opts.default_etrn_reply))
+        elif verb == "ATRN" and self.opts.atrn:
+            self.atrn(arg)
         elif self.opts.accept_mail and verb in ("MAIL", "RCPT", "DATA"):
             self.mail_command(verb, arg)
         elif verb == "NOOP":
@@ -354,6 +375,20 @@ class Session:
                 return
             parts = data.split(b"\0")
             ok = len(parts) == 3 and (parts[1], parts[2]) == self.opts.auth
+        elif mech == "CRAM-MD5":
+            if initial:
+                self.send("501 5.5.4 CRAM-MD5 takes no initial response")
+                return
+            challenge = "<%d.%d@%s>" % (os.getpid(), int(time.time() * 1000), HOSTNAME)
+            resp = self.challenge(base64.b64encode(challenge.encode()).decode())
+            if resp is None:
+                return
+            data = self.b64(resp)
+            if data is None:
+                return
+            user, _, digest = data.partition(b" ")
+            want = hmac.new(self.opts.auth[1], challenge.encode(), hashlib.md5).hexdigest()
+            ok = user == self.opts.auth[0] and hmac.compare_digest(digest, want.encode())
         elif mech == "LOGIN":
             user = initial if initial else self.challenge("VXNlcm5hbWU6")
             if user is None:
@@ -376,6 +411,94 @@ class Session:
             self.send("235 2.7.0 Authentication successful")
         else:
             self.send("535 5.7.8 Error: authentication failed")
+
+    def atrn(self, arg):
+        o = self.opts
+        if not self.greeted:
+            self.send("503 5.5.1 Error: send HELO/EHLO first")
+            return
+        if o.auth is not None and not self.authed:
+            self.send("530 5.7.0 Authentication required")
+            return
+        reply = o.atrn_reply
+        if reply is None:
+            reply = ("250 OK now reversing the connection" if o.atrn_messages > 0
+                     else "453 You have no mail")
+        self.send(reply)
+        if reply.startswith("250"):
+            self.reverse()
+            raise Closed()
+
+    def reply(self):
+        """One reply from the site (as the client): (code, last line)."""
+        while True:
+            line = self.readline().decode("latin-1")
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]) if line[:3].isdigit() else 0, line
+
+    def reverse(self):
+        """ATRN 250: the provider becomes the client on this connection."""
+        o = self.opts
+        self.rec.put("*", "odmr reversed")
+        code, _ = self.reply()
+        if code != 220:
+            self.send("QUIT")
+            return
+        self.send("EHLO %s" % HOSTNAME)
+        lines = []
+        while True:
+            line = self.readline().decode("latin-1")
+            lines.append(line[4:].upper())
+            if len(line) < 4 or line[3] != "-":
+                break
+        pipelining = "PIPELINING" in lines
+        done = 0
+        for i in range(1, o.atrn_messages + 1):
+            rcpt = o.atrn_rcpt[(i - 1) % len(o.atrn_rcpt)]
+            cmds = ["MAIL FROM:<sender@provider.test>", "RCPT TO:<%s>" % rcpt, "DATA"]
+            if pipelining:
+                self.send(*cmds)
+                replies = [self.reply() for _ in cmds]
+            else:
+                replies = []
+                for c in cmds:
+                    self.send(c)
+                    replies.append(self.reply())
+                    if replies[-1][0] >= 400:
+                        break
+            if len(replies) < 3 or replies[2][0] != 354:
+                self.rec.put("*", "odmr message %d refused: %s" % (i, replies[-1][1]))
+                self.send("RSET")
+                self.reply()
+                continue
+            body = ["Message-ID: <odmr-%d@%s>" % (i, HOSTNAME), "Subject: odmr %d" % i,
+                    "To: <%s>" % rcpt, ""]
+            n = 0
+            while sum(len(b) + 2 for b in body) < o.atrn_size:
+                n += 1
+                body.append(".line %d of message %d, filler text for the size" % (n, i)
+                            if n % 10 == 0 else "line %d of message %d, filler text for the size"
+                            % (n, i))
+            data = "".join(("." + b if b.startswith(".") else b) + "\r\n" for b in body)
+            if o.atrn_drop_in_data == i:
+                half = data[:len(data) // 2].encode("latin-1")
+                self.sock.sendall(half)
+                self.rec.put("*", "odmr dropped during message %d" % i)
+                return
+            self.sock.sendall(data.encode("latin-1") + b".\r\n")
+            code, line = self.reply()
+            if 200 <= code < 300:
+                done += 1
+                self.rec.put("*", "odmr message %d accepted: %s" % (i, line))
+            else:
+                self.rec.put("*", "odmr message %d refused: %s" % (i, line))
+            if o.atrn_stall_after == i:
+                self.rec.put("*", "odmr stalled after message %d" % i)
+                while True:
+                    self.readline()
+        self.rec.put("*", "odmr delivered %d of %d" % (done, o.atrn_messages))
+        self.send("QUIT")
+        self.reply()
 
     def challenge(self, text):
         self.send("334 " + text if text else "334 ")
@@ -419,6 +542,13 @@ def parse_args(argv):
                    help="ADDRESS=CODE TEXT (exact match on the address in RCPT TO:<...>)")
     p.add_argument("--default-rcpt-reply", default="250 2.1.5 Ok")
     p.add_argument("--data-reply", help="reply to the final '.' (default 250 ... queued as N)")
+    p.add_argument("--atrn", action="store_true", help="act as an ODMR provider (ATRN)")
+    p.add_argument("--atrn-reply", help="reply to ATRN (default 250, or 453 with no messages)")
+    p.add_argument("--atrn-messages", type=int, default=0)
+    p.add_argument("--atrn-rcpt", action="append", default=[])
+    p.add_argument("--atrn-size", type=int, default=1024)
+    p.add_argument("--atrn-drop-in-data", type=int, default=0)
+    p.add_argument("--atrn-stall-after", type=int, default=0)
     p.add_argument("--reply-escapes", action="store_true",
                    help="decode \\xNN and \\n (a line break) in the scripted replies")
     o = p.parse_args(argv)
@@ -476,8 +606,12 @@ def parse_args(argv):
             p.error("--auth: want USER:PASS")
         o.auth = (user.encode("utf-8"), pw.encode("utf-8"))
     o.auth_mechs = o.auth_mechs.upper().split()
-    if not o.auth_mechs or any(m not in ("PLAIN", "LOGIN") for m in o.auth_mechs):
-        p.error("--auth-mechs: want PLAIN and/or LOGIN, got %r" % o.auth_mechs)
+    if not o.auth_mechs or any(m not in ("PLAIN", "LOGIN", "CRAM-MD5") for m in o.auth_mechs):
+        p.error("--auth-mechs: want PLAIN, LOGIN and/or CRAM-MD5, got %r" % o.auth_mechs)
+    if o.atrn_reply is not None:
+        o.atrn_reply = reply_arg(o.atrn_reply, "--atrn-reply")
+    if o.atrn_messages > 0 and not o.atrn_rcpt:
+        p.error("--atrn-messages needs --atrn-rcpt")
     try:
         o.family, o.addr, o.port = parse_hostport(o.listen)
     except ValueError as e:
