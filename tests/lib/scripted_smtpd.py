@@ -60,7 +60,8 @@ As an ODMR provider (RFC 2645), with --atrn: EHLO advertises ATRN too, and
 the answer checked against --auth). "ATRN [domains]" before a successful
 AUTH gets "530 5.7.0 Authentication required"; then --atrn-reply (default
 "250 OK now reversing the connection", or "453 You have no mail" when
---atrn-messages is 0). After a 250 the roles swap on the same connection:
+--atrn-messages is 0, and for every ATRN after the first that got 250:
+the mail was taken). After a 250 the roles swap on the same connection:
 it waits for the site's 220, says EHLO, and delivers --atrn-messages N
 messages (--atrn-rcpt ADDRESS, repeatable: message i goes to the i-th
 address, round robin; --atrn-size bytes of body, at least 1 KB by default;
@@ -422,8 +423,12 @@ class Session:
             return
         reply = o.atrn_reply
         if reply is None:
-            reply = ("250 OK now reversing the connection" if o.atrn_messages > 0
-                     else "453 You have no mail")
+            with o.atrn_lock:
+                waiting = o.atrn_messages > 0 and not o.atrn_drained
+                o.atrn_drained = True
+            reply = "250 OK now reversing the connection" if waiting else "453 You have no mail"
+        elif reply.startswith("250"):
+            o.atrn_drained = True
         self.send(reply)
         if reply.startswith("250"):
             self.reverse()
@@ -591,6 +596,8 @@ def parse_args(argv):
     if o.data_reply is not None:
         o.data_reply = reply_arg(o.data_reply, "--data-reply")
     o.queued = itertools.count(1)
+    o.atrn_lock = threading.Lock()
+    o.atrn_drained = False
     if bool(o.tls_cert) != bool(o.tls_key):
         p.error("--tls-cert and --tls-key go together")
     if o.implicit_tls and not o.tls_cert:
