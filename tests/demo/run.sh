@@ -1,12 +1,17 @@
 #!/bin/sh
 # demo - a site and its provider on loopback: mail waits while the site is
-# offline and arrives when the site's agent sends ETRN.
+# offline and arrives when the site's agent sends ETRN; then a second site
+# behind NAT, which the provider cannot reach, fetches its mail with ATRN.
 #
 # Two etrn-servers from conf/demo/: the provider (holds site.example's mail,
 # etrn-only) and the site (delivers site.example into Maildirs). Mail is sent
 # to the provider while the site's server is not running, listed with
 # etrn-queue -p, then the site comes online and etrn-agent --once asks the
-# provider for its mail. Ends with "demo: N of N messages delivered"; exit 0
+# provider for its mail. Act two: mail for nat.example waits at the same
+# provider; the NAT site's agent (protocol = atrn) logs in to an ODMR
+# listener (the stand-in tests/lib/odmr_turn.py, over the provider's own
+# delivery) and relays the mail to its own server (conf/demo/nat-*.ini).
+# Ends with "demo: N of N messages delivered" (both acts); exit 0
 # only when all arrived. Everything runs as the calling user (as root: as
 # nobody), on free 127.0.0.1 ports, in a temporary directory removed at exit.
 set -u
@@ -14,9 +19,12 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 BIN_DIR=${BIN_DIR:-$top/bin}
 PY=/usr/bin/python3
 N=5
+NAT_N=3
 T=$(mktemp -d /tmp/etrnkit-demo.XXXXXX)
 provider_pid=""
 site_pid=""
+nat_pid=""
+turn_pid=""
 
 stop() { # stop PID: TERM, then wait (bounded), then KILL
     [ -n "$1" ] || return 0
@@ -28,6 +36,8 @@ stop() { # stop PID: TERM, then wait (bounded), then KILL
     return 0
 }
 cleanup() {
+    stop "$turn_pid"
+    stop "$nat_pid"
     stop "$site_pid"
     stop "$provider_pid"
     rm -rf "$T"
@@ -51,8 +61,8 @@ while time.time() < end:
 sys.exit(1)
 EOF
 }
-delivered() { # number of messages in the site's Maildirs
-    find "$T/site/mail" -path '*/new/*' -type f 2>/dev/null | wc -l
+delivered() { # delivered [SITE]: number of messages in the site's Maildirs
+    find "$T/${1:-site}/mail" -path '*/new/*' -type f 2>/dev/null | wc -l
 }
 
 owner=""
@@ -63,18 +73,24 @@ if [ "$(id -u)" -eq 0 ]; then
     chown nobody "$T"
     run="setpriv --reuid=nobody --regid=nogroup --clear-groups"
 fi
-mkdir -p "$T/provider" "$T/site"
+mkdir -p "$T/provider" "$T/site" "$T/nat"
 printf 'alice@site.example  OK\nbob@site.example  OK\n' >"$T/site/users"
-[ -n "$owner" ] && chown nobody "$T/provider" "$T/site"
-pport=$(free_port)
-sport=$(free_port)
-while [ "$sport" = "$pport" ]; do sport=$(free_port); done
-for f in provider site agent; do
+printf 'carol@nat.example  OK\n' >"$T/nat/users"
+[ -n "$owner" ] && chown nobody "$T/provider" "$T/site" "$T/nat"
+ports=""
+for v in pport sport nport oport tport; do
+    p=$(free_port)
+    while printf '%s\n' $ports | grep -qx "$p"; do p=$(free_port); done
+    ports="$ports $p"
+    eval "$v=$p"
+done
+for f in provider site agent nat-site nat-agent; do
     sed -e "s|@DEMO@|$T|g" -e "s|@PROVIDER_PORT@|$pport|g" -e "s|@SITE_PORT@|$sport|g" \
+        -e "s|@NAT_PORT@|$nport|g" -e "s|@ODMR_PORT@|$oport|g" -e "s|@TURN_PORT@|$tport|g" \
         -e "s|@MAIL_OWNER@|$owner|g" "$top/conf/demo/$f.ini" >"$T/$f.ini"
 done
-chmod 600 "$T/agent.ini"
-[ -n "$owner" ] && chown nobody "$T/agent.ini"
+chmod 600 "$T/agent.ini" "$T/nat-agent.ini"
+[ -n "$owner" ] && chown nobody "$T/agent.ini" "$T/nat-agent.ini"
 
 echo "demo: 1. the provider's etrn-server starts on 127.0.0.1:$pport (site.example is etrn-only)"
 $run "$BIN_DIR/etrn-server" -c "$T/provider.ini" 2>"$T/provider.err" &
@@ -119,5 +135,43 @@ for f in $(find "$T/site/mail" -path '*/new/*' -type f 2>/dev/null | sort); do
     subj=$(sed -n 's/^Subject: //p' "$f" | head -n 1)
     echo "    $user: $subj"
 done
-echo "demo: $got of $N messages delivered"
-[ "$got" -eq $N ]
+
+echo "demo: act two: nat.example sits behind NAT; the provider cannot connect to it"
+echo "demo: 7. $NAT_N messages for nat.example arrive at the provider and wait"
+i=1
+while [ $i -le $NAT_N ]; do
+    if ! swaks --server "127.0.0.1:$pport" --helo world.example --from "news@world.example" \
+        --to "carol@nat.example" --header "Subject: NAT message $i of $NAT_N" \
+        --body "Hello carol, message $i, fetched over your own connection." \
+        --silent 2 >"$T/swaks.out" 2>&1; then
+        echo "demo: the provider refused NAT message $i:"; cat "$T/swaks.out"; exit 1
+    fi
+    i=$((i + 1))
+done
+"$BIN_DIR/etrn-queue" -c "$T/provider.ini" -p | sed 's/^/    /'
+
+echo "demo: 8. the NAT site's own server starts, on its loopback port $nport only"
+$run "$BIN_DIR/etrn-server" -c "$T/nat-site.ini" 2>"$T/nat.err" &
+nat_pid=$!
+if ! wait_port "$nport"; then
+    echo "demo: the NAT site's server did not start:"; cat "$T/nat.err"; exit 1
+fi
+echo "demo: 9. the provider's ODMR listener on 127.0.0.1:$oport (stand-in: tests/lib/odmr_turn.py)"
+$PY "$top/tests/lib/odmr_turn.py" --listen "$oport" --turn-port "$tport" --etrn-port "$pport" \
+    --auth nat:demo-secret --quit-idle 1 2>"$T/turn.err" &
+turn_pid=$!
+if ! wait_port "$oport"; then
+    echo "demo: the ODMR listener did not start:"; cat "$T/turn.err"; exit 1
+fi
+echo "demo: 10. the NAT site's agent connects out and asks: etrn-agent --once (protocol = atrn)"
+$run "$BIN_DIR/etrn-agent" -c "$T/nat-agent.ini" --once 2>&1 | sed 's/^/    /'
+i=0
+while [ "$(delivered nat)" -lt $NAT_N ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+nat_got=$(delivered nat)
+echo "demo: 11. the NAT site's Maildir now holds:"
+for f in $(find "$T/nat/mail" -path '*/new/*' -type f 2>/dev/null | sort); do
+    echo "    carol: $(sed -n 's/^Subject: //p' "$f" | head -n 1)"
+done
+echo "demo: act two: $nat_got of $NAT_N messages fetched with ATRN"
+echo "demo: $((got + nat_got)) of $((N + NAT_N)) messages delivered"
+[ "$got" -eq $N ] && [ "$nat_got" -eq $NAT_N ]

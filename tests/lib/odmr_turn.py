@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""odmr_turn - the provider's half of an ODMR session for bench/odmr.
+"""odmr_turn - the provider's half of an ODMR session (bench/odmr, make demo).
 
 Until etrn-server has its own ODMR listener, this stands in for it, using
 etrn-server's own delivery: it accepts the agent's connection on --listen,
@@ -8,7 +8,9 @@ answers EHLO (AUTH CRAM-MD5, ATRN), checks the CRAM-MD5 login against
 etrn-server on --etrn-port, whose transport for that domain points at
 --turn-port. It answers the agent "250 OK now reversing the connection",
 accepts etrn-server's delivery connection on --turn-port and passes bytes
-between the two connections, unchanged, until either closes (with --splice,
+between the two connections, unchanged, until either closes (with
+--quit-idle S, until the delivery has been idle S seconds: then it says QUIT
+to the site as a provider does when it has delivered everything; with --splice,
 by exec'ing the C tool fd_splice on the two sockets, so no interpreter sits
 on the measured path). So the mail
 flows: etrn-server's smtp client -> this splice -> etrn-agent's relay -> the
@@ -83,6 +85,8 @@ def main():
     p.add_argument("--etrn-port", type=int, required=True)
     p.add_argument("--auth", required=True)
     p.add_argument("--splice", help="tests/tools fd_splice: exec it to pass the bytes")
+    p.add_argument("--quit-idle", type=float, metavar="SECONDS",
+                   help="end the turn with QUIT once the delivery is idle this long")
     p.add_argument("--direct", type=int, metavar="PORT",
                    help="no agent: splice the delivery straight to 127.0.0.1:PORT (the sink), "
                         "to measure what the stand-in itself costs")
@@ -154,6 +158,36 @@ def session(srv, turn, o, user, pw):
     return 1 if spoke else None
 
 
+def relay_then_quit(conn, peer, idle):
+    """Pass bytes both ways; once the delivery has been silent for `idle`
+    seconds with no message in progress, end it as a provider does when its
+    queue is empty: QUIT to the site, and drop etrn-server's idle (cached)
+    connection."""
+    import select
+    busy = False          # a command went to the site and its reply is not back
+    while True:
+        r, _, _ = select.select([conn, peer], [], [], idle)
+        if not r:
+            if busy:
+                continue
+            break
+        for s in r:
+            data = s.recv(65536)
+            if not data:
+                return 0
+            (peer if s is conn else conn).sendall(data)
+            busy = s is peer
+    peer.close()
+    conn.sendall(b"QUIT\r\n")
+    conn.settimeout(10)
+    try:
+        conn.recv(512)
+    except OSError:
+        pass
+    conn.close()
+    return 0
+
+
 def splice(o, conn, peer):
     """Bytes both ways between conn and peer until either closes."""
     for s in (conn, peer):
@@ -164,6 +198,8 @@ def splice(o, conn, peer):
         os.set_inheritable(conn.fileno(), True)
         os.set_inheritable(peer.fileno(), True)
         os.execv(o.splice, [o.splice, str(conn.fileno()), str(peer.fileno())])
+    if o.quit_idle:
+        return relay_then_quit(conn, peer, o.quit_idle)
     a = threading.Thread(target=pump, args=(peer, conn))
     b = threading.Thread(target=pump, args=(conn, peer))
     a.start()
