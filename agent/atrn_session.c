@@ -571,8 +571,10 @@ static void relay_closed(struct atrn *a, int side, short what)
 {
     char error[300];
 
-    if (a->closing)
+    if (a->closing) {
+        relay_end(a, NULL); /* the other side is gone too: nothing left to pass */
         return;
+    }
     a->closing = side;
     error[0] = 0;
     if (side == 1 && !a->quit_ok && (a->pend_count > 0 || a->data_mode || a->bdat_left))
@@ -751,7 +753,8 @@ static void local_event(struct bufferevent *bev, short what, void *ctx)
 
     (void) bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        relay_from_local(a);
+        if (a->prov)
+            relay_from_local(a);
         relay_closed(a, 2, what);
     }
 }

@@ -208,6 +208,32 @@ check_eq "drop: only the 2 finished messages reached the site" \
     "$(( $(find "$T/site/mail" -path '*/new/*' -type f | wc -l) - before ))" 2
 check "drop: status file relayed = 2" status_relayed "$T/drop.status.json" 2
 
+# --- the site's MTA goes away mid-session: 75, nothing counted --------------
+cat >"$T/quitter.py" <<'PYEOF'
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.settimeout(60)
+for _ in range(5):     # local_smtp_wait's probe connects and closes first
+    c, _ = s.accept()
+    try:
+        c.sendall(b"220 quitter ESMTP\r\n")
+        got = c.recv(4096)   # EHLO
+    except OSError:
+        got = b""
+    c.close()
+    if got:
+        break
+PYEOF
+start_bg quitter "$PY" "$T/quitter.py" "$T/quitter.port"
+wait_for 10 test -s "$T/quitter.port"
+provider gone --auth-mechs CRAM-MD5 --atrn-messages 3
+agent_conf gone "$port" "127.0.0.1:$(cat "$T/quitter.port")" "ca_file = $T/cert.pem"
+agent_run gone -c "$conf" --once
+expect_rc "the site's MTA closes mid-session" 75
+check "gone: logged" logline "$T/gone.err" "site's MTA" "closed the connection before the provider's QUIT"
+check "gone: the provider had nothing accepted" sh -c "! grep -q 'odmr message .* accepted' '$T/gone.log'"
+
 # --- a stalled provider: idle_timeout ends the session ----------------------
 provider stall --auth-mechs CRAM-MD5 --atrn-messages 5 --atrn-stall-after 1
 agent_conf stall "$port" "127.0.0.1:$SPORT" "ca_file = $T/cert.pem" 'idle_timeout = 2s'
