@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent_config.h"
+#include "atrn_reply.h"
 #include "etrn_reply.h"
 #include "exitcode.h"
 #include "round.h"
@@ -218,6 +219,7 @@ static void session(struct etrn_session *s, struct etrn_domain_result *r, const 
     s->verdict = r->verdict;
     s->results = r;
     s->count = 1;
+    s->relayed = -1; /* an ETRN session */
 }
 
 /* test_status_tables - two tables are independent; a written table reads back in words */
@@ -253,6 +255,23 @@ static void test_status_tables(void)
                "table a in words: %s", out);
     TEST_CHECK(strstr(out, "1 host(s)") != NULL && strstr(out, "mx.b.test") == NULL,
                "table b's host is not in table a's file: %s", out);
+    TEST_CHECK(strstr(out, "relayed") == NULL, "an ETRN session shows no relayed count: %s", out);
+
+    /* an ATRN session: its count of relayed messages is written and read back */
+    session(&s, &r, "c.test", 250, -1);
+    r.verdict = atrn_reply_classify(250, &r.meaning);
+    s.relayed = 20;
+    status_record(a, "p3", "odmr.c.test", 366, &s, t);
+    TEST_INTEQ(status_write(a, path, why, sizeof(why)), 0);
+    fp = tmpfile();
+    TEST_INTEQ(status_print(path, t + 5, fp, why, sizeof(why)), 0);
+    rewind(fp);
+    n = fread(out, 1, sizeof(out) - 1, fp);
+    out[n] = 0;
+    fclose(fp);
+    TEST_CHECK(strstr(out, "provider p3 host odmr.c.test:366 domain c.test: 250 reversing the "
+                           "connection, 5s ago; 20 relayed") != NULL,
+               "ATRN in words: %s", out);
     status_free(a);
     status_free(b);
     unlink(path);
