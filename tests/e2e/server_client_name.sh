@@ -21,24 +21,16 @@ dnsmasq_start "$DNS_PORT" --host-record=client.test,127.0.0.1 \
     --host-record=six.test,::1 || { e2e_done; exit; }
 DNSLOG=$T/dnsmasq-$DNS_PORT.out
 
-# greet SRC PORT - connect from SRC, print the greeting, QUIT; "secs=N" second line
-cat >"$T/greet.py" <<'PYEOF'
-import socket, sys, time
-src, port = sys.argv[1], int(sys.argv[2])
-fam = socket.AF_INET6 if ":" in src else socket.AF_INET
-s = socket.socket(fam, socket.SOCK_STREAM)
-s.settimeout(20)
-s.bind((src, 0))
-t0 = time.time()
-s.connect((src if fam == socket.AF_INET6 else "127.0.0.1", port))
-f = s.makefile("rb")
-line = f.readline().decode("latin-1").rstrip("\r\n")
-print(line)
-print("secs=%d" % int(time.time() - t0))
-s.sendall(b"QUIT\r\n")
-f.readline()
-PYEOF
-greet() { $PY "$T/greet.py" "$@" 2>&1; }
+# greet SRC PORT - connect from SRC (to ::1 when SRC is IPv6), print the
+# greeting, QUIT; "secs=N" second line; fails when it cannot connect
+greet() {
+    g_host=127.0.0.1
+    case $1 in *:*) g_host=$1 ;; esac
+    g_t0=$(date +%s)
+    smtp_client -g -w 20 -s "$1" -H "$g_host" "$2" QUIT >"$T/greet.out" || return 1
+    head -n 1 "$T/greet.out"
+    echo "secs=$(( $(date +%s) - g_t0 ))"
+}
 
 port=$(free_port)
 srv_conf named "127.0.0.1:$port [::1]:$port" "dns_resolver = 127.0.0.1:$DNS_PORT" \
