@@ -197,6 +197,27 @@ check "refuse: messages 2 and 4 refused" sh -c "[ \"\$(grep -o 'odmr message [0-
 check "refuse: 2 relayed" logline "$T/refuse.err" "ATRN relayed 2 messages"
 check "refuse: the site's MTA got exactly 2 messages" test "$(grep -c ' C: Subject: odmr' "$T/sink.log")" -eq 2
 
+# --- BDAT (RFC 3030) through the relay: counted at BDAT LAST, content not parsed
+smtpd chunksink --accept-mail --chunking
+CHUNKSINK=$port
+provider bdat --auth-mechs CRAM-MD5 --atrn-messages 3 --atrn-bdat
+agent_conf bdat "$port" "127.0.0.1:$CHUNKSINK" "ca_file = $T/cert.pem"
+agent_run bdat -c "$conf" --once -v
+expect_rc "BDAT relay" 0
+check "bdat: the provider used BDAT" grep -q ' S: BDAT [0-9]* LAST' "$T/bdat.log"
+check "bdat: 3 delivered" grep -q 'odmr delivered 3 of 3' "$T/bdat.log"
+check "bdat: 3 relayed (BDAT LAST replies, not the chunk replies)" logline "$T/bdat.err" "ATRN relayed 3 messages"
+check "bdat: a content line QUIT reached the site's MTA as data" grep -q ' C: QUIT$' "$T/chunksink.log"
+check "bdat: a content line QUIT was not taken for a command" sh -c "! grep -q 'provider: QUIT' '$T/bdat.err' || [ \$(grep -c 'provider: QUIT' '$T/bdat.err') -eq 1 ]"
+
+# --- --check-config names what atrn needs ------------------------------------
+agent_conf chk 366 "127.0.0.1:$SPORT"
+sed -i '/^username = /d; /^password = /d' "$conf"
+agent_run chk -c "$conf" --check-config
+expect_rc "--check-config: atrn without credentials" 78
+check "--check-config: says username and password are needed" \
+    grep -q 'protocol: atrn needs username and password' "$T/chk.err"
+
 # --- provider drops mid-DATA: the cut message is not delivered, exit 75 -----
 before=$(find "$T/site/mail" -path '*/new/*' -type f | wc -l)
 provider drop --auth-mechs CRAM-MD5 --atrn-messages 5 --atrn-drop-in-data 3

@@ -69,7 +69,11 @@ a body line starting with "." is dot-stuffed), MAIL/RCPT/DATA pipelined
 when the site offers PIPELINING, then QUIT. Logged: S: for what it sends,
 C: for what the site answers, and per message
   <time> *: odmr message I accepted|refused: <reply>
-then "*: odmr delivered K of N". --atrn-drop-in-data I closes the
+then "*: odmr delivered K of N". With --atrn-bdat and a site that offers
+CHUNKING, each message goes as two BDAT chunks (RFC 3030), the last one
+ending with lines ".", "QUIT" and "DATA" that are content, not commands
+(--chunking makes the --accept-mail receiver offer CHUNKING and take BDAT).
+--atrn-drop-in-data I closes the
 connection in the middle of message I's content; --atrn-stall-after I
 stops sending (connection left open) after message I.
 Standard library only.
@@ -257,7 +261,8 @@ class Session:
                 self.send("501 5.5.4 Syntax: EHLO hostname")
                 return
             self.greeted = True
-            ext = ["ETRN", "PIPELINING"] + (["ATRN"] if self.opts.atrn else [])
+            ext = ["ETRN", "PIPELINING"] + (["ATRN"] if self.opts.atrn else []) \
+                + (["CHUNKING"] if self.opts.chunking else [])
             if self.starttls_offered():
                 ext.append("STARTTLS")
             if self.auth_offered():
@@ -295,6 +300,8 @@ class Session:
                 self.send(self.opts.etrn_replies.get(arg, self.opts.default_etrn_reply))
         elif verb == "ATRN" and self.opts.atrn:
             self.atrn(arg)
+        elif self.opts.accept_mail and self.opts.chunking and verb == "BDAT":
+            self.bdat(arg)
         elif self.opts.accept_mail and verb in ("MAIL", "RCPT", "DATA"):
             self.mail_command(verb, arg)
         elif verb == "NOOP":
@@ -351,6 +358,31 @@ class Session:
             self.send(self.opts.data_reply or "250 2.0.0 Ok: queued as %d" % next(self.opts.queued))
             self.mail_from = None
             self.rcpts = []
+
+    def bdat(self, arg):
+        """BDAT SIZE [LAST] (RFC 3030): SIZE raw bytes, logged as C: lines."""
+        parts = arg.split()
+        if self.mail_from is None or not self.rcpts or not parts or not parts[0].isdigit():
+            self.send("503 5.5.1 Error: need MAIL and RCPT, then BDAT size")
+            return
+        size = int(parts[0])
+        while len(self.buf) < size:
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, OSError, ssl.SSLError) as e:
+                raise Closed() from e
+            if not chunk:
+                raise Closed()
+            self.buf += chunk
+        data, self.buf = self.buf[:size], self.buf[size:]
+        for line in data.split(b"\r\n"):
+            self.rec.put("C", escape(line))
+        if len(parts) > 1 and parts[1].upper() == "LAST":
+            self.send(self.opts.data_reply or "250 2.0.0 Ok: queued as %d" % next(self.opts.queued))
+            self.mail_from = None
+            self.rcpts = []
+        else:
+            self.send("250 2.0.0 Ok: %d octets received" % size)
 
     def auth(self, arg):
         if not self.greeted:
@@ -457,10 +489,13 @@ class Session:
             if len(line) < 4 or line[3] != "-":
                 break
         pipelining = "PIPELINING" in lines
+        chunking = "CHUNKING" in lines and o.atrn_bdat
         done = 0
         for i in range(1, o.atrn_messages + 1):
             rcpt = o.atrn_rcpt[(i - 1) % len(o.atrn_rcpt)]
-            cmds = ["MAIL FROM:<sender@provider.test>", "RCPT TO:<%s>" % rcpt, "DATA"]
+            cmds = ["MAIL FROM:<sender@provider.test>", "RCPT TO:<%s>" % rcpt]
+            if not chunking:
+                cmds.append("DATA")
             if pipelining:
                 self.send(*cmds)
                 replies = [self.reply() for _ in cmds]
@@ -471,7 +506,12 @@ class Session:
                     replies.append(self.reply())
                     if replies[-1][0] >= 400:
                         break
-            if len(replies) < 3 or replies[2][0] != 354:
+            if chunking and (len(replies) < 2 or replies[1][0] >= 300):
+                self.rec.put("*", "odmr message %d refused: %s" % (i, replies[-1][1]))
+                self.send("RSET")
+                self.reply()
+                continue
+            if not chunking and (len(replies) < 3 or replies[2][0] != 354):
                 self.rec.put("*", "odmr message %d refused: %s" % (i, replies[-1][1]))
                 self.send("RSET")
                 self.reply()
@@ -484,6 +524,24 @@ class Session:
                 body.append(".line %d of message %d, filler text for the size" % (n, i)
                             if n % 10 == 0 else "line %d of message %d, filler text for the size"
                             % (n, i))
+            if chunking:
+                # raw content: no dot-stuffing; a line "." or "QUIT" is only data
+                body += [".", "QUIT", "DATA"]
+                raw = "".join(b + "\r\n" for b in body).encode("latin-1")
+                half = len(raw) // 2
+                self.send("BDAT %d" % half)
+                self.sock.sendall(raw[:half])
+                code, line = self.reply()
+                if code == 250:
+                    self.send("BDAT %d LAST" % (len(raw) - half))
+                    self.sock.sendall(raw[half:])
+                    code, line = self.reply()
+                if 200 <= code < 300:
+                    done += 1
+                    self.rec.put("*", "odmr message %d accepted: %s" % (i, line))
+                else:
+                    self.rec.put("*", "odmr message %d refused: %s" % (i, line))
+                continue
             data = "".join(("." + b if b.startswith(".") else b) + "\r\n" for b in body)
             if o.atrn_drop_in_data == i:
                 half = data[:len(data) // 2].encode("latin-1")
@@ -554,6 +612,10 @@ def parse_args(argv):
     p.add_argument("--atrn-size", type=int, default=1024)
     p.add_argument("--atrn-drop-in-data", type=int, default=0)
     p.add_argument("--atrn-stall-after", type=int, default=0)
+    p.add_argument("--atrn-bdat", action="store_true",
+                   help="deliver with BDAT (two chunks) when the site offers CHUNKING")
+    p.add_argument("--chunking", action="store_true",
+                   help="with --accept-mail: offer CHUNKING and take BDAT")
     p.add_argument("--reply-escapes", action="store_true",
                    help="decode \\xNN and \\n (a line break) in the scripted replies")
     o = p.parse_args(argv)
