@@ -577,10 +577,17 @@ static void relay_closed(struct atrn *a, int side, short what)
     }
     a->closing = side;
     error[0] = 0;
-    if (side == 1 && !a->quit_ok && (a->pend_count > 0 || a->data_mode || a->bdat_left))
+    if (side == 1 && !a->quit_ok && a->pend_count == 1 && a->pend[a->pend_head] == PK_GREETING)
+        snprintf(error, sizeof(error), "%s %s after ATRN's 250, before delivering anything",
+                 a->t->host, what & BEV_EVENT_ERROR ? "failed" : "closed the connection");
+    else if (side == 1 && !a->quit_ok && (a->pend_count > 0 || a->data_mode || a->bdat_left))
         snprintf(error, sizeof(error), "%s %s during a message or with %zu commands unanswered "
                  "(the provider keeps what the site's MTA did not accept)", a->t->host,
                  what & BEV_EVENT_ERROR ? "failed" : "closed the connection", a->pend_count);
+    else if (side == 1 && !a->quit_ok)
+        snprintf(error, sizeof(error), "%s %s without QUIT after %ld message%s: more may be "
+                 "waiting", a->t->host, what & BEV_EVENT_ERROR ? "failed" : "closed the connection",
+                 a->relayed, a->relayed == 1 ? "" : "s");
     else if (side == 2 && !a->quit_ok)
         snprintf(error, sizeof(error), "the site's MTA %s %s the connection before the "
                  "provider's QUIT", a->t->local_smtp, what & BEV_EVENT_ERROR ? "broke" : "closed");

@@ -15,10 +15,11 @@
  * While relaying it follows the dialogue (commands one way, replies the
  * other, pipelining and BDAT included) to count the messages the site's MTA
  * accepted: 2xx replies to end-of-data and to BDAT LAST. The relay ended
- * cleanly when the provider's QUIT got 221, or the provider closed with no
- * command outstanding and no message in progress; anything else (the site's
- * MTA closed first, a message cut, idle_timeout of silence on both
- * connections, session_limit reached) is a temporary failure. `timeout`
+ * cleanly only when the provider's QUIT got a 2xx from the site's MTA;
+ * anything else (the provider closing without QUIT, even right after the
+ * 250, the site's MTA closing first, a message cut, idle_timeout of silence
+ * on both connections, session_limit reached) is a temporary failure: mail
+ * may still wait, so the caller asks again. `timeout`
  * bounds connect to the ATRN reply, session_limit the whole session.
  *
  * The outcome is an etrn_session (status and logging treat both alike):

@@ -256,6 +256,13 @@ expect_rc "the site's MTA closes mid-session" 75
 check "gone: logged" logline "$T/gone.err" "site's MTA" "closed the connection before the provider's QUIT"
 check "gone: the provider had nothing accepted" grep_none 'odmr message .* accepted' "$T/gone.log"
 
+# --- the provider closes right after its 250: 75, said as it is ------------
+provider atturn --auth-mechs CRAM-MD5 --atrn-messages 3 --atrn-close-at-turn
+agent_conf atturn "$port" "127.0.0.1:$SPORT" "ca_file = $T/cert.pem"
+agent_run atturn -c "$conf" --once
+expect_rc "provider closes at the turn" 75
+check "atturn: logged as a close before any delivery" sh -c "grep -q \"closed the connection after ATRN's 250, before delivering anything\\|closed the connection without QUIT after 0 messages\" '$T/atturn.err'"
+
 # --- a stalled provider: idle_timeout ends the session ----------------------
 provider stall --auth-mechs CRAM-MD5 --atrn-messages 5 --atrn-stall-after 1
 agent_conf stall "$port" "127.0.0.1:$SPORT" "ca_file = $T/cert.pem" 'idle_timeout = 2s'

@@ -75,7 +75,8 @@ ending with lines ".", "QUIT" and "DATA" that are content, not commands
 (--chunking makes the --accept-mail receiver offer CHUNKING and take BDAT).
 --atrn-drop-in-data I closes the
 connection in the middle of message I's content; --atrn-stall-after I
-stops sending (connection left open) after message I.
+stops sending (connection left open) after message I;
+--atrn-close-at-turn closes right after the 250.
 Standard library only.
 """
 
@@ -477,6 +478,9 @@ class Session:
         """ATRN 250: the provider becomes the client on this connection."""
         o = self.opts
         self.rec.put("*", "odmr reversed")
+        if o.atrn_close_at_turn:
+            self.rec.put("*", "odmr closed at the turn")
+            return
         code, _ = self.reply()
         if code != 220:
             self.send("QUIT")
@@ -612,6 +616,8 @@ def parse_args(argv):
     p.add_argument("--atrn-size", type=int, default=1024)
     p.add_argument("--atrn-drop-in-data", type=int, default=0)
     p.add_argument("--atrn-stall-after", type=int, default=0)
+    p.add_argument("--atrn-close-at-turn", action="store_true",
+                   help="close right after the 250, delivering nothing")
     p.add_argument("--atrn-bdat", action="store_true",
                    help="deliver with BDAT (two chunks) when the site offers CHUNKING")
     p.add_argument("--chunking", action="store_true",
