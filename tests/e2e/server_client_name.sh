@@ -18,7 +18,7 @@ fi
 DNS_PORT=$(free_port)
 dnsmasq_start "$DNS_PORT" --host-record=client.test,127.0.0.1 \
     --ptr-record=2.0.0.127.in-addr.arpa,liar.test --host-record=liar.test,127.0.0.99 \
-    --host-record=six.test,::1 || { e2e_done; exit; }
+    --host-record=six.test,::1 || { check "dnsmasq starts" false; e2e_done; exit 1; }
 DNSLOG=$T/dnsmasq-$DNS_PORT.out
 
 # greet SRC PORT - connect from SRC (to ::1 when SRC is IPv6), print the
@@ -35,7 +35,7 @@ greet() {
 port=$(free_port)
 srv_conf named "127.0.0.1:$port [::1]:$port" "dns_resolver = 127.0.0.1:$DNS_PORT" \
     "mynetworks = 127.0.0.0/8 [::1]/128" "relay_domains = named.test"
-srv_start named || { e2e_done; exit; }
+srv_start named || { check "etrn-server named starts" false; e2e_done; exit 1; }
 LOG=$T/named/maillog
 
 out=$(greet 127.0.0.1 "$port")
@@ -76,7 +76,7 @@ while time.time() < end:
 srv_stop named
 port2=$(free_port)
 srv_conf slow "127.0.0.1:$port2" "dns_resolver = 127.0.0.1:$DEAD"
-srv_start slow || { e2e_done; exit; }
+srv_start slow || { check "etrn-server slow starts" false; e2e_done; exit 1; }
 out=$(greet 127.0.0.1 "$port2")
 secs=$(echo "$out" | sed -n 's/^secs=//p')
 check_eq "silent resolver: still greeted" "$(echo "$out" | head -1)" "220 slow.test ESMTP etrn-server"
@@ -90,7 +90,7 @@ before=$(grep -c 'query\[PTR\]' "$DNSLOG")
 check "dnsmasq logs PTR queries (the count below means something)" test "${before:-0}" -gt 0
 port3=$(free_port)
 srv_conf off "127.0.0.1:$port3" "dns_resolver = 127.0.0.1:$DNS_PORT" "smtpd_peername_lookup = no"
-srv_start off || { e2e_done; exit; }
+srv_start off || { check "etrn-server off starts" false; e2e_done; exit 1; }
 greet 127.0.0.1 "$port3" >/dev/null
 check "smtpd_peername_lookup = no: unknown[127.0.0.1]" \
     grep -q "connect from unknown\[127.0.0.1\]$" "$T/off/maillog"

@@ -39,7 +39,7 @@ srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0
     "smtpd_sasl_users_file = $T/users" \
     "[transport]" "ok.test = smtp:[127.0.0.1]:$sink" "later.test = smtp:[127.0.0.1]:$closed" \
     "refused.test = smtp:[127.0.0.1]:$refuser"
-srv_start relay || { e2e_done; exit; }
+srv_start relay || { check "etrn-server relay starts" false; e2e_done; exit 1; }
 LOG="$T/relay/maillog"
 
 send() { # send RCPT [FROM]
@@ -107,7 +107,7 @@ check_eq "fail2ban postfix[mode=auth]: the 3 SASL failures" "$(f2b auth)" 3
 srv_stop relay
 port2=$(free_port)
 srv_conf named "127.0.0.1:$port2" "syslog_name = mta-out"
-srv_start named || { e2e_done; exit; }
+srv_start named || { check "etrn-server named starts" false; e2e_done; exit 1; }
 swaks --server 127.0.0.1 --port "$port2" --ehlo client.test --from a@named.test \
     --to x@outside.example >/dev/null 2>&1
 srv_stop named

@@ -17,7 +17,7 @@ port=$(free_port)
 srv_conf relay "127.0.0.1:$port" "relay_domains = slow.test site.test" \
     "etrn_only_domains = site.test" \
     "[transport]" "slow.test = smtp:[127.0.0.1]:$sport" "site.test = smtp:[127.0.0.1]:1"
-srv_start relay || { e2e_done; exit; }
+srv_start relay || { check "etrn-server relay starts" false; e2e_done; exit 1; }
 swaks --server 127.0.0.1 --port "$port" --from s@site.test --to a@slow.test >/dev/null 2>&1
 swaks --server 127.0.0.1 --port "$port" --from s@slow.test --to b@site.test >/dev/null 2>&1
 check "the greylisted recipient is deferred" wait_for 15 sh -c \
