@@ -1,9 +1,10 @@
 #!/bin/sh
 # run.sh - run test programs and e2e scripts, sum their "N passed, N failed"
 # lines, and print one closing line. Exit 1 when anything failed.
-# A test fails when it exits non-zero, reports a failed assertion, or ends
+# A test fails when it exits non-zero, reports a failed assertion, ends
 # without its summary line (a script that stopped early ran fewer checks than
-# it has, whatever its exit status says).
+# it has, whatever its exit status says), or ran no assertion at all (passed,
+# failed and skipped all 0).
 # Each test writes its full output to build/test-logs/NAME.log; failures
 # are shown in full.
 set -u
@@ -30,6 +31,9 @@ for t in "$@"; do
     if [ -z "$line" ]; then
         f=1
         echo "no summary line (\"N passed, N failed\") in $log" >>"$log"
+    elif [ $((p + f + s)) -eq 0 ]; then
+        f=1
+        echo "no assertion ran (0 passed, 0 failed, 0 skipped)" >>"$log"
     fi
     total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + s))
     if [ "$f" -ne 0 ]; then

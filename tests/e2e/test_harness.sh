@@ -2,8 +2,8 @@
 # test_harness.sh - the test harness itself. tests/run.sh: a test that ends
 # without its summary line fails whatever its exit status, so a script that
 # stops early (an "exit 0" in the middle, a sourced helper that exits) is never
-# counted as passed; a failed assertion or a non-zero exit fails; skips are
-# summed. tests/lib: grep_none fails on a file that is not there (where
+# counted as passed; so does one that ran no assertion at all; a failed
+# assertion or a non-zero exit fails; skips are summed. tests/lib: grep_none fails on a file that is not there (where
 # "! grep -q" passes), smtp_table names the case that failed, smtp_client
 # prints what the server said.
 . "$(dirname "$0")/../lib/e2e.sh"
@@ -19,6 +19,7 @@ case_sh silent    'exit 0'
 case_sh failed    'echo "FAIL a"; echo "0 passed, 1 failed, 0 skipped"; exit 1'
 case_sh lying     'echo "FAIL a"; echo "3 passed, 2 failed, 0 skipped"; exit 0'
 case_sh crashed   'echo "2 passed, 0 failed, 0 skipped"; exit 3'
+case_sh empty     'echo "0 passed, 0 failed, 0 skipped"'
 
 # run NAME... -> "EXIT|closing line"
 run() {
@@ -41,6 +42,7 @@ good.sh nosummary.sh|1|check: 1 passed, 1 failed, 0 skipped
 failed.sh|1|check: 0 passed, 1 failed, 0 skipped
 lying.sh|1|check: 3 passed, 2 failed, 0 skipped
 crashed.sh|1|check: 2 passed, 1 failed, 0 skipped
+empty.sh|1|check: 0 passed, 1 failed, 0 skipped
 TABLE
 
 run nosummary.sh >/dev/null
