@@ -1044,7 +1044,7 @@ static void activate(struct qmgr *m, struct qent *e)
     int rc;
 
     if (e->dir != QUEUE_ACTIVE) {
-        rc = queue_move_unsynced(m->q, e->id, e->dir, QUEUE_ACTIVE);
+        rc = queue_move(m->q, e->id, e->dir, QUEUE_ACTIVE);
         if (rc == QUEUE_NOTFOUND) {
             ent_drop(m, e);
             return;
@@ -1298,7 +1298,7 @@ static void finish(struct amsg *am)
     }
     if (queue_set_retry_time(m->q, QUEUE_ACTIVE, e->id, (time_t) (due + 0.5)) != QUEUE_OK)
         log_error("%s: %s", e->id, queue_error(m->q));
-    if (queue_move_unsynced(m->q, e->id, QUEUE_ACTIVE, QUEUE_DEFERRED) != QUEUE_OK)
+    if (queue_move(m->q, e->id, QUEUE_ACTIVE, QUEUE_DEFERRED) != QUEUE_OK)
         log_error("%s: %s; it stays in active/", e->id, queue_error(m->q));
     else
         set_dir(m, e, QUEUE_DEFERRED);

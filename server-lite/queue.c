@@ -1190,8 +1190,19 @@ static int sync_dir(struct queue *q, int fd, const char *name)
     return QUEUE_OK;
 }
 
-/* queue_move_unsynced - rename a message between directories; no fsync */
-int queue_move_unsynced(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
+/* move_durable - whether a move between from and to is fsynced. The qmgr's own
+   steps among incoming/, active/ and deferred/ are not: a file keeps its recipient
+   states in any directory and queue_recover() finds it in any of them, so a rename
+   lost in a crash repeats a step. A move into or out of hold/ or corrupt/ (an
+   operator's action, a verdict on the file) is made durable. */
+static int move_durable(enum queue_dir from, enum queue_dir to)
+{
+    return from == QUEUE_HOLD || from == QUEUE_CORRUPT_DIR || to == QUEUE_HOLD
+           || to == QUEUE_CORRUPT_DIR;
+}
+
+/* queue_move - rename a message between directories; fsynced as move_durable() says */
+int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
 {
     int rc;
 
@@ -1200,16 +1211,9 @@ int queue_move_unsynced(struct queue *q, const char *id, enum queue_dir from, en
     if (renameat(q->dirfd[from], id, q->dirfd[to], id) != 0)
         return qerr(q, io_status(errno), "rename %s/%s to %s/%s: %s", dir_names[from], id,
                     dir_names[to], id, strerror(errno));
-    return QUEUE_OK;
-}
-
-/* queue_move - rename a message between directories, durably */
-int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to)
-{
-    int rc;
-
-    if ((rc = queue_move_unsynced(q, id, from, to)) != QUEUE_OK
-        || (rc = sync_dir(q, q->dirfd[to], dir_names[to])) != QUEUE_OK)
+    if (!move_durable(from, to))
+        return QUEUE_OK;
+    if ((rc = sync_dir(q, q->dirfd[to], dir_names[to])) != QUEUE_OK)
         return rc;
     return sync_dir(q, q->dirfd[from], dir_names[from]);
 }

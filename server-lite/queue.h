@@ -16,11 +16,13 @@
  * re-read, no fsync) followed by queue_sync_loaded(), which fsyncs once for
  * all the delivered/bounced marks since the load (a pending mark changes only
  * the reason text and never needs it). The next retry time is the mtime.
- * queue_move and queue_delete fsync the directories; the _unsynced forms do
- * not, for the qmgr's own steps: a file keeps its recipient states in any
- * directory and queue_recover() finds it in any of them, so a rename lost in
- * a crash repeats a step, and an unlink lost in a crash (until the caller's
- * queue_sync_dir) repeats a delivery, never loses one.
+ * queue_move decides itself whether a move is fsynced: a move among
+ * incoming/, active/ and deferred/ (the qmgr's own steps) is not, since a file
+ * keeps its recipient states in any directory and queue_recover() finds it in
+ * any of them, so a rename lost in a crash repeats a step; a move into or out
+ * of hold/ or corrupt/ fsyncs both directories. queue_delete fsyncs the
+ * directory; queue_delete_unsynced does not: an unlink lost in a crash (until
+ * the caller's queue_sync_dir) repeats a delivery, never loses one.
  * queue_open() refuses a queue directory or subdirectory that is a symbolic
  * link or not a directory; queue_open_owned() (as root, before the switch to
  * mail_owner) also makes what is missing, refuses a directory owned by
@@ -128,7 +130,6 @@ int queue_load(struct queue *q, enum queue_dir dir, const char *id, struct queue
 void queue_msg_free(struct queue_msg *msg);
 int queue_open_content(struct queue *q, const struct queue_msg *msg);
 int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
-int queue_move_unsynced(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
 int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
                       enum queue_rcpt_state state, const char *dsn, const char *reason);
 int queue_sync_loaded(struct queue *q, struct queue_msg *msg);

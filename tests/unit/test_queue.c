@@ -186,8 +186,8 @@ static void test_round_trip(void)
     TEST_INTEQ(msg.unsynced, 0);
     queue_msg_free(&msg);
     /* the unsynced move and a directory sync: the file and its marks move along */
-    TEST_INTEQ(queue_move_unsynced(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_OK);
-    TEST_INTEQ(queue_move_unsynced(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_move(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_OK);
+    TEST_INTEQ(queue_move(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_NOTFOUND);
     TEST_INTEQ(queue_sync_dir(&q, QUEUE_ACTIVE), QUEUE_OK);
     TEST_INTEQ(queue_sync_dir(&q, QUEUE_NDIRS), QUEUE_INVAL);
     TEST_INTEQ(queue_load(&q, QUEUE_ACTIVE, id, &msg), QUEUE_OK);
@@ -196,7 +196,7 @@ static void test_round_trip(void)
         TEST_STREQ(msg.rcpts[2].reason, "250 ok");
     }
     queue_msg_free(&msg);
-    TEST_INTEQ(queue_move_unsynced(&q, id, QUEUE_ACTIVE, QUEUE_DEFERRED), QUEUE_OK);
+    TEST_INTEQ(queue_move(&q, id, QUEUE_ACTIVE, QUEUE_DEFERRED), QUEUE_OK);
     TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_ACTIVE, id), QUEUE_NOTFOUND);
     TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_ACTIVE, "../x"), QUEUE_BADID);
 
