@@ -20,6 +20,9 @@
 #define OFF(field) offsetof(struct server_config, field)
 
 static const char *const etrn_reply_choices[] = { "rfc1985", "postfix", NULL };
+/* order = enum server_tls_level */
+static const char *const tls_level_choices[] = { "none", "may", "encrypt", "verify", "secure",
+                                                 NULL };
 
 /* [main]; defaults are DESIGN.md's, else Postfix's. */
 static const struct cfg_key main_keys[] = {
@@ -79,6 +82,24 @@ static const struct cfg_key main_keys[] = {
     { "bounce_queue_lifetime", CFG_DURATION, "1d", 0, 0, NULL, OFF(bounce_queue_lifetime), 0 },
     { "default_destination_concurrency_limit", CFG_INT, "20", 1, 0, NULL,
       OFF(default_destination_concurrency_limit), 0 },
+    /* the smtp client: Postfix's names and defaults */
+    { "smtp_connect_timeout", CFG_DURATION, "30s", 1, 0, NULL, OFF(smtp_connect_timeout), 0 },
+    { "smtp_helo_timeout", CFG_DURATION, "300s", 1, 0, NULL, OFF(smtp_helo_timeout), 0 },
+    { "smtp_starttls_timeout", CFG_DURATION, "300s", 1, 0, NULL, OFF(smtp_starttls_timeout), 0 },
+    { "smtp_mail_timeout", CFG_DURATION, "300s", 1, 0, NULL, OFF(smtp_mail_timeout), 0 },
+    { "smtp_rcpt_timeout", CFG_DURATION, "300s", 1, 0, NULL, OFF(smtp_rcpt_timeout), 0 },
+    { "smtp_data_init_timeout", CFG_DURATION, "120s", 1, 0, NULL, OFF(smtp_data_init_timeout), 0 },
+    { "smtp_data_xfer_timeout", CFG_DURATION, "180s", 1, 0, NULL, OFF(smtp_data_xfer_timeout), 0 },
+    { "smtp_data_done_timeout", CFG_DURATION, "600s", 1, 0, NULL, OFF(smtp_data_done_timeout), 0 },
+    { "smtp_rset_timeout", CFG_DURATION, "20s", 1, 0, NULL, OFF(smtp_rset_timeout), 0 },
+    { "smtp_quit_timeout", CFG_DURATION, "300s", 1, 0, NULL, OFF(smtp_quit_timeout), 0 },
+    { "smtp_connection_cache_time_limit", CFG_DURATION, "2s", 0, 0, NULL,
+      OFF(smtp_connection_cache_time_limit), 0 },
+    { "smtp_connection_reuse_time_limit", CFG_DURATION, "300s", 1, 0, NULL,
+      OFF(smtp_connection_reuse_time_limit), 0 },
+    { "smtp_tls_security_level", CFG_ENUM, "may", 0, 0, tls_level_choices,
+      OFF(smtp_tls_security_level), 0 },
+    { "smtp_tls_CAfile", CFG_STRING, NULL, 0, 0, NULL, OFF(smtp_tls_CAfile), 0 },
     { NULL, 0, NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -1029,6 +1050,7 @@ static int finish_main(struct load *ld)
         || check_path_key(ld, "smtpd_tls_cert_file", c->smtpd_tls_cert_file, 0) != 0
         || check_path_key(ld, "smtpd_tls_key_file", c->smtpd_tls_key_file, 0) != 0
         || check_path_key(ld, "smtpd_sasl_users_file", c->smtpd_sasl_users_file, 0) != 0
+        || check_path_key(ld, "smtp_tls_CAfile", c->smtp_tls_CAfile, 0) != 0
         || check_path_key(ld, "maillog_file", c->maillog_file, 0) != 0)
         return -1;
     if (c->syslog_name == NULL || *c->syslog_name == 0 || strlen(c->syslog_name) > 48

@@ -26,6 +26,15 @@
 
 enum server_etrn_reply { SERVER_ETRN_REPLY_RFC1985, SERVER_ETRN_REPLY_POSTFIX };
 
+/* smtp_tls_security_level, as Postfix */
+enum server_tls_level {
+    SERVER_TLS_NONE,    /* never STARTTLS */
+    SERVER_TLS_MAY,     /* STARTTLS when offered, no check; a failed handshake: plaintext once */
+    SERVER_TLS_ENCRYPT, /* STARTTLS required, no certificate check */
+    SERVER_TLS_VERIFY,  /* required, certificate chain and the MX host name checked */
+    SERVER_TLS_SECURE,  /* required, chain and the next-hop domain (or a subdomain) checked */
+};
+
 /* smtpd_etrn_restrictions elements, in the order given */
 enum server_restriction {
     SERVER_RESTRICT_PERMIT,
@@ -124,6 +133,20 @@ struct server_config {
     long long maximal_queue_lifetime;
     long long bounce_queue_lifetime;
     long long default_destination_concurrency_limit;
+    long long smtp_connect_timeout;   /* smtp client, seconds */
+    long long smtp_helo_timeout;
+    long long smtp_starttls_timeout;
+    long long smtp_mail_timeout;
+    long long smtp_rcpt_timeout;
+    long long smtp_data_init_timeout;
+    long long smtp_data_xfer_timeout;
+    long long smtp_data_done_timeout;
+    long long smtp_rset_timeout;
+    long long smtp_quit_timeout;
+    long long smtp_connection_cache_time_limit; /* 0: no connection cache */
+    long long smtp_connection_reuse_time_limit;
+    int smtp_tls_security_level;   /* enum server_tls_level */
+    char *smtp_tls_CAfile;         /* NULL: the system's CA store */
 
     /* derived from the above */
     struct server_listen *listen;
