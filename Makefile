@@ -35,7 +35,9 @@ ifeq ($(shell printf '%s' '$(VERSION)' | grep -Ex '[0-9]+(\.[0-9]+)*([~+][a-z0-9
 $(error VERSION file: "$(VERSION)" is not a version such as 1.2.3)
 endif
 
-PKGS := libcurl openssl libevent libevent_openssl inih
+# libcurl is the agent's ETRN client only; etrn-server and etrn-queue do not link it
+SERVER_PKGS := openssl libevent libevent_openssl inih
+PKGS := libcurl $(SERVER_PKGS)
 
 # snprintf into fixed buffers is deliberate (bounded messages); gcc cannot tell.
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-truncation
@@ -48,6 +50,7 @@ CPPFLAGS += -D_GNU_SOURCE -Icommon -Iagent -Iserver-lite
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 $(WARN) -MMD -MP $(shell $(PKG_CONFIG) --cflags $(PKGS))
 LDLIBS   += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lresolv -lcrypt
+SERVER_LDLIBS := $(shell $(PKG_CONFIG) --libs $(SERVER_PKGS)) -lresolv -lcrypt -lpthread
 
 comma := ,
 ifneq ($(SANITIZE),)
@@ -111,9 +114,9 @@ $(LIBSERVER): $(call obj,$(SERVER_SRC))
 $(BIN)/etrn-agent: $(call obj,$(AGENT_MAIN)) $(LIBAGENT) $(LIBCOMMON) $(BIN)/.variant
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 $(BIN)/etrn-server: $(call obj,server-lite/etrn_server.c) $(LIBSERVER) $(LIBCOMMON) $(BIN)/.variant
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(SERVER_LDLIBS)
 $(BIN)/etrn-queue: $(call obj,server-lite/etrn_queue.c) $(LIBSERVER) $(LIBCOMMON) $(BIN)/.variant
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(SERVER_LDLIBS)
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIBAGENT) $(LIBSERVER) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -11,7 +11,9 @@ so a test can assert what the agent really sent.
       [--auth USER:PASS] [--auth-mechs 'PLAIN LOGIN'] [--no-auth-advertised]
       [--silent] [--ready-file FILE]
       [--accept-mail [--mail-reply 'CODE TEXT'] [--rcpt-reply 'ADDRESS=CODE TEXT' ...]
-       [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']] [--reply-escapes]
+       [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']
+       [--data-stall | --drop-after-dot]] [--reply-escapes]
+      [--no-pipelining] [--size N] [--8bitmime] [--greet-then-close] [--endless-ehlo]
 
 Log FILE (appended, flushed per line; one line per protocol line):
   <unix time, 3 decimals> *: connect from ADDR:PORT
@@ -77,6 +79,15 @@ ending with lines ".", "QUIT" and "DATA" that are content, not commands
 connection in the middle of message I's content; --atrn-stall-after I
 stops sending (connection left open) after message I;
 --atrn-close-at-turn closes right after the 250.
+
+For the server's smtp client: --no-pipelining leaves PIPELINING out of the
+EHLO reply; --size N and --8bitmime add "SIZE N" and "8BITMIME"; a read that
+brings two or more complete command lines at once (outside DATA) is logged as
+"*: pipelined N commands" before them, so a test sees the grouped writes.
+--data-stall takes the content and never answers the final "."; --drop-after-dot
+closes the connection instead of answering it; --greet-then-close sends the
+220 greeting and closes; --endless-ehlo answers EHLO with "250-" lines that
+never end (bounded: 100000 lines, or until the client closes).
 Standard library only.
 """
 
@@ -169,6 +180,7 @@ class Session:
         self.authed = False
         self.mail_from = None
         self.rcpts = []
+        self.in_data = False
 
     # --- I/O ---------------------------------------------------------------
 
@@ -212,6 +224,8 @@ class Session:
                     self.buf = b""
                 raise Closed()
             self.buf += chunk
+            if not self.in_data and self.buf.count(b"\n") >= 2:
+                self.rec.put("*", "pipelined %d commands" % self.buf.count(b"\n"))
 
     def start_tls(self):
         try:
@@ -241,6 +255,8 @@ class Session:
                 while True:
                     self.readline()
             self.send("220 %s ESMTP scripted_smtpd" % HOSTNAME)
+            if self.opts.greet_then_close:
+                raise Closed()
             while True:
                 line = self.readline()
                 self.command(line)
@@ -262,8 +278,21 @@ class Session:
                 self.send("501 5.5.4 Syntax: EHLO hostname")
                 return
             self.greeted = True
-            ext = ["ETRN", "PIPELINING"] + (["ATRN"] if self.opts.atrn else []) \
-                + (["CHUNKING"] if self.opts.chunking else [])
+            if self.opts.endless_ehlo:
+                for i in range(100000):
+                    self.send("250-%s endless line %d" % (HOSTNAME, i))
+                raise Closed()
+            ext = ["ETRN"]
+            if not self.opts.no_pipelining:
+                ext.append("PIPELINING")
+            if self.opts.atrn:
+                ext.append("ATRN")
+            if self.opts.chunking:
+                ext.append("CHUNKING")
+            if self.opts.size is not None:
+                ext.append("SIZE %d" % self.opts.size)
+            if self.opts.eightbitmime:
+                ext.append("8BITMIME")
             if self.starttls_offered():
                 ext.append("STARTTLS")
             if self.auth_offered():
@@ -354,8 +383,17 @@ class Session:
                 self.send("554 5.5.1 Error: no valid recipients")
                 return
             self.send("354 End data with <CR><LF>.<CR><LF>")
+            self.in_data = True
             while self.readline() != b".":
                 pass
+            self.in_data = False
+            if self.opts.data_stall:
+                self.rec.put("*", "stalling after the final dot")
+                while True:
+                    self.readline()
+            if self.opts.drop_after_dot:
+                self.rec.put("*", "dropping the connection after the final dot")
+                raise Closed()
             self.send(self.opts.data_reply or "250 2.0.0 Ok: queued as %d" % next(self.opts.queued))
             self.mail_from = None
             self.rcpts = []
@@ -624,6 +662,13 @@ def parse_args(argv):
                    help="with --accept-mail: offer CHUNKING and take BDAT")
     p.add_argument("--reply-escapes", action="store_true",
                    help="decode \\xNN and \\n (a line break) in the scripted replies")
+    p.add_argument("--data-stall", action="store_true")
+    p.add_argument("--drop-after-dot", action="store_true")
+    p.add_argument("--no-pipelining", action="store_true")
+    p.add_argument("--size", type=int)
+    p.add_argument("--8bitmime", dest="eightbitmime", action="store_true")
+    p.add_argument("--greet-then-close", action="store_true")
+    p.add_argument("--endless-ehlo", action="store_true")
     o = p.parse_args(argv)
 
     def reply_arg(text, what):

@@ -4,22 +4,21 @@
  *   smtp_deliver -c server-lite.ini -f SENDER -r RCPT [-r RCPT]... [-n COUNT] [-j PARALLEL]
  *                [-t SECONDS] [-v] [--host H [--port P] | --mx DOMAIN [--port P]]
  *                [--dest HOST:PORT:N]... MESSAGEFILE
- *   smtp_deliver --shard (--host H | --mx DOMAIN) [--port P] [--dest HOST:PORT:N]...
  *
  * Runs an event loop and hands COUNT jobs of MESSAGEFILE (LF line ends become
  * CRLF; the content sits behind a few bytes of junk in a temporary file, so
  * content_offset is exercised) to smtp_transport_deliver(), at most PARALLEL
  * (default 1) at a time. For every finished job it prints one line per
  * recipient, "RCPT STATUS DSN TEXT" (STATUS: sent, deferred, bounced), then
- * "relay=RELAY conn=SECS xmit=SECS dest=HOST:PORT shard=N at=SECS" (at: when
+ * "relay=RELAY conn=SECS xmit=SECS dest=HOST:PORT at=SECS" (at: when
  * done ran, seconds after the first job started). --host is a next hop without
  * MX lookup (an IP literal or a name resolved through dns_resolver), --mx
  * DOMAIN looks up DOMAIN's MX hosts; each --dest adds N more jobs to the next
  * hop HOST:PORT (no MX), all through the one transport: the --host/--mx jobs
  * first, then the --dest ones in order. The last line is "loop_max_gap=SECS":
  * the longest time the tool's event loop went without running its 20 ms
- * ticker (how long the transport ever blocked the caller). --shard only prints
- * "shard=N" per next hop (smtp_transport_shard) and exits. Exit 0 when every
+ * ticker (how long the transport ever blocked the caller), after
+ * "connections=N": how many connections the transport opened. Exit 0 when every
  * job reported, 75 when -t SECONDS (default 60) passed first, 1 on a usage or
  * setup error.
  */
@@ -71,7 +70,6 @@ struct run {
 struct one {
     struct run *r;
     const struct dest *d;
-    unsigned shard;
 };
 
 /* usage - print the synopsis and exit */
@@ -79,9 +77,7 @@ static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: smtp_deliver -c CONF -f SENDER -r RCPT... [-n COUNT] [-j PARALLEL] "
                     "[-t SECONDS] [-v] [--host H | --mx DOMAIN] [--port P] "
-                    "[--dest HOST:PORT:N]... MESSAGEFILE\n"
-                    "       smtp_deliver --shard [--host H | --mx DOMAIN] [--port P] "
-                    "[--dest HOST:PORT:N]...\n");
+                    "[--dest HOST:PORT:N]... MESSAGEFILE\n");
     exit(1);
 }
 
@@ -107,9 +103,9 @@ static void done(void *ctx, const struct delivery_report *rep)
     for (size_t i = 0; i < rep->nrcpt; i++)
         printf("%s %s %s %s\n", r->job.rcpts[i], delivery_status_name(rep->rcpt[i].status),
                rep->rcpt[i].dsn, rep->rcpt[i].text);
-    printf("relay=%s conn=%.3f xmit=%.3f dest=%s%s:%d shard=%u at=%.3f\n", rep->relay,
+    printf("relay=%s conn=%.3f xmit=%.3f dest=%s%s:%d at=%.3f\n", rep->relay,
            rep->conn_time, rep->xmit_time, o->d->mx ? "mx:" : "", o->d->host, o->d->port,
-           o->shard, (double) (clock_now_ms() - r->t0) / 1000.0);
+           (double) (clock_now_ms() - r->t0) / 1000.0);
     if (fflush(stdout) != 0)
         r->failed = 1;
     r->finished++;
@@ -133,7 +129,6 @@ static void start_more(struct run *r)
         o->d = &r->dests[r->next_dest];
         r->next_n++;
         route_of(o->d, &r->job.route);
-        o->shard = smtp_transport_shard(&r->job.route);
         if (smtp_transport_deliver(r->t, &r->job, done, o) != 0) {
             fprintf(stderr, "smtp_deliver: the transport refused job %ld\n", r->started + 1);
             r->failed = 1;
@@ -246,13 +241,12 @@ int main(int argc, char **argv)
         { "mx", required_argument, NULL, 'M' },
         { "port", required_argument, NULL, 'P' },
         { "dest", required_argument, NULL, 'D' },
-        { "shard", no_argument, NULL, 'S' },
         { NULL, 0, NULL, 0 },
     };
     const char *conf_path = NULL, *sender = NULL, *host = NULL;
     const char **rcpts = NULL;
     size_t nrcpt = 0;
-    int mx = 0, port = 25, opt, fd, shard_only = 0;
+    int mx = 0, port = 25, opt, fd;
     long host_count = 1;
     struct dest *extra = NULL;
     size_t nextra = 0;
@@ -284,7 +278,6 @@ int main(int argc, char **argv)
             if (parse_dest(&r, optarg) != 0)
                 usage();
             break;
-        case 'S': shard_only = 1; break;
         default: usage();
         }
     }
@@ -301,14 +294,6 @@ int main(int argc, char **argv)
     if (r.ndests == 0 || port < 1 || port > 65535
         || (host != NULL && strlen(host) >= sizeof(r.job.route.host)))
         usage();
-    if (shard_only) {
-        for (size_t i = 0; i < r.ndests; i++) {
-            route_of(&r.dests[i], &r.job.route);
-            printf("shard=%u\n", smtp_transport_shard(&r.job.route));
-        }
-        free(r.dests);
-        return fflush(stdout) == 0 ? 0 : 1;
-    }
     if (conf_path == NULL || sender == NULL || nrcpt == 0 || optind + 1 != argc
         || host_count < 1 || r.parallel < 1 || secs < 1)
         usage();
@@ -348,6 +333,10 @@ int main(int argc, char **argv)
     /* the gap still open when the loop ended counts too */
     if (clock_now_ms() - r.last_tick > r.max_gap)
         r.max_gap = clock_now_ms() - r.last_tick;
+    size_t opened = 0;
+
+    smtp_transport_connections(r.t, &opened);
+    printf("connections=%zu\n", opened);
     printf("loop_max_gap=%.3f\n", (double) r.max_gap / 1000.0);
     if (fflush(stdout) != 0)
         r.failed = 1;
