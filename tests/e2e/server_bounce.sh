@@ -38,7 +38,7 @@ class H(socketserver.StreamRequestHandler):
             if up.startswith("EHLO") or up.startswith("HELO"):
                 self.reply("250-mixsink\r\n250 8BITMIME")
             elif up.startswith("MAIL FROM:"):
-                mail, rcpts = cmd[10:].strip(), []
+                mail, rcpts = cmd[10:].strip().split(" ")[0], []
                 self.reply("250 2.1.0 Ok")
             elif up.startswith("RCPT TO:"):
                 addr = cmd[8:].strip().strip("<>")
@@ -105,7 +105,7 @@ check "mixed: bounced line" wait_for 10 grep -q "to=<bad@mixed.test>, relay=127.
 check "mixed: sent line" grep -q "to=<ok@mixed.test>, relay=127.0.0.1\[127.0.0.1\]:$sinkport, .*dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as" "$LOG"
 check "mixed: deferred line" grep -q "to=<later@mixed.test>, relay=127.0.0.1\[127.0.0.1\]:$sinkport, .*dsn=4.2.0, status=deferred (host 127.0.0.1\[127.0.0.1\] said: 450 4.2.0" "$LOG"
 mid=$(sed -n 's/.*: \([0-9A-F]*\): to=<bad@mixed.test>.*/\1/p' "$LOG" | head -n 1)
-check "mixed: a DSN was queued for the 550" grep -q "$mid: sender non-delivery notification: " "$LOG"
+check "mixed: a DSN was queued for the 550" wait_for 10 grep -q "$mid: sender non-delivery notification: " "$LOG"
 check "mixed: the sink got the DSN for alice" wait_for 10 sh -c "grep -l '^X-Rcpt-To: alice@src.test' '$T'/sink/msg.* | xargs grep -l 'Final-Recipient: rfc822; bad@mixed.test'"
 check_eq "mixed: the sink got ok@ once" "$(cat "$T"/sink/msg.* | grep -c '^X-Rcpt-To: ok@mixed.test')" 1
 # the deferred recipient stays pending; the delivered one is not sent again
