@@ -800,7 +800,8 @@ static void got_reply(struct smtp_client *c)
     }
 }
 
-/* broken - the connection ended, timed out or spoke nonsense, in any state */
+/* broken - the connection ended, timed out or spoke nonsense, in any state; why:
+   the connect error, or "(reply too long)" and the like for a protocol error */
 static void broken(struct smtp_client *c, int timed_out, const char *why)
 {
     switch (c->state) {
@@ -813,9 +814,12 @@ static void broken(struct smtp_client *c, int timed_out, const char *why)
     case CS_HELO:
     case CS_STARTTLS:
     case CS_EHLO_TLS:
-        ready_fail(c, DELIVERY_TEMP, "4.4.2", "%s with %s %s%s %s", timed_out ? "conversation"
-                   : "lost connection", c->peer, timed_out ? "timed out while " : "while ",
-                   stage_text(c), why && *why && !timed_out ? why : "");
+        if (timed_out)
+            ready_fail(c, DELIVERY_TEMP, "4.4.2", "conversation with %s timed out while %s",
+                       c->peer, stage_text(c));
+        else
+            ready_fail(c, DELIVERY_TEMP, "4.4.2", "lost connection with %s while %s%s%s",
+                       c->peer, stage_text(c), why && *why ? " " : "", why ? why : "");
         return;
     case CS_HANDSHAKE:
         if (timed_out) {
@@ -952,15 +956,13 @@ static void event_step(struct smtp_client *c, short what)
         }
         return;
     }
-    if (what & BEV_EVENT_ERROR) {
+    why[0] = 0;
+    if (c->state == CS_CONNECT) {
         int e = EVUTIL_SOCKET_ERROR();
 
-        snprintf(why, sizeof(why), "%s", e ? strerror(e) : "connection error");
-    } else {
-        snprintf(why, sizeof(why), "%s", "");
+        snprintf(why, sizeof(why), "%s", (what & BEV_EVENT_ERROR) && e ? strerror(e)
+                                         : "Connection closed");
     }
-    if (c->state == CS_CONNECT && !(what & BEV_EVENT_ERROR))
-        snprintf(why, sizeof(why), "Connection closed");
     broken(c, 0, why);
 }
 

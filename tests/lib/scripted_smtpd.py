@@ -12,7 +12,7 @@ so a test can assert what the agent really sent.
       [--silent] [--ready-file FILE]
       [--accept-mail [--mail-reply 'CODE TEXT'] [--rcpt-reply 'ADDRESS=CODE TEXT' ...]
        [--default-rcpt-reply 'CODE TEXT'] [--data-reply 'CODE TEXT']
-       [--data-stall | --drop-after-dot]] [--reply-escapes]
+       [--data-stall | --drop-after-dot | --close-after-message]] [--reply-escapes]
       [--no-pipelining] [--size N] [--8bitmime] [--greet-then-close] [--endless-ehlo]
 
 Log FILE (appended, flushed per line; one line per protocol line):
@@ -85,7 +85,8 @@ EHLO reply; --size N and --8bitmime add "SIZE N" and "8BITMIME"; a read that
 brings two or more complete command lines at once (outside DATA) is logged as
 "*: pipelined N commands" before them, so a test sees the grouped writes.
 --data-stall takes the content and never answers the final "."; --drop-after-dot
-closes the connection instead of answering it; --greet-then-close sends the
+closes the connection instead of answering it; --close-after-message answers
+it and then closes (as a server that does not keep idle clients); --greet-then-close sends the
 220 greeting and closes; --endless-ehlo answers EHLO with "250-" lines that
 never end (bounded: 100000 lines, or until the client closes).
 Standard library only.
@@ -280,7 +281,7 @@ class Session:
             self.greeted = True
             if self.opts.endless_ehlo:
                 for i in range(100000):
-                    self.send("250-%s endless line %d" % (HOSTNAME, i))
+                    self.send("250-%s endless line %d %s" % (HOSTNAME, i, "x" * 60))
                 raise Closed()
             ext = ["ETRN"]
             if not self.opts.no_pipelining:
@@ -397,6 +398,8 @@ class Session:
             self.send(self.opts.data_reply or "250 2.0.0 Ok: queued as %d" % next(self.opts.queued))
             self.mail_from = None
             self.rcpts = []
+            if self.opts.close_after_message:
+                raise Closed()
 
     def bdat(self, arg):
         """BDAT SIZE [LAST] (RFC 3030): SIZE raw bytes, logged as C: lines."""
@@ -664,6 +667,7 @@ def parse_args(argv):
                    help="decode \\xNN and \\n (a line break) in the scripted replies")
     p.add_argument("--data-stall", action="store_true")
     p.add_argument("--drop-after-dot", action="store_true")
+    p.add_argument("--close-after-message", action="store_true")
     p.add_argument("--no-pipelining", action="store_true")
     p.add_argument("--size", type=int)
     p.add_argument("--8bitmime", dest="eightbitmime", action="store_true")

@@ -2,7 +2,7 @@
  * smtp_deliver - deliver a message through the smtp transport, for end-to-end tests.
  *
  *   smtp_deliver -c server-lite.ini -f SENDER -r RCPT [-r RCPT]... [-n COUNT] [-j PARALLEL]
- *                [-t SECONDS] [-v] [--host H [--port P] | --mx DOMAIN [--port P]]
+ *                [-t SECONDS] [-w SECONDS] [-v] [--host H [--port P] | --mx DOMAIN [--port P]]
  *                [--dest HOST:PORT:N]... MESSAGEFILE
  *
  * Runs an event loop and hands COUNT jobs of MESSAGEFILE (LF line ends become
@@ -18,6 +18,8 @@
  * first, then the --dest ones in order. The last line is "loop_max_gap=SECS":
  * the longest time the tool's event loop went without running its 20 ms
  * ticker (how long the transport ever blocked the caller), after
+ * -w SECONDS the loop runs on that long after the last report (cached
+ * connections expire and QUIT), and before it
  * "connections=N": how many connections the transport opened. Exit 0 when every
  * job reported, 75 when -t SECONDS (default 60) passed first, 1 on a usage or
  * setup error.
@@ -61,7 +63,7 @@ struct run {
     size_t ndests, next_dest; /* the next job goes to dests[next_dest] ... */
     long next_n;              /* ... as its next_n-th */
     struct one *ones;         /* count entries: done's contexts (unreported jobs too) */
-    long count, parallel, started, finished;
+    long count, parallel, started, finished, linger;
     int failed;
     long long t0, last_tick, max_gap; /* milliseconds */
 };
@@ -76,12 +78,22 @@ struct one {
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: smtp_deliver -c CONF -f SENDER -r RCPT... [-n COUNT] [-j PARALLEL] "
-                    "[-t SECONDS] [-v] [--host H | --mx DOMAIN] [--port P] "
+                    "[-t SECONDS] [-w SECONDS] [-v] [--host H | --mx DOMAIN] [--port P] "
                     "[--dest HOST:PORT:N]... MESSAGEFILE\n");
     exit(1);
 }
 
 static void start_more(struct run *r);
+
+/* linger_done - -w SECONDS after the last report: stop */
+static void linger_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+
+    (void) fd;
+    (void) what;
+    event_base_loopbreak(r->base);
+}
 
 /* route_of - the route of a next hop */
 static void route_of(const struct dest *d, struct server_route *route)
@@ -109,10 +121,15 @@ static void done(void *ctx, const struct delivery_report *rep)
     if (fflush(stdout) != 0)
         r->failed = 1;
     r->finished++;
-    if (r->finished == r->count)
-        event_base_loopbreak(r->base);
-    else
+    if (r->finished == r->count) {
+        struct timeval tv = { r->linger, 0 };
+
+        /* -w: the loop runs on, so cached connections meet their time limit */
+        if (r->linger <= 0 || event_base_once(r->base, -1, EV_TIMEOUT, linger_done, r, &tv) < 0)
+            event_base_loopbreak(r->base);
+    } else {
         start_more(r);
+    }
 }
 
 /* start_more - keep PARALLEL jobs running until COUNT have started */
@@ -259,7 +276,7 @@ int main(int argc, char **argv)
 
     memset(&r, 0, sizeof(r));
     r.parallel = 1;
-    while ((opt = getopt_long(argc, argv, "c:f:r:n:j:t:v", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:f:r:n:j:t:w:v", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_path = optarg; break;
         case 'f': sender = optarg; break;
@@ -270,6 +287,7 @@ int main(int argc, char **argv)
         case 'n': host_count = strtol(optarg, NULL, 10); break;
         case 'j': r.parallel = strtol(optarg, NULL, 10); break;
         case 't': secs = strtol(optarg, NULL, 10); break;
+        case 'w': r.linger = strtol(optarg, NULL, 10); break;
         case 'v': log_set_verbose(1); break;
         case 'H': host = optarg; mx = 0; break;
         case 'M': host = optarg; mx = 1; break;
