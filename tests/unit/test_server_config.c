@@ -189,6 +189,13 @@ static void test_errors(void)
         { "[etrn_users]\nbob = a.org #q\n",
           "@D@/s.ini:2: [etrn_users] bob: \"#q\": expected a domain or @domain" },
         { "[etrn_users]\nbob = a.org\nbob = b.org\n", "@D@/s.ini:3: [etrn_users] bob: set twice" },
+        { "[main]\nsmtp_tls_security_level = dane\n",
+          "@D@/s.ini:2: [main] smtp_tls_security_level: \"dane\" is not one of: none, may, "
+          "encrypt, verify, secure" },
+        { "[main]\nsmtp_tls_CAfile = ca.pem\n",
+          "@D@/s.ini:2: [main] smtp_tls_CAfile: \"ca.pem\" is not an absolute path" },
+        { "[main]\nsmtp_data_done_timeout = 0\n",
+          "@D@/s.ini:2: [main] smtp_data_done_timeout: 0 is below the minimum 1" },
         { "[mian]\nx = 1\n",
           "@D@/s.ini:2: [mian]: unknown section (main, transport, etrn_queues, etrn_users)" },
     };
@@ -264,6 +271,18 @@ static void test_values(void)
     TEST_INTEQ(conf.maximal_queue_lifetime, 86400);
     TEST_INTEQ(conf.queue_run_delay, 900);
     TEST_INTEQ(conf.message_size_limit, 10240000);
+    /* the smtp client's defaults are Postfix's */
+    TEST_INTEQ(conf.smtp_connect_timeout, 30);
+    TEST_INTEQ(conf.smtp_helo_timeout, 300);
+    TEST_INTEQ(conf.smtp_mail_timeout, 300);
+    TEST_INTEQ(conf.smtp_rcpt_timeout, 300);
+    TEST_INTEQ(conf.smtp_data_init_timeout, 120);
+    TEST_INTEQ(conf.smtp_data_xfer_timeout, 180);
+    TEST_INTEQ(conf.smtp_data_done_timeout, 600);
+    TEST_INTEQ(conf.smtp_quit_timeout, 300);
+    TEST_INTEQ(conf.smtp_connection_cache_time_limit, 2);
+    TEST_INTEQ(conf.smtp_tls_security_level, SERVER_TLS_MAY);
+    TEST_CHECK(conf.smtp_tls_CAfile == NULL, "smtp_tls_CAfile unset by default");
     TEST_INTEQ(conf.netrn_restrictions, 3);
     TEST_INTEQ(conf.etrn_restrictions[2], SERVER_RESTRICT_REJECT);
     TEST_INTEQ(conf.nlisten, 3);
