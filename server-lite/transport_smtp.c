@@ -87,7 +87,8 @@ struct dest {
     LIST_ENTRY(dest) link;
     char *key;
     struct idle_list idle;
-    size_t nidle, nbusy;
+    size_t nidle, nbusy;      /* cached and busy connections */
+    size_t njobs;             /* jobs that point here */
 };
 
 /* a connection sending QUIT */
@@ -365,6 +366,16 @@ static void job_free(struct job *job)
     free(job);
 }
 
+/* dest_gc - drop an entry nobody uses */
+static void dest_gc(struct dest *d)
+{
+    if (d->nidle > 0 || d->nbusy > 0 || d->njobs > 0)
+        return;
+    LIST_REMOVE(d, link);
+    free(d->key);
+    free(d);
+}
+
 /* finish - the job is over: done, then release */
 static void finish(struct job *job)
 {
@@ -376,6 +387,8 @@ static void finish(struct job *job)
     if (job->t_xmit > 0)
         job->rep.xmit_time = (double) (clock_now_ms() - job->t_xmit) / 1000.0;
     job->done(job->ctx, &job->rep);
+    job->d->njobs--;
+    dest_gc(job->d);
     job_free(job);
 }
 
@@ -421,16 +434,6 @@ static struct dest *dest_get(struct smtp_transport *t, const char *host, int por
     TAILQ_INIT(&d->idle);
     LIST_INSERT_HEAD(&t->dests, d, link);
     return d;
-}
-
-/* dest_gc - drop an entry nobody uses */
-static void dest_gc(struct dest *d)
-{
-    if (d->nidle > 0 || d->nbusy > 0)
-        return;
-    LIST_REMOVE(d, link);
-    free(d->key);
-    free(d);
 }
 
 /* quit_gone - a QUIT finished: the session freed itself */
@@ -559,7 +562,6 @@ static void sent_cb(void *ctx, struct smtp_client *c, enum smtp_client_after aft
         smtp_client_free(c);
     }
     finish(job);
-    dest_gc(d);
 }
 
 /* send_on - run the job's transaction on session c */
@@ -606,7 +608,6 @@ static void ready_cb(void *ctx, struct smtp_client *c, const struct smtp_client_
         return;
     }
     finish(job);
-    dest_gc(job->d);
 }
 
 /* connect_target - a new session to job->targets[job->cur] */
@@ -875,6 +876,7 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
     LIST_INSERT_HEAD(&t->jobs, job, link);
     t->njobs++;
     job->d = dest_get(t, job->host, job->port, job->mx);
+    job->d->njobs++;
     if (nbad == job->nrcpt) {
         finish_later(job); /* nothing to send: every address was refused already */
         return 0;
