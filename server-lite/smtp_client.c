@@ -1007,6 +1007,24 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------------------------------------------------------------- public */
 
+/* smtp_client_conf_set - the session settings from the configuration */
+void smtp_client_conf_set(struct smtp_client_conf *cc, const struct server_config *conf,
+                          SSL_CTX *ssl_ctx)
+{
+    snprintf(cc->helo, sizeof(cc->helo), "%s", conf->myhostname ? conf->myhostname : "localhost");
+    cc->connect_ms = conf->smtp_connect_timeout * 1000;
+    cc->helo_ms = conf->smtp_helo_timeout * 1000;
+    cc->starttls_ms = conf->smtp_starttls_timeout * 1000;
+    cc->mail_ms = conf->smtp_mail_timeout * 1000;
+    cc->rcpt_ms = conf->smtp_rcpt_timeout * 1000;
+    cc->data_init_ms = conf->smtp_data_init_timeout * 1000;
+    cc->data_xfer_ms = conf->smtp_data_xfer_timeout * 1000;
+    cc->data_done_ms = conf->smtp_data_done_timeout * 1000;
+    cc->rset_ms = conf->smtp_rset_timeout * 1000;
+    cc->quit_ms = conf->smtp_quit_timeout * 1000;
+    cc->ssl_ctx = ssl_ctx;
+}
+
 /* new_client - the common part of connect and attach */
 static struct smtp_client *new_client(struct event_base *base, const struct smtp_client_conf *conf,
                                       const char *name, const char *addr, int port,

@@ -84,6 +84,10 @@ typedef void (*smtp_client_sent_fn)(void *ctx, struct smtp_client *c,
                                     enum smtp_client_after after);
 typedef void (*smtp_client_note_fn)(void *ctx, struct smtp_client *c);
 
+/* smtp_client_conf_set - fill c from the smtp_* parameters of conf; ssl_ctx as given */
+void smtp_client_conf_set(struct smtp_client_conf *c, const struct server_config *conf,
+                          SSL_CTX *ssl_ctx);
+
 /* tls_level: enum server_tls_level; name: the peer's host name (texts, SNI, "verify"
    match); match_name: the name "secure" checks (the next hop), NULL: name */
 struct smtp_client *smtp_client_connect(struct event_base *base,

@@ -749,18 +749,7 @@ static int apply_config(struct smtp_transport *t, const struct server_config *co
         return -1;
     if (cc->ssl_ctx)
         SSL_CTX_free(cc->ssl_ctx); /* sessions hold their own reference */
-    cc->ssl_ctx = ctx;
-    snprintf(cc->helo, sizeof(cc->helo), "%s", conf->myhostname ? conf->myhostname : "localhost");
-    cc->connect_ms = conf->smtp_connect_timeout * 1000;
-    cc->helo_ms = conf->smtp_helo_timeout * 1000;
-    cc->starttls_ms = conf->smtp_starttls_timeout * 1000;
-    cc->mail_ms = conf->smtp_mail_timeout * 1000;
-    cc->rcpt_ms = conf->smtp_rcpt_timeout * 1000;
-    cc->data_init_ms = conf->smtp_data_init_timeout * 1000;
-    cc->data_xfer_ms = conf->smtp_data_xfer_timeout * 1000;
-    cc->data_done_ms = conf->smtp_data_done_timeout * 1000;
-    cc->rset_ms = conf->smtp_rset_timeout * 1000;
-    cc->quit_ms = conf->smtp_quit_timeout * 1000;
+    smtp_client_conf_set(cc, conf, ctx);
     t->tls_level = conf->smtp_tls_security_level;
     t->cache_ms = conf->smtp_connection_cache_time_limit;
     t->reuse_ms = conf->smtp_connection_reuse_time_limit;

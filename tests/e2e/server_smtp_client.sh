@@ -8,7 +8,8 @@
 #      receiver that closes after each message (dead-connection check before reuse);
 #      20 messages over one cached connection and QUIT after
 #      smtp_connection_cache_time_limit; STARTTLS levels none / encrypt / verify with
-#      a CA the test makes (right CA, wrong CA, wrong name).
+#      a CA the test makes (right CA, wrong CA, wrong name); a connection that
+#      already exists, plain or already TLS, handed to the client (smtp_attach).
 #   2. etrn-server itself: a receiver that stalls after the final "." (the
 #      smtp_data_done_timeout fires, the message stays queued, another destination
 #      keeps flowing meanwhile); one that drops the connection after the "." (the
@@ -263,6 +264,31 @@ if mkcert "$T/ca" mx.site.test "DNS:mx.site.test,IP:127.0.0.1" && mkcert "$T/ca2
     fi
 else
     skip "openssl could not make the test CA"
+fi
+
+# --- 1f. a connection that already exists (the ODMR turn): plain and already TLS ------
+ATTACH=$TOOLS_DIR/smtp_attach
+P9=$(free_port)
+check "receiver for attach listens" scripted attach "$P9" --accept-mail
+"$ATTACH" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+    --port "$P9" "$T/msg.txt" >"$T/a1" 2>"$T/a1.err"
+check_eq "attach, plain: exit" "$?" 0
+check_eq "attach, plain: both sent" "$(result "$T/a1" a@site.test) $(result "$T/a1" b@site.test)" \
+    "sent 2.0.0 sent 2.0.0"
+check_eq "attach, plain: one session, from the greeting on" \
+    "$(grep -c ' C: EHLO relay.test$' "$T/attach.log") $(grep -c ' C: DATA$' "$T/attach.log")" "1 1"
+if [ -f "$T/ca/cert.pem" ]; then
+    P10=$(free_port)
+    start_bg itls "$PY" "$SCRIPTED" --listen "127.0.0.1:$P10" --log "$T/itls.log" --accept-mail \
+        --implicit-tls --tls-cert "$T/ca/cert.pem" --tls-key "$T/ca/key.pem"
+    check "implicit-TLS receiver listens" wait_port "$P10" 10
+    "$ATTACH" -c "$T/plain.ini" -f sender@origin.test -r a@site.test --tls \
+        --port "$P10" "$T/msg.txt" >"$T/a2" 2>"$T/a2.err"
+    check_eq "attach, already TLS: exit" "$?" 0
+    check_eq "attach, already TLS: sent" "$(result "$T/a2" a@site.test)" "sent 2.0.0"
+    check_eq "attach, already TLS: the client says TLS" "$(sed -n 's/^tls=//p' "$T/a2")" 1
+    check_eq "attach, already TLS: no STARTTLS, the dialogue ran inside TLS" \
+        "$(grep -c ' C: STARTTLS' "$T/itls.log") $(awk '/ \*: tls established$/ { t = 1 } / C: MAIL FROM:/ { print t + 0; exit }' "$T/itls.log")" "0 1"
 fi
 
 # --- 2. etrn-server: stall after the data, drop after the dot, mixed replies ----------
