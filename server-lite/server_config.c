@@ -100,6 +100,7 @@ static const struct cfg_key main_keys[] = {
     { "smtp_tls_security_level", CFG_ENUM, "may", 0, 0, tls_level_choices,
       OFF(smtp_tls_security_level), 0 },
     { "smtp_tls_CAfile", CFG_STRING, NULL, 0, 0, NULL, OFF(smtp_tls_CAfile), 0 },
+    { "smtp_tls_policy_maps", CFG_LIST, NULL, 0, 0, NULL, OFF(smtp_tls_policy_maps), 0 },
     { NULL, 0, NULL, 0, 0, NULL, 0, 0 },
 };
 
@@ -991,6 +992,8 @@ static int load_recipient_maps(struct load *ld, const char *key, const struct cf
     return 0;
 }
 
+static int load_tls_policies(struct load *ld);
+
 /* finish_main - validate [main] and derive the parsed forms */
 static int finish_main(struct load *ld)
 {
@@ -1138,7 +1141,162 @@ static int finish_main(struct load *ld)
         if (read_transport_map(ld, m) != 0)
             return -1;
     }
+    if (load_tls_policies(ld) != 0)
+        return -1;
     return finish_transports(ld);
+}
+
+/* policy_key_ok - "domain", "[host]" or "[host]:port" (host a name or an address) */
+static int policy_key_ok(const char *key)
+{
+    char host[DOMAIN_MAX + 2];
+    const char *why;
+    unsigned char bin[16];
+
+    if (key[0] != '[')
+        return domain_is_hostname(key, &why);
+    const char *end = strchr(key, ']');
+
+    if (end == NULL || end == key + 1 || (size_t) (end - key - 1) >= sizeof(host))
+        return 0;
+    snprintf(host, sizeof(host), "%.*s", (int) (end - key - 1), key + 1);
+    if (end[1] == ':') {
+        char *e;
+        long port = strtol(end + 2, &e, 10);
+
+        if (*e != 0 || e == end + 2 || port < 1 || port > 65535)
+            return 0;
+    } else if (end[1] != 0) {
+        return 0;
+    }
+    return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1
+           || domain_is_hostname(host, &why);
+}
+
+/* read_tls_policy_map - one smtp_tls_policy_maps file: "nexthop  level" lines */
+static int read_tls_policy_map(struct load *ld, const char *path)
+{
+    struct server_config *c = ld->conf;
+    FILE *fp = fopen(path, "r");
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int line = 0;
+    char why[600];
+
+    if (fp == NULL) {
+        main_error(ld, "smtp_tls_policy_maps", "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while ((n = getline(&text, &cap, fp)) >= 0) {
+        char *s = text, *key, *value;
+        int level = -1;
+
+        line++;
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+            text[--n] = 0;
+        s += strspn(s, " \t");
+        if (*s == 0 || *s == '#')
+            continue;
+        if (s != text) {
+            snprintf(why, sizeof(why), "continuation lines are not supported");
+            goto bad;
+        }
+        key = s;
+        s += strcspn(s, " \t");
+        if (*s)
+            *s++ = 0;
+        value = s + strspn(s, " \t");
+        s = value + strcspn(value, " \t");
+        if (*s)
+            *s++ = 0;
+        for (char *p = key; *p; p++)
+            *p = (char) tolower((unsigned char) *p);
+        if (!policy_key_ok(key)) {
+            snprintf(why, sizeof(why), "\"%s\": expected a domain, [host] or [host]:port", key);
+            goto bad;
+        }
+        for (int i = 0; tls_level_choices[i]; i++)
+            if (strcmp(value, tls_level_choices[i]) == 0)
+                level = i;
+        if (level < 0) {
+            snprintf(why, sizeof(why), "%s: \"%s\" is not one of: none, may, encrypt, verify, "
+                     "secure", key, value);
+            goto bad;
+        }
+        if (s[strspn(s, " \t")] != 0) {
+            snprintf(why, sizeof(why), "%s: only the security level is supported, not \"%s\"",
+                     key, s + strspn(s, " \t"));
+            goto bad;
+        }
+        for (size_t i = 0; i < c->ntls_policies; i++)
+            if (strcmp(c->tls_policies[i].nexthop, key) == 0) {
+                snprintf(why, sizeof(why), "%s: duplicate entry", key);
+                goto bad;
+            }
+        c->tls_policies = xreallocarray(c->tls_policies, c->ntls_policies + 1,
+                                        sizeof(*c->tls_policies));
+        c->tls_policies[c->ntls_policies].nexthop = xstrdup(key);
+        c->tls_policies[c->ntls_policies++].level = level;
+    }
+    free(text);
+    if (ferror(fp)) {
+        cfg_error_set(ld->err, path, line, "[main] smtp_tls_policy_maps: read error: %s",
+                      strerror(errno));
+        fclose(fp);
+        return -1;
+    }
+    fclose(fp);
+    return 0;
+bad:
+    cfg_error_set(ld->err, path, line, "[main] smtp_tls_policy_maps: %s", why);
+    free(text);
+    fclose(fp);
+    return -1;
+}
+
+/* load_tls_policies - every smtp_tls_policy_maps file */
+static int load_tls_policies(struct load *ld)
+{
+    const struct cfg_list *maps = &ld->conf->smtp_tls_policy_maps;
+
+    for (size_t i = 0; i < maps->count; i++) {
+        const char *m = maps->items[i];
+
+        if (strncmp(m, "texthash:", 9) == 0)
+            m += 9;
+        else if (strncmp(m, "hash:", 5) == 0)
+            m += 5;
+        if (m[0] != '/') {
+            main_error(ld, "smtp_tls_policy_maps",
+                       "\"%s\": expected /path, texthash:/path or hash:/path", maps->items[i]);
+            return -1;
+        }
+        if (read_tls_policy_map(ld, m) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* server_tls_policy_lookup - the smtp_tls_policy_maps level for a route's next hop
+   ("domain" for an MX next hop, "[host]" or "[host]:port" otherwise); -1: none */
+int server_tls_policy_lookup(const struct server_tls_policy *list, size_t n,
+                             const struct server_route *route)
+{
+    char key[DOMAIN_MAX + 16];
+
+    if (route->mx)
+        snprintf(key, sizeof(key), "%s", route->host);
+    else if (route->port == 0 || route->port == 25)
+        snprintf(key, sizeof(key), "[%s]", route->host);
+    else
+        snprintf(key, sizeof(key), "[%s]:%d", route->host, route->port);
+    for (char *p = key; *p; p++)
+        *p = (char) tolower((unsigned char) *p);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].nexthop, key) == 0)
+            return list[i].level;
+    return -1;
 }
 
 /* server_config_load - read and validate server-lite.ini */
@@ -1218,6 +1376,9 @@ void server_config_free(struct server_config *conf)
         free(conf->transports[i].nexthop.host);
     }
     free(conf->transports);
+    for (size_t i = 0; i < conf->ntls_policies; i++)
+        free(conf->tls_policies[i].nexthop);
+    free(conf->tls_policies);
     for (size_t i = 0; i < conf->nfiles; i++)
         free(conf->files[i]);
     free(conf->files);

@@ -11,8 +11,9 @@
  * server_config_line() tells which line set a [main] key (0: the default).
  * inet_interfaces takes Postfix's "all" and "loopback-only" (port 25); a
  * [main] parameter name used as a table key is refused.
- * Lookups: server_etrn_queue_find/_user_find; routing and the matching of
- * domains and addresses are server_route's. server_hostport_parse and
+ * Lookups: server_etrn_queue_find/_user_find, server_tls_policy_lookup (the
+ * level the smtp_tls_policy_maps entries give a route, -1 when none); routing
+ * and the matching of domains and addresses are server_route's. server_hostport_parse and
  * server_nexthop_parse return a host the caller frees.
  */
 #ifndef ETRNKIT_SERVER_CONFIG_H
@@ -70,6 +71,12 @@ struct server_transport_entry {
 struct server_etrn_queue {
     char *name;              /* without '#' */
     struct cfg_list domains; /* "host" or "@host", lower case */
+};
+
+/* smtp_tls_policy_maps entry: next hop as Postfix writes it, lower case */
+struct server_tls_policy {
+    char *nexthop; /* "example.org" (MX next hop), "[host]" or "[host]:port" */
+    int level;     /* enum server_tls_level */
 };
 
 struct server_etrn_user {
@@ -147,6 +154,7 @@ struct server_config {
     long long smtp_connection_reuse_time_limit;
     int smtp_tls_security_level;   /* enum server_tls_level */
     char *smtp_tls_CAfile;         /* NULL: the system's CA store */
+    struct cfg_list smtp_tls_policy_maps; /* files of "nexthop level" lines */
 
     /* derived from the above */
     struct server_listen *listen;
@@ -171,6 +179,8 @@ struct server_config {
     size_t nusers;
     struct recipient_map *relay_recipients; /* NULL when relay_recipient_maps is empty */
     struct recipient_map *local_recipients; /* NULL when local_recipient_maps is empty */
+    struct server_tls_policy *tls_policies; /* from smtp_tls_policy_maps, in file order */
+    size_t ntls_policies;
 };
 
 int server_config_load(const char *path, struct server_config *conf, struct cfg_error *err);
@@ -182,6 +192,9 @@ int server_hostport_parse(const char *text, int default_port, char **host, int *
 int server_nexthop_parse(const char *text, struct server_nexthop *hop, const char **why);
 int server_transport_parse(const char *name);
 const char *server_transport_name(int transport);
+struct server_route;
+int server_tls_policy_lookup(const struct server_tls_policy *list, size_t n,
+                             const struct server_route *route);
 const struct server_etrn_queue *server_etrn_queue_find(const struct server_config *conf,
                                                        const char *name);
 const struct server_etrn_user *server_etrn_user_find(const struct server_config *conf,

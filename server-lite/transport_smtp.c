@@ -113,6 +113,7 @@ struct job {
     struct dest *d;
     struct target *targets;
     size_t ntargets, cur;
+    int tls_level;            /* smtp_tls_security_level or the policy map's */
     int tls_off;              /* retry the current target without STARTTLS */
     int fresh;                /* a cached connection died: no cache for this job */
     struct lookup *lookup;    /* DNS in progress */
@@ -127,6 +128,8 @@ struct smtp_transport {
     struct event_base *base;
     struct smtp_client_conf cconf;
     int tls_level;
+    struct server_tls_policy *policies; /* copy of smtp_tls_policy_maps */
+    size_t npolicies;
     long long cache_ms, reuse_ms;
     size_t limit;
     char *helo, *resolver;
@@ -615,7 +618,7 @@ static void connect_target(struct job *job)
 {
     struct smtp_transport *t = job->t;
     const struct target *tg = &job->targets[job->cur];
-    int level = job->tls_off ? SERVER_TLS_NONE : t->tls_level;
+    int level = job->tls_off ? SERVER_TLS_NONE : job->tls_level;
 
     log_debug("%s: trying %s[%s]:%d%s", job->id, tg->name, tg->addr, job->port,
               job->tls_off ? " without STARTTLS" : "");
@@ -738,6 +741,16 @@ static SSL_CTX *make_ssl_ctx(const struct server_config *conf, char *err, size_t
     return ctx;
 }
 
+/* policies_free - drop the copy of the TLS policy table */
+static void policies_free(struct smtp_transport *t)
+{
+    for (size_t i = 0; i < t->npolicies; i++)
+        free(t->policies[i].nexthop);
+    free(t->policies);
+    t->policies = NULL;
+    t->npolicies = 0;
+}
+
 /* apply_config - copy what new jobs need; -1 (err) when the TLS context fails */
 static int apply_config(struct smtp_transport *t, const struct server_config *conf, char *err,
                         size_t errlen)
@@ -751,6 +764,13 @@ static int apply_config(struct smtp_transport *t, const struct server_config *co
         SSL_CTX_free(cc->ssl_ctx); /* sessions hold their own reference */
     smtp_client_conf_set(cc, conf, ctx);
     t->tls_level = conf->smtp_tls_security_level;
+    policies_free(t);
+    t->policies = xcalloc(conf->ntls_policies ? conf->ntls_policies : 1, sizeof(*t->policies));
+    for (size_t i = 0; i < conf->ntls_policies; i++) {
+        t->policies[i].nexthop = xstrdup(conf->tls_policies[i].nexthop);
+        t->policies[i].level = conf->tls_policies[i].level;
+    }
+    t->npolicies = conf->ntls_policies;
     t->cache_ms = conf->smtp_connection_cache_time_limit;
     t->reuse_ms = conf->smtp_connection_reuse_time_limit;
     t->limit = conf->default_destination_concurrency_limit > 0
@@ -843,6 +863,9 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
     job->mx = in->route.mx;
     job->offset = in->content_offset;
     job->size = in->content_size;
+    job->tls_level = server_tls_policy_lookup(t->policies, t->npolicies, &in->route);
+    if (job->tls_level < 0)
+        job->tls_level = t->tls_level;
     job->rcpts = xcalloc(in->nrcpt, sizeof(*job->rcpts));
     for (size_t i = 0; i < in->nrcpt; i++)
         job->rcpts[i] = xstrdup(in->rcpts[i]);
@@ -937,6 +960,7 @@ void smtp_transport_free(struct smtp_transport *t)
     }
     if (t->cconf.ssl_ctx)
         SSL_CTX_free(t->cconf.ssl_ctx);
+    policies_free(t);
     free(t->helo);
     free(t->resolver);
     free(t);

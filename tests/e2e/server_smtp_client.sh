@@ -8,7 +8,8 @@
 #      receiver that closes after each message (dead-connection check before reuse);
 #      20 messages over one cached connection and QUIT after
 #      smtp_connection_cache_time_limit; STARTTLS levels none / encrypt / verify with
-#      a CA the test makes (right CA, wrong CA, wrong name); a connection that
+#      a CA the test makes (right CA, wrong CA, wrong name), smtp_tls_policy_maps
+#      overriding the level per next hop; a connection that
 #      already exists, plain or already TLS, handed to the client (smtp_attach).
 #   2. etrn-server itself: a receiver that stalls after the final "." (the
 #      smtp_data_done_timeout fires, the message stays queued, another destination
@@ -244,6 +245,18 @@ if mkcert "$T/ca" mx.site.test "DNS:mx.site.test,IP:127.0.0.1" && mkcert "$T/ca2
     check_eq "encrypt, no STARTTLS offered: deferred 4.7.4" "$(result "$T/o11" a@site.test)" "deferred 4.7.4"
     check_eq "encrypt, no STARTTLS offered: text" "$(text "$T/o11" a@site.test)" \
         "TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]"
+    # smtp_tls_policy_maps: a level per next hop over the default (may)
+    printf '# next hop  level\n[127.0.0.1]:%s encrypt\n[127.0.0.1]:%s none\n' "$P1" "$P8" >"$T/tls_policy"
+    write_conf "$T/policy.ini" "smtp_tls_policy_maps = texthash:$T/tls_policy"
+    rc=$(deliver "$T/o11b" -c "$T/policy.ini" -f sender@origin.test -r a@site.test \
+        --host 127.0.0.1 --port "$P1" "$T/msg.txt")
+    check_eq "policy map: encrypt for one next hop, which offers no STARTTLS: deferred 4.7.4" \
+        "$(result "$T/o11b" a@site.test)" "deferred 4.7.4"
+    : >"$T/tls.log"
+    rc=$(deliver "$T/o11c" -c "$T/policy.ini" -f sender@origin.test -r a@site.test \
+        --host 127.0.0.1 --port "$P8" "$T/msg.txt")
+    check_eq "policy map: none for another, which offers STARTTLS: sent in plaintext" \
+        "$(result "$T/o11c" a@site.test) $(grep -c ' C: STARTTLS' "$T/tls.log")" "sent 2.0.0 0"
     if why=$(dnsmasq_usable); then
         PD=$(free_port)
         if dnsmasq_start "$PD" --host-record=mx.site.test,127.0.0.1 --host-record=wrong.site.test,127.0.0.1; then

@@ -196,6 +196,18 @@ static void test_errors(void)
           "@D@/s.ini:2: [main] smtp_tls_CAfile: \"ca.pem\" is not an absolute path" },
         { "[main]\nsmtp_data_done_timeout = 0\n",
           "@D@/s.ini:2: [main] smtp_data_done_timeout: 0 is below the minimum 1" },
+        { "[main]\nsmtp_tls_policy_maps = @D@/pol-bad\n",
+          "@D@/pol-bad:3: [main] smtp_tls_policy_maps: [mx.b.org]:25: \"maybe\" is not one of: "
+          "none, may, encrypt, verify, secure" },
+        { "[main]\nsmtp_tls_policy_maps = @D@/pol-attr\n",
+          "@D@/pol-attr:1: [main] smtp_tls_policy_maps: a.org: only the security level is "
+          "supported, not \"match=nexthop\"" },
+        { "[main]\nsmtp_tls_policy_maps = @D@/pol-key\n",
+          "@D@/pol-key:1: [main] smtp_tls_policy_maps: \"[a.org\": expected a domain, [host] or "
+          "[host]:port" },
+        { "[main]\nsmtp_tls_policy_maps = relative\n",
+          "@D@/s.ini:2: [main] smtp_tls_policy_maps: \"relative\": expected /path, "
+          "texthash:/path or hash:/path" },
         { "[mian]\nx = 1\n",
           "@D@/s.ini:2: [mian]: unknown section (main, transport, etrn_queues, etrn_users)" },
     };
@@ -209,6 +221,9 @@ static void test_errors(void)
     put_file("rmap-bad", "# relay users\nann@a.org OK\nbob@exa_mple.org OK\n");
     put_file("rmap-bare", "@a.org OK\nbob x\n");
     put_file("rmap-novalue", "ann@a.org\n");
+    put_file("pol-bad", "# policies\na.org encrypt\n[mx.b.org]:25 maybe\n");
+    put_file("pol-attr", "a.org verify match=nexthop\n");
+    put_file("pol-key", "[a.org encrypt\n");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = load_text(cases[i].text, &conf, msg, sizeof(msg));
 
@@ -447,6 +462,37 @@ static void test_transport(void)
 }
 
 /* test_shipped - conf/server-lite.ini loads as-is */
+/* test_tls_policy - smtp_tls_policy_maps keys as Postfix writes next hops */
+static void test_tls_policy(void)
+{
+    struct server_config conf;
+    char msg[1200];
+    struct server_route r;
+
+    put_file("pol", "# next hop   level\nExample.org  secure\n[mx.example.net] verify\n"
+             "[192.0.2.7]:2525 none\n\n");
+    int rc = load_text("[main]\nsmtp_tls_policy_maps = hash:@D@/pol\n", &conf, msg, sizeof(msg));
+    TEST_CHECK(rc == 0, "policy map loads: %s", msg);
+    if (rc != 0)
+        return;
+    TEST_INTEQ(conf.ntls_policies, 3);
+    memset(&r, 0, sizeof(r));
+    snprintf(r.host, sizeof(r.host), "example.org");
+    r.mx = 1;
+    TEST_INTEQ(server_tls_policy_lookup(conf.tls_policies, conf.ntls_policies, &r), SERVER_TLS_SECURE);
+    r.mx = 0; /* [example.org] is another next hop */
+    TEST_INTEQ(server_tls_policy_lookup(conf.tls_policies, conf.ntls_policies, &r), -1);
+    snprintf(r.host, sizeof(r.host), "MX.example.net");
+    r.port = 25;
+    TEST_INTEQ(server_tls_policy_lookup(conf.tls_policies, conf.ntls_policies, &r), SERVER_TLS_VERIFY);
+    snprintf(r.host, sizeof(r.host), "192.0.2.7");
+    r.port = 2525;
+    TEST_INTEQ(server_tls_policy_lookup(conf.tls_policies, conf.ntls_policies, &r), SERVER_TLS_NONE);
+    r.port = 25;
+    TEST_INTEQ(server_tls_policy_lookup(conf.tls_policies, conf.ntls_policies, &r), -1);
+    server_config_free(&conf);
+}
+
 static void test_shipped(void)
 {
     struct server_config conf;
@@ -479,6 +525,7 @@ int main(void)
     test_values();
     test_cidr();
     test_transport();
+    test_tls_policy();
     test_shipped();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
