@@ -12,6 +12,8 @@ void smtp_reply_init(struct smtp_reply *r)
     r->text[0] = 0;
     r->len = 0;
     r->lines = 0;
+    r->total = 0;
+    r->truncated = 0;
 }
 
 /* digits - how many ASCII digits start s (at most max + 1 looked at) */
@@ -57,18 +59,23 @@ enum smtp_reply_state smtp_reply_feed(struct smtp_reply *r, const char *line, si
     if (r->lines > 0 && code != r->code)
         return r->state = SMTP_REPLY_BAD;
     last = len == 3 || line[3] == ' ';
-    if (r->len + (r->lines > 0) + len > SMTP_REPLY_MAX)
+    r->total += len + 2;
+    if (r->total > SMTP_REPLY_LIMIT)
         return r->state = SMTP_REPLY_TOO_LONG;
     if (r->lines == 0) {
         r->code = code;
         if (len > 4)
             find_dsn(r, line + 4, len - 4);
-    } else {
+    } else if (r->len < SMTP_REPLY_MAX) {
         r->text[r->len++] = '\n';
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char) line[i];
 
+        if (r->len >= SMTP_REPLY_MAX) {
+            r->truncated = 1;
+            break;
+        }
         r->text[r->len++] = ch < 0x20 || ch == 0x7f ? ' ' : (char) ch;
     }
     r->text[r->len] = 0;

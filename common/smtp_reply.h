@@ -5,8 +5,10 @@
  * (without its CRLF) and says whether the reply is complete (DONE), needs
  * more lines (MORE), is not an SMTP reply (BAD: no 3-digit code, a
  * continuation with another code, a character other than ' ' or '-' after
- * the code) or grew past SMTP_REPLY_MAX bytes (TOO_LONG: a peer that sends
- * an endless multi-line reply; the caller drops the connection). After DONE,
+ * the code) or grew past SMTP_REPLY_LIMIT bytes in all (TOO_LONG: a peer that
+ * sends an endless multi-line reply; the caller drops the connection). The
+ * text keeps the first SMTP_REPLY_MAX bytes of a longer reply (as Postfix,
+ * about 4 KB) and says so in truncated, so the caller can warn. After DONE,
  * code holds the 3-digit code, dsn the enhanced status code of the first line
  * ("5.1.1", "" when it has none or it does not match the code's class), and
  * text the whole reply as received, lines joined by '\n' (so a caller can walk
@@ -19,7 +21,8 @@
 
 #include <stddef.h>
 
-#define SMTP_REPLY_MAX 4096 /* bytes of reply text kept, all lines */
+#define SMTP_REPLY_MAX 4096    /* bytes of reply text kept, all lines */
+#define SMTP_REPLY_LIMIT 65536 /* bytes of one reply, all lines, before it is refused */
 
 enum smtp_reply_state {
     SMTP_REPLY_MORE,
@@ -35,6 +38,8 @@ struct smtp_reply {
     char text[SMTP_REPLY_MAX + 1];  /* "250-first\n250 last" */
     size_t len;
     size_t lines;
+    size_t total;                   /* bytes received, CRLFs included */
+    int truncated;                  /* text holds only the first SMTP_REPLY_MAX bytes */
 };
 
 void smtp_reply_init(struct smtp_reply *r);

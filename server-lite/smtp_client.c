@@ -41,7 +41,7 @@
 #define BODY_CHUNK 65536       /* content bytes read per pread */
 #define BODY_HIGH (256 * 1024) /* stop filling the output buffer above this */
 #define BODY_LOW (64 * 1024)   /* refill when the output drains below this */
-#define LINE_MAX_IN (SMTP_REPLY_MAX + 2)
+#define LINE_MAX_IN (SMTP_REPLY_LIMIT + 2)
 
 enum cstate {
     CS_CONNECT,   /* TCP connect in progress */
@@ -888,8 +888,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
         if (line == NULL) {
             if (evbuffer_get_length(in) > LINE_MAX_IN) {
-                log_info("%s: reply line longer than %d bytes from %s; closing",
-                         c->msg.id ? c->msg.id : c->relay, SMTP_REPLY_MAX, c->peer);
+                log_warn("%s: reply line longer than %d bytes from %s; closing",
+                         c->msg.id ? c->msg.id : c->relay, SMTP_REPLY_LIMIT, c->peer);
                 broken(c, 0, "(reply too long)");
             }
             break;
@@ -900,12 +900,15 @@ static void read_cb(struct bufferevent *bev, void *arg)
         if (st == SMTP_REPLY_MORE)
             continue;
         if (st != SMTP_REPLY_DONE) {
-            log_info("%s: %s from %s; closing", c->msg.id ? c->msg.id : c->relay,
-                     st == SMTP_REPLY_TOO_LONG ? "reply longer than 4096 bytes"
+            log_warn("%s: %s from %s; closing", c->msg.id ? c->msg.id : c->relay,
+                     st == SMTP_REPLY_TOO_LONG ? "reply longer than 65536 bytes"
                                                : "malformed reply", c->peer);
             broken(c, 0, st == SMTP_REPLY_TOO_LONG ? "(reply too long)" : "(malformed reply)");
             break;
         }
+        if (c->reply.truncated)
+            log_warn("%s: reply from %s truncated to %d bytes", c->msg.id ? c->msg.id : c->relay,
+                     c->peer, SMTP_REPLY_MAX);
         got_reply(c);
         if (!c->zombie)
             smtp_reply_init(&c->reply);

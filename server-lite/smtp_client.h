@@ -31,8 +31,9 @@
  * before reuse; smtp_client_quit() sends QUIT and frees c itself when the reply,
  * the close or quit_timeout comes, calling gone(ctx, c) just before (not when
  * smtp_client_free() frees it first); smtp_client_free() closes at once and
- * never calls back. Replies are parsed by common/smtp_reply (4 KB cap: longer is
- * a protocol error that drops the connection).
+ * never calls back. Replies are parsed by common/smtp_reply: a reply's text is
+ * kept to 4096 bytes (a warning says when it was cut); a reply over 64 KB, or a
+ * line without an end in 64 KB, is a protocol error that drops the connection.
  */
 #ifndef ETRNKIT_SMTP_CLIENT_H
 #define ETRNKIT_SMTP_CLIENT_H

@@ -4,7 +4,8 @@
 #   1. scripted_smtpd.py, through the smtp_deliver tool: the exact dialogue with and
 #      without PIPELINING (250/450/550 for three recipients of one transaction); SIZE
 #      (refused before MAIL, SIZE= when it fits); BODY=8BITMIME when offered; a 220
-#      then close; an endless multi-line reply (capped, connection dropped); a
+#      then close; an endless multi-line reply (connection dropped at 64 KB); a
+#      5 KB reply (text kept to 4 KB with a warning, the session goes on); a
 #      receiver that closes after each message (dead-connection check before reuse);
 #      20 messages over one cached connection and QUIT after
 #      smtp_connection_cache_time_limit; STARTTLS levels none / encrypt / verify with
@@ -163,11 +164,22 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "endless reply: deferred 4.4.2" "$(result "$T/o5" a@site.test)" "deferred 4.4.2"
 check_eq "endless reply: text" "$(text "$T/o5" a@site.test)" \
     "lost connection with 127.0.0.1[127.0.0.1] while performing the EHLO handshake (reply too long)"
-check "endless reply: logged" grep -q "reply longer than 4096 bytes from 127.0.0.1\[127.0.0.1\]; closing" "$T/o5.err"
+check "endless reply: logged" grep -q "reply longer than 65536 bytes from 127.0.0.1\[127.0.0.1\]; closing" "$T/o5.err"
 lines=$(grep -c ' S: 250-' "$T/endless.log")
 echo "     endless reply: the receiver got out $lines lines before the client hung up (${ms} ms)"
 check "endless reply: the client hung up (the receiver could not send its 100000 lines)" [ "$lines" -lt 100000 ]
 check "endless reply: no MAIL" [ "$(grep -c ' C: MAIL' "$T/endless.log")" -eq 0 ]
+
+# a long reply (5 KB) is kept to 4096 bytes with a warning, and the session goes on
+P5b=$(free_port)
+long=$(awk 'BEGIN { for (i = 0; i < 5000; i++) printf "x" }')
+check "long-reply receiver listens" scripted longr "$P5b" --accept-mail \
+    --rcpt-reply "b@site.test=550 5.1.1 <b@site.test>: $long"
+rc=$(deliver "$T/o5b" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+    --host 127.0.0.1 --port "$P5b" "$T/msg.txt")
+check_eq "long reply: the session goes on" \
+    "$(result "$T/o5b" a@site.test) $(result "$T/o5b" b@site.test)" "sent 2.0.0 bounced 5.1.1"
+check "long reply: warning" grep -q "SMTPDELIVER: reply from 127.0.0.1\[127.0.0.1\] truncated to 4096 bytes" "$T/o5b.err"
 
 # --- 1d. connection reuse ---------------------------------------------------------------
 P6=$(free_port)

@@ -87,7 +87,8 @@ static void test_lines(void)
     TEST_STREQ(out, "");
 }
 
-/* an endless multi-line reply stops at SMTP_REPLY_MAX and stays stopped */
+/* a long reply keeps its first SMTP_REPLY_MAX bytes; an endless one stops at
+   SMTP_REPLY_LIMIT and stays stopped */
 static void test_cap(void)
 {
     struct smtp_reply r;
@@ -98,26 +99,36 @@ static void test_cap(void)
     smtp_reply_init(&r);
     memset(line, 'x', sizeof(line));
     memcpy(line, "250-", 4);
-    while (st == SMTP_REPLY_MORE && n < 10000) {
+    while (st == SMTP_REPLY_MORE && n < 100000) {
         st = smtp_reply_feed(&r, line, sizeof(line));
         n++;
     }
     TEST_INTEQ(st, SMTP_REPLY_TOO_LONG);
-    TEST_CHECK(n > 30 && n < 60, "capped after %zu lines of 100 bytes", n);
+    TEST_CHECK(n > 600 && n < 700, "refused after %zu lines of 100 bytes", n);
     TEST_CHECK(r.len <= SMTP_REPLY_MAX, "kept %zu bytes", r.len);
     TEST_INTEQ(smtp_reply_feed(&r, "250 end", 7), SMTP_REPLY_TOO_LONG);
-    /* exactly at the cap is still a reply */
+
+    /* 60 lines of 100 bytes: complete, the text cut at 4096 bytes and flagged */
+    smtp_reply_init(&r);
+    for (int i = 0; i < 59; i++)
+        st = smtp_reply_feed(&r, line, sizeof(line));
+    TEST_INTEQ(st, SMTP_REPLY_MORE);
+    TEST_INTEQ(smtp_reply_feed(&r, "250 last", 8), SMTP_REPLY_DONE);
+    TEST_INTEQ(r.code, 250);
+    TEST_INTEQ(r.len, SMTP_REPLY_MAX);
+    TEST_INTEQ(strlen(r.text), SMTP_REPLY_MAX);
+    TEST_CHECK(r.truncated, "a 6 KB reply is marked truncated");
+    /* exactly SMTP_REPLY_MAX is kept whole */
     char big[SMTP_REPLY_MAX];
     memset(big, 'y', sizeof(big));
     memcpy(big, "250 ", 4);
     smtp_reply_init(&r);
     TEST_INTEQ(smtp_reply_feed(&r, big, sizeof(big)), SMTP_REPLY_DONE);
+    TEST_CHECK(!r.truncated, "4096 bytes are not truncated");
+    TEST_INTEQ(r.len, SMTP_REPLY_MAX);
     smtp_reply_init(&r);
-    TEST_INTEQ(smtp_reply_feed(&r, big, sizeof(big)), SMTP_REPLY_DONE);
-    smtp_reply_init(&r);
-    big[3] = '-';
-    TEST_INTEQ(smtp_reply_feed(&r, big, sizeof(big)), SMTP_REPLY_MORE);
-    TEST_INTEQ(smtp_reply_feed(&r, "250 x", 5), SMTP_REPLY_TOO_LONG);
+    TEST_INTEQ(smtp_reply_feed(&r, "250 short", 9), SMTP_REPLY_DONE);
+    TEST_CHECK(!r.truncated, "short reply");
 }
 
 int main(void)
