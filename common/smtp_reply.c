@@ -76,7 +76,7 @@ enum smtp_reply_state smtp_reply_feed(struct smtp_reply *r, const char *line, si
             r->truncated = 1;
             break;
         }
-        r->text[r->len++] = ch < 0x20 || ch == 0x7f ? ' ' : (char) ch;
+        r->text[r->len++] = ch == 0 ? '?' : (char) ch;
     }
     r->text[r->len] = 0;
     r->lines++;

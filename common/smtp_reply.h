@@ -12,8 +12,8 @@
  * code holds the 3-digit code, dsn the enhanced status code of the first line
  * ("5.1.1", "" when it has none or it does not match the code's class), and
  * text the whole reply as received, lines joined by '\n' (so a caller can walk
- * an EHLO reply's keywords). Control characters other than the '\n' joints
- * become blanks. Nothing is allocated; after BAD or TOO_LONG the reply stays
+ * an EHLO reply's keywords). Bytes are kept as received (a NUL becomes '?'):
+ * whoever shows the text masks it (common/printable). Nothing is allocated; after BAD or TOO_LONG the reply stays
  * in that state until smtp_reply_init().
  */
 #ifndef ETRNKIT_SMTP_REPLY_H

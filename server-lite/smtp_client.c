@@ -209,6 +209,16 @@ static const char *stage_text(const struct smtp_client *c)
     return "talking to it";
 }
 
+/* one_line - the reply's text with its line joints as blanks (for a result text,
+   which delivery_set masks further) */
+static const char *one_line(struct smtp_client *c)
+{
+    for (char *p = c->reply.text; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    return c->reply.text;
+}
+
 /* ---------------------------------------------------------------- setup */
 
 /* ready_fail - the setup failed: say why, close, tell the owner */
@@ -256,7 +266,7 @@ static void reply_fail(struct smtp_client *c, const char *what)
         st = DELIVERY_TEMP;
         snprintf(dsn, sizeof(dsn), "4.5.0");
     }
-    ready_fail(c, st, dsn, "host %s said: %s (in reply to %s)", c->peer, c->reply.text, what);
+    ready_fail(c, st, dsn, "host %s said: %s (in reply to %s)", c->peer, one_line(c), what);
 }
 
 /* send_ehlo - EHLO (or HELO) with our name */
@@ -395,7 +405,7 @@ static void setup_reply(struct smtp_client *c)
             delivery_from_reply(code, c->reply.text, dsn, sizeof(dsn));
             dsn[0] = '4';
             ready_fail(c, DELIVERY_TEMP, dsn, "host %s refused to talk to me: %s", c->peer,
-                       c->reply.text);
+                       one_line(c));
             return;
         }
         send_ehlo(c, CS_EHLO);
@@ -466,7 +476,7 @@ static void said(struct smtp_client *c, size_t i, const char *what)
         st = DELIVERY_TEMP;
         snprintf(dsn, sizeof(dsn), "4.5.0");
     }
-    delivery_set(c->rep, i, st, dsn, "host %s said: %s (in reply to %s)", c->peer, c->reply.text,
+    delivery_set(c->rep, i, st, dsn, "host %s said: %s (in reply to %s)", c->peer, one_line(c),
                  what);
 }
 
@@ -738,7 +748,7 @@ static void dot_reply(struct smtp_client *c)
             continue;
         if (c->reply.code / 100 == 2) {
             delivery_from_reply(c->reply.code, c->reply.text, dsn, sizeof(dsn));
-            delivery_set(c->rep, i, DELIVERY_OK, dsn, "%s", c->reply.text);
+            delivery_set(c->rep, i, DELIVERY_OK, dsn, "%s", one_line(c));
         } else {
             said(c, i, "end of DATA command");
         }

@@ -50,7 +50,7 @@ static void test_table(void)
         { "250_x", SMTP_REPLY_BAD, 0, "", NULL },
         { "150 x", SMTP_REPLY_BAD, 0, "", NULL },
         { "650 x", SMTP_REPLY_BAD, 0, "", NULL },
-        { "220 a\tb\x01", SMTP_REPLY_DONE, 220, "", "220 a b " },
+        { "220 a\tb\x01\x1b[31m", SMTP_REPLY_DONE, 220, "", "220 a\tb\x01\x1b[31m" },
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
