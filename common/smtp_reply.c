@@ -91,8 +91,12 @@ int smtp_reply_line(const struct smtp_reply *r, size_t i, char *out, size_t outl
 
     if (i >= r->lines)
         return 0;
-    while (i-- > 0)
-        p = strchr(p, '\n') + 1;
+    while (i-- > 0) {
+        p = strchr(p, '\n');
+        if (p == NULL)
+            return 0; /* past the end of a truncated text */
+        p++;
+    }
     end = strchr(p, '\n');
     if (end == NULL)
         end = p + strlen(p);

@@ -44,7 +44,8 @@ struct smtp_reply {
 
 void smtp_reply_init(struct smtp_reply *r);
 enum smtp_reply_state smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
-/* smtp_reply_line - the i-th line's text after "NNN-"/"NNN " (into out); 0 if none */
+/* smtp_reply_line - the i-th line's text after "NNN-"/"NNN " (into out); 0 if none
+   (also for lines cut off by the truncation) */
 int smtp_reply_line(const struct smtp_reply *r, size_t i, char *out, size_t outlen);
 
 #endif

@@ -118,6 +118,10 @@ static void test_cap(void)
     TEST_INTEQ(r.len, SMTP_REPLY_MAX);
     TEST_INTEQ(strlen(r.text), SMTP_REPLY_MAX);
     TEST_CHECK(r.truncated, "a 6 KB reply is marked truncated");
+    TEST_INTEQ(r.lines, 60);
+    char out[200];
+    TEST_CHECK(smtp_reply_line(&r, 39, out, sizeof(out)), "a line inside the kept text");
+    TEST_CHECK(!smtp_reply_line(&r, 59, out, sizeof(out)), "a line cut off: none");
     /* exactly SMTP_REPLY_MAX is kept whole */
     char big[SMTP_REPLY_MAX];
     memset(big, 'y', sizeof(big));
