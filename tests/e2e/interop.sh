@@ -111,7 +111,7 @@ if command -v fetchmail >/dev/null 2>&1; then
     srv_start site3 || E2E_FAIL=1
     for i in 1 2; do send "$PP" "f$i@site.test" "fetchmail $i"; done
     : >"$T/fetchmailrc"; chmod 600 "$T/fetchmailrc"
-    HOME=$T timeout 30 fetchmail --nosyslog -f "$T/fetchmailrc" -v --protocol ETRN \
+    HOME=$T timeout 30 fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -v --protocol ETRN \
         --fetchdomains site.test --service "$PP" 127.0.0.1 >"$T/fetchmail.out" 2>&1
     rc=$?
     sed 's/^/    /' "$T/fetchmail.out"
