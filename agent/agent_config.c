@@ -19,6 +19,9 @@
 
 static const char *const tls_modes[] = { "starttls", "tls", "none", NULL };
 static const char *const protocols[] = { "etrn", "atrn", NULL };
+/* CFG_ENUM fills an int */
+_Static_assert(sizeof(enum agent_tls) == sizeof(int), "CFG_ENUM field size");
+_Static_assert(sizeof(enum agent_protocol) == sizeof(int), "CFG_ENUM field size");
 
 #define AGENT_KEY(name, type, def, min, max, field) \
     { name, type, def, min, max, NULL, offsetof(struct agent_config, field), 0 }

@@ -45,7 +45,7 @@ struct agent_provider {
     char *mx_domain;            /* hosts = mx:DOMAIN; NULL for a fixed list */
     long long port;
     struct cfg_list domains;    /* validated ETRN arguments */
-    int tls;                    /* enum agent_tls */
+    enum agent_tls tls;
     int tls_verify;
     char *ca_file;
     char *username;
@@ -53,7 +53,7 @@ struct agent_provider {
     int password_file_line;     /* where password_file was set */
     char *password;             /* inline, or read from password_file */
     long long timeout;          /* one whole SMTP session, seconds (ATRN: up to its reply) */
-    int protocol;               /* enum agent_protocol */
+    enum agent_protocol protocol;
     long long idle_timeout;     /* ATRN relay: silence on both connections, seconds */
     long long session_limit;    /* ATRN: the whole session, connect to close, seconds */
 };

@@ -39,7 +39,7 @@ struct atrn_target {
     const char *host;        /* name for TLS verification and the log */
     int port;
     const char *pin_addr;    /* "192.0.2.1,[2001:db8::1]" or NULL: resolve host */
-    int tls;                 /* enum agent_tls */
+    enum agent_tls tls;
     int tls_verify;
     const char *ca_file;
     const char *helo;

@@ -28,13 +28,14 @@
 
 #include <stddef.h>
 
+#include "agent_config.h"
 #include "etrn_reply.h"
 
 struct etrn_target {
     const char *host;        /* name for the URL and TLS verification */
     int port;
     const char *pin_addr;    /* addresses to connect to ("192.0.2.1,[2001:db8::1]"), or NULL */
-    int tls;                 /* enum agent_tls */
+    enum agent_tls tls;
     int tls_verify;
     const char *ca_file;
     const char *helo;

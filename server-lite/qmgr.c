@@ -113,7 +113,7 @@ struct qent {
     int on_runq;
     struct qent *rprev, *rnext;    /* run queue */
     struct amsg *am;               /* while its delivery runs */
-    int op;                        /* enum qmgr_op, done when the delivery ends */
+    enum qmgr_op op;               /* done when the delivery ends */
     int flush_req;                 /* next activation is a flush */
     char **flush_domains;          /* NULL with flush_req: every recipient */
     size_t nflush_domains;

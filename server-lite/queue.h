@@ -91,7 +91,7 @@ struct queue_file {
 
 struct queue_rcpt {
     char *address;
-    int state;                        /* enum queue_rcpt_state */
+    enum queue_rcpt_state state;
     char dsn[QUEUE_DSN_MAX + 1];      /* "" when none */
     char reason[QUEUE_REASON_MAX + 1];
     off_t offset;                     /* of the record in the file */

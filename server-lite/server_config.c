@@ -19,6 +19,10 @@
 
 #define OFF(field) offsetof(struct server_config, field)
 
+/* CFG_ENUM fills an int: the enum fields it fills must have an int's size */
+_Static_assert(sizeof(enum server_etrn_reply) == sizeof(int), "CFG_ENUM field size");
+_Static_assert(sizeof(enum server_tls_level) == sizeof(int), "CFG_ENUM field size");
+
 static const char *const etrn_reply_choices[] = { "rfc1985", "postfix", NULL };
 /* order = enum server_tls_level */
 static const char *const tls_level_choices[] = { "none", "may", "encrypt", "verify", "secure",
@@ -137,17 +141,17 @@ static int main_key_index(const char *name, size_t len)
     return -1;
 }
 
-/* server_transport_parse - transport name to enum server_transport, -1 if unknown */
-int server_transport_parse(const char *name)
+/* server_transport_parse - transport name to enum server_transport, SERVER_TRANSPORT_NONE if unknown */
+enum server_transport server_transport_parse(const char *name)
 {
     for (int i = 0; i < SERVER_TRANSPORT_COUNT; i++)
         if (strcmp(name, transport_names[i]) == 0)
-            return i;
-    return -1;
+            return (enum server_transport) i;
+    return SERVER_TRANSPORT_NONE;
 }
 
 /* server_transport_name - enum server_transport to its name */
-const char *server_transport_name(int transport)
+const char *server_transport_name(enum server_transport transport)
 {
     if (transport < 0 || transport >= SERVER_TRANSPORT_COUNT)
         return "?";
@@ -309,7 +313,7 @@ const struct server_etrn_user *server_etrn_user_find(const struct server_config 
 }
 
 /* parse_transport_value - "transport:nexthop", "transport", "transport:", ":nexthop" */
-static int parse_transport_value(const char *value, int *kind, struct server_nexthop *hop,
+static int parse_transport_value(const char *value, enum server_transport *kind, struct server_nexthop *hop,
                                  char *why, size_t whylen)
 {
     const char *colon = strchr(value, ':');
@@ -317,12 +321,12 @@ static int parse_transport_value(const char *value, int *kind, struct server_nex
     const char *reason;
 
     memset(hop, 0, sizeof(*hop));
-    *kind = -1;
+    *kind = SERVER_TRANSPORT_NONE;
     if (tlen > 0) {
         char *t = xstrndup(value, tlen);
 
         *kind = server_transport_parse(t);
-        if (*kind < 0) {
+        if (*kind == SERVER_TRANSPORT_NONE) {
             snprintf(why, whylen, "unknown transport \"%s\" (smtp, etrn-only or local)", t);
             free(t);
             return -1;
@@ -339,7 +343,7 @@ static int parse_transport_value(const char *value, int *kind, struct server_nex
             return -1;
         }
     }
-    if (*kind < 0 && hop->host == NULL) {
+    if (*kind == SERVER_TRANSPORT_NONE && hop->host == NULL) {
         snprintf(why, whylen, "\"%s\": expected transport:nexthop", value);
         return -1;
     }
@@ -782,9 +786,9 @@ static int elem_listen(struct load *ld, const char *elem, struct cfg_list *out, 
 static int elem_transport_name(struct load *ld, const char *elem, struct cfg_list *out, char *why,
                                size_t whylen)
 {
-    int t = server_transport_parse(elem);
+    enum server_transport t = server_transport_parse(elem);
 
-    if (t < 0) {
+    if (t == SERVER_TRANSPORT_NONE) {
         snprintf(why, whylen, "unknown transport \"%s\" (smtp, etrn-only or local)", elem);
         return -1;
     }
@@ -1100,8 +1104,8 @@ static int finish_main(struct load *ld)
     char reason[512] = "";
     if (parse_transport_value(c->default_transport ? c->default_transport : "", &c->default_transport_kind,
                               &c->default_nexthop, reason, sizeof(reason)) != 0
-        || c->default_transport_kind < 0) {
-        main_error(ld, "default_transport", "%s", c->default_transport_kind < 0 && !*reason
+        || c->default_transport_kind == SERVER_TRANSPORT_NONE) {
+        main_error(ld, "default_transport", "%s", c->default_transport_kind == SERVER_TRANSPORT_NONE && !*reason
                    ? "a transport name is required" : reason);
         return -1;
     }

@@ -61,7 +61,7 @@ struct server_nexthop {
 /* one transport table entry ([transport] or a transport_maps file) */
 struct server_transport_entry {
     char *pattern;   /* "example.org", ".example.org" (subdomains) or "*" */
-    int transport;   /* enum server_transport, -1: the default transport */
+    enum server_transport transport; /* SERVER_TRANSPORT_NONE: the default transport */
     struct server_nexthop nexthop;
     const char *file; /* points into the config's file names */
     int line;
@@ -76,7 +76,7 @@ struct server_etrn_queue {
 /* smtp_tls_policy_maps entry: next hop as Postfix writes it, lower case */
 struct server_tls_policy {
     char *nexthop; /* "example.org" (MX next hop), "[host]" or "[host]:port" */
-    int level;     /* enum server_tls_level */
+    enum server_tls_level level;
 };
 
 struct server_etrn_user {
@@ -125,7 +125,7 @@ struct server_config {
     struct cfg_list fast_flush_domains;
     long long fast_flush_refresh_time;
     long long fast_flush_purge_time;
-    int etrn_reply;                /* enum server_etrn_reply */
+    enum server_etrn_reply etrn_reply;
     struct cfg_list etrn_only_domains;
     struct cfg_list defer_transports;
     struct cfg_list transport_maps;
@@ -152,7 +152,7 @@ struct server_config {
     long long smtp_quit_timeout;
     long long smtp_connection_cache_time_limit; /* 0: no connection cache */
     long long smtp_connection_reuse_time_limit;
-    int smtp_tls_security_level;   /* enum server_tls_level */
+    enum server_tls_level smtp_tls_security_level;
     char *smtp_tls_CAfile;         /* NULL: the system's CA store */
     struct cfg_list smtp_tls_policy_maps; /* files of "nexthop level" lines */
 
@@ -164,7 +164,7 @@ struct server_config {
     enum server_restriction *etrn_restrictions;
     size_t netrn_restrictions;
     unsigned defer_mask;           /* bit (1u << enum server_transport) */
-    int default_transport_kind;    /* enum server_transport */
+    enum server_transport default_transport_kind;
     struct server_nexthop default_nexthop; /* from "smtp:nexthop"; host NULL if none */
     struct server_nexthop relayhost_nexthop; /* host NULL: no relayhost */
 
@@ -190,8 +190,8 @@ void server_config_free(struct server_config *conf);
 int server_hostport_parse(const char *text, int default_port, char **host, int *port,
                           const char **why);
 int server_nexthop_parse(const char *text, struct server_nexthop *hop, const char **why);
-int server_transport_parse(const char *name);
-const char *server_transport_name(int transport);
+enum server_transport server_transport_parse(const char *name);
+const char *server_transport_name(enum server_transport transport);
 struct server_route;
 int server_tls_policy_lookup(const struct server_tls_policy *list, size_t n,
                              const struct server_route *route);

@@ -220,7 +220,8 @@ int server_transport_lookup(const struct server_config *conf, const char *domain
     int etrn_only = !literal && server_domain_match(&conf->etrn_only_domains, name);
 
     if (e) {
-        route->transport = e->transport < 0 ? conf->default_transport_kind : e->transport;
+        route->transport = e->transport == SERVER_TRANSPORT_NONE ? conf->default_transport_kind
+                                                         : e->transport;
         if (e->nexthop.host)
             set_host(route, e->nexthop.host, e->nexthop.port, e->nexthop.mx);
         else

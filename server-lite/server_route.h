@@ -28,6 +28,7 @@ struct cfg_list;
 struct server_config;
 
 enum server_transport {
+    SERVER_TRANSPORT_NONE = -1, /* unknown name; in a table entry: the default transport */
     SERVER_TRANSPORT_SMTP,
     SERVER_TRANSPORT_ETRN_ONLY, /* smtp, but deferred until a flush */
     SERVER_TRANSPORT_LOCAL,     /* Maildir delivery (mydestination) */

@@ -113,7 +113,7 @@ struct job {
     struct dest *d;
     struct target *targets;
     size_t ntargets, cur;
-    int tls_level;            /* smtp_tls_security_level or the policy map's */
+    enum server_tls_level tls_level; /* smtp_tls_security_level or the policy map's */
     int tls_off;              /* retry the current target without STARTTLS */
     int fresh;                /* a cached connection died: no cache for this job */
     struct lookup *lookup;    /* DNS in progress */
@@ -127,7 +127,7 @@ struct job {
 struct smtp_transport {
     struct event_base *base;
     struct smtp_client_conf cconf;
-    int tls_level;
+    enum server_tls_level tls_level;
     struct server_tls_policy *policies; /* copy of smtp_tls_policy_maps */
     size_t npolicies;
     long long cache_ms, reuse_ms;
@@ -838,6 +838,7 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
                            delivery_done_fn done, void *ctx)
 {
     struct job *job;
+    int level;
     size_t nbad = 0;
     struct smtp_client *c;
 
@@ -863,9 +864,8 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
     job->mx = in->route.mx;
     job->offset = in->content_offset;
     job->size = in->content_size;
-    job->tls_level = server_tls_policy_lookup(t->policies, t->npolicies, &in->route);
-    if (job->tls_level < 0)
-        job->tls_level = t->tls_level;
+    level = server_tls_policy_lookup(t->policies, t->npolicies, &in->route);
+    job->tls_level = level < 0 ? t->tls_level : (enum server_tls_level) level;
     job->rcpts = xcalloc(in->nrcpt, sizeof(*job->rcpts));
     for (size_t i = 0; i < in->nrcpt; i++)
         job->rcpts[i] = xstrdup(in->rcpts[i]);
