@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "fileio.h"
 #include "json.h"
 #include "status.h"
 
@@ -190,59 +191,28 @@ int status_write(const struct status_table *st, const char *path, char *why, siz
     struct buf json = BUF_INIT;
     struct buf tmp = BUF_INIT;
     char *dircopy = xstrdup(path);
+    char *basecopy = xstrdup(path);
     const char *dir = dirname(dircopy);
-    int fd = -1, dfd = -1;
-    int rc = -1;
+    const char *base = basename(basecopy);
+    const char *step;
+    int dfd, rc = -1;
 
     status_render(st, &json);
-    buf_printf(&tmp, "%s.tmp.%ld", path, (long) getpid());
-    fd = open(buf_cstr(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(why, whylen, "cannot create %s: %s", buf_cstr(&tmp), strerror(errno));
-        goto out;
-    }
-    for (size_t off = 0; off < json.len;) {
-        ssize_t n = write(fd, json.data + off, json.len - off);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(why, whylen, "write %s: %s", buf_cstr(&tmp), strerror(errno));
-            goto out;
-        }
-        off += (size_t) n;
-    }
-    if (fsync(fd) != 0) {
-        snprintf(why, whylen, "fsync %s: %s", buf_cstr(&tmp), strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        snprintf(why, whylen, "close %s: %s", buf_cstr(&tmp), strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(buf_cstr(&tmp), path) != 0) {
-        snprintf(why, whylen, "rename to %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        if (fsync(dfd) != 0) {
-            snprintf(why, whylen, "fsync directory %s: %s", dir, strerror(errno));
-            close(dfd);
-            goto out;
-        }
+    buf_printf(&tmp, "%s.tmp.%ld", base, (long) getpid());
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        snprintf(why, whylen, "cannot open directory %s: %s", dir, strerror(errno));
+    else if (fileio_replace(dfd, buf_cstr(&tmp), dfd, base, json.data ? json.data : "", json.len,
+                            0644, FILEIO_SYNC_DIR, &step) != 0)
+        snprintf(why, whylen, "%s %s/%s: %s", step, dir, buf_cstr(&tmp), strerror(errno));
+    else
+        rc = 0;
+    if (dfd >= 0)
         close(dfd);
-    }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0)
-        unlink(buf_cstr(&tmp));
     buf_free(&json);
     buf_free(&tmp);
     free(dircopy);
+    free(basecopy);
     return rc;
 }
 

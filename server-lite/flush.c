@@ -48,6 +48,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "domain.h"
+#include "fileio.h"
 #include "flush.h"
 #include "timefmt.h"
 #include "log.h"
@@ -336,54 +337,22 @@ static void log_append(struct flush *f, struct site *s, const char *prefix, cons
         log_warn("flush: close %s/%s: %s", f->dir, s->name, strerror(errno));
 }
 
-/* write_all - write a whole buffer */
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t) n;
-    }
-    return 0;
-}
-
 /* log_rewrite - replace a site's log with its live IDs (tmp/, fsync, rename) */
 static int log_rewrite(struct flush *f, struct site *s)
 {
     struct buf b = BUF_INIT;
     char tmp[64];
-    int fd, rc = 0;
+    const char *step;
+    int rc = 0;
 
     for (size_t i = 0; i < s->ids.cap; i++)
         if (s->ids.slots[i].state == SLOT_USED)
             buf_printf(&b, "%s\n", s->ids.slots[i].id);
     snprintf(tmp, sizeof(tmp), "flush.%ld.%lu", (long) getpid(), f->tmp_counter++);
-    fd = openat(f->tmpfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        log_warn("flush: create tmp/%s: %s", tmp, strerror(errno));
-        buf_free(&b);
-        return -1;
-    }
-    if (write_all(fd, b.data ? b.data : "", b.len) != 0 || fsync(fd) != 0) {
-        log_warn("flush: write tmp/%s: %s", tmp, strerror(errno));
+    if (fileio_replace(f->tmpfd, tmp, f->flushfd, s->name, b.data ? b.data : "", b.len, 0600, 0,
+                       &step) != 0) {
+        log_warn("flush: %s tmp/%s for %s/%s: %s", step, tmp, f->dir, s->name, strerror(errno));
         rc = -1;
-    }
-    if (close(fd) != 0 && rc == 0) {
-        log_warn("flush: close tmp/%s: %s", tmp, strerror(errno));
-        rc = -1;
-    }
-    if (rc == 0 && renameat(f->tmpfd, tmp, f->flushfd, s->name) != 0) {
-        log_warn("flush: rename tmp/%s to %s/%s: %s", tmp, f->dir, s->name, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) {
-        if (unlinkat(f->tmpfd, tmp, 0) != 0 && errno != ENOENT)
-            log_warn("flush: remove tmp/%s: %s", tmp, strerror(errno));
     } else {
         s->file_lines = s->ids.used;
         s->garbage = 0;

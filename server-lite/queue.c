@@ -43,6 +43,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "fileio.h"
 #include "handoff.h"
 #include "log.h"
 #include "printable.h"
@@ -311,26 +312,6 @@ static void fill_fixed(char *out, int state, const char *dsn, const char *reason
     printable_mem(out + 2 + QUEUE_DSN_MAX + 1, n, '?');
 }
 
-/* write_all - write or pwrite everything */
-static int write_all(int fd, const void *data, size_t len, off_t off, int positioned)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = positioned ? pwrite(fd, p, len, off) : write(fd, p, len);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t) n;
-        off += n;
-    }
-    return 0;
-}
-
 static int take_spare(struct queue_async *qa, int *fd, char *name, size_t namelen);
 
 /* queue_create - start a message with its envelope: a spare file, or a new one in tmp/ */
@@ -378,7 +359,7 @@ int queue_create(struct queue *q, const char *sender, const char *client,
         buf_printf(&b, "%s\n", rcpts[i]);
     }
     buf_puts(&b, "data\n");
-    if (write_all(qf->fd, b.data, b.len, 0, 0) != 0) {
+    if (fileio_write_all(qf->fd, b.data, b.len) != 0) {
         rc = qerr(q, io_status(errno), "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
         goto fail;
     }
@@ -395,7 +376,7 @@ int queue_write(struct queue_file *qf, const void *data, size_t len)
 {
     if (qf->fd < 0)
         return qerr(qf->q, QUEUE_INVAL, "queue_write: no open file");
-    if (write_all(qf->fd, data, len, 0, 0) != 0)
+    if (fileio_write_all(qf->fd, data, len) != 0)
         return qerr(qf->q, io_status(errno), "write %s/tmp/%s: %s", qf->q->path, qf->tmpname,
                     strerror(errno));
     qf->size += (off_t) len;
@@ -425,7 +406,7 @@ static int commit_file(struct queue_file *qf, char *err, size_t errlen)
     int rc, fd = qf->fd;
 
     snprintf(size, sizeof(size), "%0*lld", SIZE_DIGITS, (long long) qf->size);
-    if (write_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF, 1) != 0 || fsync(fd) != 0) {
+    if (fileio_pwrite_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF) != 0 || fsync(fd) != 0) {
         rc = io_status(errno);
         snprintf(err, errlen, "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
         close(fd);
@@ -1254,7 +1235,7 @@ int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
     if (fd < 0)
         return qerr(q, io_status(errno), "%s/%s: %s", dir_names[msg->dir], msg->id,
                     strerror(errno));
-    if (write_all(fd, fixed, sizeof(fixed) - 2, r->offset + 2, 1) != 0) {
+    if (fileio_pwrite_all(fd, fixed, sizeof(fixed) - 2, r->offset + 2) != 0) {
         rc = qerr(q, io_status(errno), "%s/%s: update: %s", dir_names[msg->dir], msg->id,
                   strerror(errno));
         close(fd);

@@ -37,6 +37,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "domain.h"
+#include "fileio.h"
 #include "log.h"
 #include "recipient.h"
 #include "server_config.h"
@@ -116,16 +117,9 @@ static int copy_content(int fd, const struct local_job *job, const char *rcpt, i
         if (b.len >= COPY_BLOCK || off >= job->size) {
             if (held_cr && off >= job->size)
                 buf_putc(&b, '\r');
-            for (size_t done = 0; done < b.len;) {
-                ssize_t w = write(fd, b.data + done, b.len - done);
-
-                if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    *rerr = errno;
-                    goto out;
-                }
-                done += (size_t) w;
+            if (fileio_write_all(fd, b.data, b.len) != 0) {
+                *rerr = errno;
+                goto out;
             }
             buf_reset(&b);
         }
