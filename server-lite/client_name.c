@@ -5,13 +5,13 @@
  * client_name.h).
  *
  * Hand-over: the loop makes a query (refs: the loop and the thread) and starts
- * a detached thread; the thread resolves, appends the query to the hub's done
- * list under the hub's mutex and writes the hub's eventfd; the loop's event
- * reads the eventfd, takes the list and calls fn for each query the loop still
- * waits for. A timeout or a cancel makes the loop stop waiting (fn runs with
- * NULL, or not at all); the query itself is freed when the thread has posted
- * it. The hub is reference counted (the loop and each thread), so a thread
- * that outlives client_name_free() frees its query and, last, the hub.
+ * a detached thread; the thread resolves and, under the hub's mutex, posts the
+ * query back to the loop (common/handoff), which calls fn for each query it
+ * still waits for. A timeout or a cancel makes the loop stop waiting (fn runs
+ * with NULL, or not at all); the query itself is freed when the thread has
+ * posted it. The hub is reference counted (the loop and each thread), so a
+ * thread that outlives client_name_free() (which closes the hand-off) frees
+ * its query and, last, the hub.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,23 +20,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "client_name.h"
+#include "handoff.h"
 #include "log.h"
 #include "mx.h"
 
 struct cn_hub {
     pthread_mutex_t mu;
-    int efd;
     int refs;                    /* the loop (until client_name_free) and each thread */
-    int closed;                  /* client_name_free ran: threads free their own query */
-    struct client_name_query *done;
+    struct handoff *back;        /* NULL once client_name_free ran: threads free their query */
 };
 
 struct client_name_query {
+    struct handoff_item link;    /* first: the hand-off gives it back as a query */
     struct client_names *cn;
     struct cn_hub *hub;
     char addr[64];
@@ -46,13 +45,12 @@ struct client_name_query {
     client_name_fn fn;
     void *ctx;
     struct event *timer;
-    struct client_name_query *next;
 };
 
 struct client_names {
     struct event_base *base;
     struct cn_hub *hub;
-    struct event *hub_ev;
+    int closing;                 /* client_name_free: posted answers are dropped */
     char resolver[128];
     size_t running;              /* threads not yet posted back */
 };
@@ -64,15 +62,7 @@ static void hub_unref_locked(struct cn_hub *hub)
         pthread_mutex_unlock(&hub->mu);
         return;
     }
-    while (hub->done) {
-        struct client_name_query *q = hub->done;
-
-        hub->done = q->next;
-        free(q);
-    }
     pthread_mutex_unlock(&hub->mu);
-    if (close(hub->efd) != 0)
-        log_warn("client name lookup: close eventfd: %s", strerror(errno));
     pthread_mutex_destroy(&hub->mu);
     free(hub);
 }
@@ -84,7 +74,6 @@ static void *lookup_thread(void *arg)
     struct cn_hub *hub = q->hub;
     struct mx_resolver *r;
     char why[512];
-    uint64_t one = 1;
 
     r = mx_resolver_new(q->resolver[0] ? q->resolver : NULL, why, sizeof(why));
     if (r == NULL || mx_lookup_name(r, q->addr, q->name, sizeof(q->name), why, sizeof(why))
@@ -92,14 +81,10 @@ static void *lookup_thread(void *arg)
         q->name[0] = 0;
     mx_resolver_free(r);
     pthread_mutex_lock(&hub->mu);
-    if (hub->closed) {
+    if (hub->back == NULL)
         free(q);
-    } else {
-        q->next = hub->done;
-        hub->done = q;
-        if (write(hub->efd, &one, sizeof(one)) != (ssize_t) sizeof(one))
-            log_panic("client name lookup: eventfd write: %s", strerror(errno));
-    }
+    else
+        handoff_post(hub->back, &q->link);
     hub_unref_locked(hub);
     return NULL;
 }
@@ -114,31 +99,19 @@ static void finish(struct client_name_query *q)
     }
 }
 
-/* hub_event - threads posted answers: run fn for the queries the loop still waits for */
-static void hub_event(evutil_socket_t fd, short what, void *arg)
+/* query_back - a thread posted an answer: run fn if the loop still waits for it */
+static void query_back(void *arg, struct handoff_item *item)
 {
     struct client_names *cn = arg;
-    struct client_name_query *list;
-    uint64_t n;
+    struct client_name_query *q = (struct client_name_query *) item;
 
-    (void) what;
-    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        log_warn("client name lookup: eventfd read: %s", strerror(errno));
-    pthread_mutex_lock(&cn->hub->mu);
-    list = cn->hub->done;
-    cn->hub->done = NULL;
-    pthread_mutex_unlock(&cn->hub->mu);
-    while (list) {
-        struct client_name_query *q = list;
-
-        list = q->next;
-        cn->running--;
-        if (q->waiting) {
-            finish(q);
+    cn->running--;
+    if (q->waiting) {
+        finish(q);
+        if (!cn->closing)
             q->fn(q->ctx, q->name[0] ? q->name : NULL);
-        }
-        free(q);
     }
+    free(q);
 }
 
 /* timeout_event - no answer in time: the client is unknown */
@@ -159,8 +132,7 @@ struct client_names *client_name_new(struct event_base *base, const char *resolv
     struct client_names *cn = xcalloc(1, sizeof(*cn));
     struct cn_hub *hub = xcalloc(1, sizeof(*hub));
 
-    if ((hub->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+    if ((hub->back = handoff_new(base, query_back, cn, err, errlen)) == NULL) {
         free(hub);
         free(cn);
         return NULL;
@@ -169,16 +141,6 @@ struct client_names *client_name_new(struct event_base *base, const char *resolv
     hub->refs = 1;
     cn->base = base;
     cn->hub = hub;
-    cn->hub_ev = event_new(base, hub->efd, EV_READ | EV_PERSIST, hub_event, cn);
-    if (cn->hub_ev == NULL || event_add(cn->hub_ev, NULL) != 0) {
-        snprintf(err, errlen, "cannot watch the client name lookups");
-        if (cn->hub_ev)
-            event_free(cn->hub_ev);
-        pthread_mutex_lock(&hub->mu);
-        hub_unref_locked(hub);
-        free(cn);
-        return NULL;
-    }
     client_name_set_resolver(cn, resolver);
     return cn;
 }
@@ -250,22 +212,12 @@ void client_name_cancel(struct client_name_query *q)
 /* client_name_free - stop: pending fns do not run; running threads clean up after themselves */
 void client_name_free(struct client_names *cn)
 {
-    struct client_name_query *list;
-
     if (cn == NULL)
         return;
-    event_free(cn->hub_ev);
+    cn->closing = 1;
     pthread_mutex_lock(&cn->hub->mu);
-    cn->hub->closed = 1;
-    list = cn->hub->done;
-    cn->hub->done = NULL;
+    handoff_free(cn->hub->back); /* frees the posted queries, runs no fn */
+    cn->hub->back = NULL;
     hub_unref_locked(cn->hub);
-    while (list) {
-        struct client_name_query *q = list;
-
-        list = q->next;
-        finish(q);
-        free(q);
-    }
     free(cn);
 }

@@ -9,8 +9,8 @@
  * the content fd, the settings it needs from the configuration, and for each
  * recipient whether a recipient map allows its Maildir to be made) and puts
  * it in the inbox; one of LOCAL_TRANSPORT_WORKERS threads takes it, writes
- * the copies, and puts it in the outbox with its report and any log lines;
- * an eventfd wakes the caller's loop, which logs the lines and calls done().
+ * the copies, and hands it back with its report and any log lines
+ * (common/handoff) to the caller's loop, which logs the lines and calls done().
  * Workers never touch the configuration (a SIGHUP may free it), never log
  * (log_open() is not thread-safe) and block every signal. local_transport_free()
  * asks the workers to stop after the recipient in progress and joins them.
@@ -25,7 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "domain.h"
 #include "fileio.h"
+#include "handoff.h"
 #include "log.h"
 #include "recipient.h"
 #include "server_config.h"
@@ -47,7 +48,8 @@
 
 /* one job, owned by whichever side holds it (inbox: workers; outbox: the loop) */
 struct local_job {
-    struct local_job *next;
+    struct handoff_item back;    /* first: the hand-off gives it back as a job */
+    STAILQ_ENTRY(local_job) inbox;
     /* input: private copies, valid whatever the qmgr or a reload does meanwhile */
     char *id, *sender;
     char **rcpts;
@@ -68,10 +70,9 @@ struct local_transport {
     const struct server_config *conf;
     pthread_mutex_t mu;
     pthread_cond_t work;         /* the inbox got a job, or stop */
-    struct local_job *inbox, *inbox_tail, *outbox, *outbox_tail;
+    STAILQ_HEAD(, local_job) inbox;
     int stop;                    /* under mu; workers also read it between recipients */
-    int efd;                     /* written by workers: look at the outbox */
-    struct event *out_ev;
+    struct handoff *back;        /* finished jobs, to the loop */
     pthread_t threads[LOCAL_TRANSPORT_WORKERS];
     int nthreads;
 };
@@ -351,69 +352,57 @@ void local_transport_deliver_now(const struct server_config *conf, const struct 
     job_free(lj);
 }
 
-/* queue_put - append lj to a list */
-static void queue_put(struct local_job **head, struct local_job **tail, struct local_job *lj)
-{
-    lj->next = NULL;
-    if (*tail)
-        (*tail)->next = lj;
-    else
-        *head = lj;
-    *tail = lj;
-}
-
 /* worker - thread body: take jobs from the inbox, deliver, hand them to the outbox */
 static void *worker(void *arg)
 {
     struct local_transport *t = arg;
-    uint64_t one = 1;
 
     pthread_mutex_lock(&t->mu);
     for (;;) {
         struct local_job *lj;
 
-        while (!t->stop && t->inbox == NULL)
+        while (!t->stop && STAILQ_EMPTY(&t->inbox))
             pthread_cond_wait(&t->work, &t->mu);
         if (t->stop)
             break;
-        lj = t->inbox;
-        t->inbox = lj->next;
-        if (t->inbox == NULL)
-            t->inbox_tail = NULL;
+        lj = STAILQ_FIRST(&t->inbox);
+        STAILQ_REMOVE_HEAD(&t->inbox, inbox);
         pthread_mutex_unlock(&t->mu);
         job_run(lj, &lj->report, &t->stop);
+        handoff_post(t->back, &lj->back);
         pthread_mutex_lock(&t->mu);
-        queue_put(&t->outbox, &t->outbox_tail, lj);
-        /* an eventfd write fails only when the counter would overflow: the loop is due anyway */
-        if (write(t->efd, &one, sizeof(one)) != (ssize_t) sizeof(one) && errno != EAGAIN)
-            log_panic("local: eventfd write: %s", strerror(errno));
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
 }
 
-/* out_event - finished jobs: log their lines and hand their reports to the qmgr */
-static void out_event(evutil_socket_t fd, short what, void *arg)
+/* drop_job - free an unreported job; a finished one may have delivered copies already */
+static void drop_job(struct local_job *lj, int finished)
+{
+    size_t ok = 0;
+
+    for (size_t i = 0; finished && i < lj->report.nrcpt; i++)
+        ok += lj->report.rcpt[i].status == DELIVERY_OK;
+    if (ok)
+        log_warn("%s: stopping: %zu maildir deliveries not recorded in the queue; "
+                 "they will be delivered again", lj->id, ok);
+    job_free(lj);
+}
+
+/* job_back - (loop) a finished job: log its lines, hand its report to the qmgr; when
+   stopping, drop it */
+static void job_back(void *arg, struct handoff_item *item)
 {
     struct local_transport *t = arg;
-    struct local_job *list;
-    uint64_t n;
+    struct local_job *lj = (struct local_job *) item;
 
-    (void) what;
-    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        log_warn("local: eventfd read: %s", strerror(errno));
-    pthread_mutex_lock(&t->mu);
-    list = t->outbox;
-    t->outbox = t->outbox_tail = NULL;
-    pthread_mutex_unlock(&t->mu);
-    while (list) {
-        struct local_job *lj = list;
-
-        list = lj->next;
-        log_warnings(lj);
-        lj->done(lj->ctx, &lj->report);
-        job_free(lj);
+    if (t->stop) {
+        drop_job(lj, 1);
+        return;
     }
+    log_warnings(lj);
+    lj->done(lj->ctx, &lj->report);
+    job_free(lj);
 }
 
 /* local_transport_new - a local transport on base, with its worker threads */
@@ -422,6 +411,7 @@ struct local_transport *local_transport_new(struct event_base *base,
                                             size_t errlen)
 {
     struct local_transport *t = xcalloc(1, sizeof(*t));
+    char why[256];
     sigset_t all, old;
     int rc = 0;
 
@@ -429,13 +419,9 @@ struct local_transport *local_transport_new(struct event_base *base,
     t->conf = conf;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->work, NULL);
-    if ((t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        snprintf(err, errlen, "local: eventfd: %s", strerror(errno));
-        goto fail;
-    }
-    if ((t->out_ev = event_new(base, t->efd, EV_READ | EV_PERSIST, out_event, t)) == NULL
-        || event_add(t->out_ev, NULL) != 0) {
-        snprintf(err, errlen, "local: cannot watch an eventfd with libevent");
+    STAILQ_INIT(&t->inbox);
+    if ((t->back = handoff_new(base, job_back, t, why, sizeof(why))) == NULL) {
+        snprintf(err, errlen, "local: %s", why);
         goto fail;
     }
     sigfillset(&all);
@@ -477,27 +463,10 @@ int local_transport_deliver(struct local_transport *t, const struct delivery_job
     lj->done = done;
     lj->ctx = ctx;
     pthread_mutex_lock(&t->mu);
-    queue_put(&t->inbox, &t->inbox_tail, lj);
+    STAILQ_INSERT_TAIL(&t->inbox, lj, inbox);
     pthread_cond_signal(&t->work);
     pthread_mutex_unlock(&t->mu);
     return 0;
-}
-
-/* drop_list - free unreported jobs; a finished one may have delivered copies already */
-static void drop_list(struct local_job *list, int finished)
-{
-    while (list) {
-        struct local_job *lj = list;
-        size_t ok = 0;
-
-        list = lj->next;
-        for (size_t i = 0; finished && i < lj->report.nrcpt; i++)
-            ok += lj->report.rcpt[i].status == DELIVERY_OK;
-        if (ok)
-            log_warn("%s: stopping: %zu maildir deliveries not recorded in the queue; "
-                     "they will be delivered again", lj->id, ok);
-        job_free(lj);
-    }
 }
 
 /* local_transport_free - stop the workers (after their current recipient), drop unreported jobs */
@@ -511,12 +480,13 @@ void local_transport_free(struct local_transport *t)
     pthread_mutex_unlock(&t->mu);
     for (int i = 0; i < t->nthreads; i++)
         pthread_join(t->threads[i], NULL);
-    drop_list(t->inbox, 0);
-    drop_list(t->outbox, 1);
-    if (t->out_ev)
-        event_free(t->out_ev);
-    if (t->efd >= 0 && close(t->efd) != 0)
-        log_warn("local: close eventfd: %s", strerror(errno));
+    while (!STAILQ_EMPTY(&t->inbox)) {
+        struct local_job *lj = STAILQ_FIRST(&t->inbox);
+
+        STAILQ_REMOVE_HEAD(&t->inbox, inbox);
+        drop_job(lj, 0);
+    }
+    handoff_free(t->back); /* drops the finished jobs: t->stop is set */
     pthread_cond_destroy(&t->work);
     pthread_mutex_destroy(&t->mu);
     free(t);

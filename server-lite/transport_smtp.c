@@ -4,8 +4,8 @@
  * A job: copy the delivery job, look for a cached connection to its next hop
  * (destination key "host:port/mx"), else resolve (a detached thread per lookup:
  * mx_lookup() and res_nquery() block; the result comes back to the loop through
- * the hub's eventfd, and the hub is reference counted so a lookup that outlives
- * the transport frees its own result), then connect to the targets in order
+ * the hub's hand-off (common/handoff), and the hub is reference counted so a
+ * lookup that outlives the transport frees its own result), then connect to the targets in order
  * until one gets as far as MAIL FROM. smtp_client runs the session; this module
  * picks targets, keeps the connection cache and turns setup failures into the
  * recipients' results. Every callback to the qmgr comes from the loop.
@@ -26,13 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "delivery.h"
+#include "handoff.h"
 #include "log.h"
 #include "mx.h"
 #include "server_config.h"
@@ -49,17 +49,15 @@ struct target {
 /* the DNS threads' way back to the loop */
 struct dns_hub {
     pthread_mutex_t mu;
-    int efd;
     int refs;                 /* the transport + running lookups */
-    int closed;               /* the transport is gone */
-    struct lookup *done;      /* finished lookups not yet taken */
+    struct handoff *back;     /* NULL: the transport is gone */
 };
 
 struct job;
 
 struct lookup {
+    struct handoff_item link; /* first: the hand-off gives it back as a lookup */
     struct dns_hub *hub;
-    struct lookup *next;
     struct job *job;          /* loop thread only; NULL: the job is gone */
     /* input */
     char *resolver, *domain, *self;
@@ -134,7 +132,6 @@ struct smtp_transport {
     size_t limit;
     char *helo, *resolver;
     struct dns_hub *hub;
-    struct event *hub_ev;
     LIST_HEAD(, job) jobs;
     LIST_HEAD(, dest) dests;
     LIST_HEAD(, quitting) quitting;
@@ -308,14 +305,6 @@ static void hub_unref_locked(struct dns_hub *hub)
 
     pthread_mutex_unlock(&hub->mu);
     if (last) {
-        while (hub->done != NULL) {
-            struct lookup *lk = hub->done;
-
-            hub->done = lk->next;
-            lookup_free(lk);
-        }
-        if (close(hub->efd) < 0)
-            log_warn("smtp: close eventfd: %m");
         pthread_mutex_destroy(&hub->mu);
         free(hub);
     }
@@ -327,7 +316,6 @@ static void *dns_worker(void *arg)
     struct lookup *lk = arg;
     struct dns_hub *hub = lk->hub;
     long long t0 = clock_now_ms();
-    uint64_t one = 1;
 
     if (lk->mx)
         resolve_mx(lk);
@@ -335,15 +323,10 @@ static void *dns_worker(void *arg)
         resolve_addrs(lk);
     lk->secs = (double) (clock_now_ms() - t0) / 1000.0;
     pthread_mutex_lock(&hub->mu);
-    if (hub->closed) {
+    if (hub->back == NULL)
         lookup_free(lk);
-    } else {
-        lk->next = hub->done;
-        hub->done = lk;
-        /* an eventfd write only fails when the counter would overflow */
-        if (write(hub->efd, &one, sizeof(one)) != (ssize_t) sizeof(one) && errno != EAGAIN)
-            log_panic("smtp: eventfd write: %m");
-    }
+    else
+        handoff_post(hub->back, &lk->link);
     hub_unref_locked(hub);
     return NULL;
 }
@@ -630,43 +613,30 @@ static void connect_target(struct job *job)
                                  job->host, ready_cb, job);
 }
 
-/* hub_event - lookups finished: continue their jobs */
-static void hub_event(evutil_socket_t fd, short what, void *arg)
+/* lookup_back - a lookup finished: continue its job, if the job is still there */
+static void lookup_back(void *arg, struct handoff_item *item)
 {
-    struct smtp_transport *t = arg;
-    struct lookup *list;
-    uint64_t count;
+    struct lookup *lk = (struct lookup *) item;
+    struct job *job = lk->job;
 
-    (void) what;
-    if (read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-        log_warn("smtp: eventfd read: %m");
-    pthread_mutex_lock(&t->hub->mu);
-    list = t->hub->done;
-    t->hub->done = NULL;
-    pthread_mutex_unlock(&t->hub->mu);
-    while (list != NULL) {
-        struct lookup *lk = list;
-        struct job *job = lk->job;
-
-        list = lk->next;
-        if (job == NULL) {
-            lookup_free(lk);
-            continue;
-        }
-        job->lookup = NULL;
-        job->setup_secs += lk->secs;
-        if (lk->ntargets == 0) {
-            set_valid_all(job, lk->status, lk->dsn, lk->why);
-            finish(job);
-        } else {
-            job->targets = lk->targets;
-            job->ntargets = lk->ntargets;
-            lk->targets = NULL;
-            lk->ntargets = 0;
-            connect_target(job);
-        }
+    (void) arg;
+    if (job == NULL) {
         lookup_free(lk);
+        return;
     }
+    job->lookup = NULL;
+    job->setup_secs += lk->secs;
+    if (lk->ntargets == 0) {
+        set_valid_all(job, lk->status, lk->dsn, lk->why);
+        finish(job);
+    } else {
+        job->targets = lk->targets;
+        job->ntargets = lk->ntargets;
+        lk->targets = NULL;
+        lk->ntargets = 0;
+        connect_target(job);
+    }
+    lookup_free(lk);
 }
 
 /* job_resolve - the targets: a literal at once, else a lookup thread */
@@ -797,14 +767,7 @@ struct smtp_transport *smtp_transport_new(struct event_base *base,
     hub->refs = 1;
     pthread_mutex_init(&hub->mu, NULL);
     t->hub = hub;
-    if ((hub->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-        snprintf(err, errlen, "eventfd: %s", strerror(errno));
-        smtp_transport_free(t);
-        return NULL;
-    }
-    t->hub_ev = event_new(base, hub->efd, EV_READ | EV_PERSIST, hub_event, t);
-    if (t->hub_ev == NULL || event_add(t->hub_ev, NULL) < 0) {
-        snprintf(err, errlen, "cannot watch an eventfd with libevent");
+    if ((hub->back = handoff_new(base, lookup_back, t, err, errlen)) == NULL) {
         smtp_transport_free(t);
         return NULL;
     }
@@ -948,14 +911,11 @@ void smtp_transport_free(struct smtp_transport *t)
         smtp_client_free(q->c);
         free(q);
     }
-    if (t->hub_ev)
-        event_free(t->hub_ev);
     if (t->hub) {
         pthread_mutex_lock(&t->hub->mu);
-        t->hub->closed = 1;
-        /* lookups already handed over but not taken: their jobs are gone */
-        for (struct lookup *lk = t->hub->done; lk; lk = lk->next)
-            lk->job = NULL;
+        /* lookups handed over but not taken: their jobs are gone (job = NULL above) */
+        handoff_free(t->hub->back);
+        t->hub->back = NULL;
         hub_unref_locked(t->hub);
     }
     if (t->cconf.ssl_ctx)
