@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,7 +34,7 @@ struct control_conn {
     uid_t uid;
     pid_t pid;
     int closing;                  /* response queued: free once it is written */
-    struct control_conn *prev, *next;
+    LIST_ENTRY(control_conn) link;
 };
 
 struct control {
@@ -42,7 +43,7 @@ struct control {
     char *path;
     struct control_ops ops;
     void *ctx;
-    struct control_conn *conns;
+    LIST_HEAD(, control_conn) conns; /* zeroed: empty */
     size_t nconns;
 };
 
@@ -51,12 +52,7 @@ static void conn_free(struct control_conn *cc)
 {
     struct control *c = cc->c;
 
-    if (cc->prev)
-        cc->prev->next = cc->next;
-    else
-        c->conns = cc->next;
-    if (cc->next)
-        cc->next->prev = cc->prev;
+    LIST_REMOVE(cc, link);
     c->nconns--;
     bufferevent_free(cc->bev);
     free(cc);
@@ -337,10 +333,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         free(cc);
         return;
     }
-    cc->next = c->conns;
-    if (c->conns)
-        c->conns->prev = cc;
-    c->conns = cc;
+    LIST_INSERT_HEAD(&c->conns, cc, link);
     c->nconns++;
     bufferevent_setcb(cc->bev, read_cb, write_cb, event_cb, cc);
     bufferevent_set_timeouts(cc->bev, &tv, &tv);
@@ -451,8 +444,8 @@ void control_free(struct control *c)
 {
     if (c == NULL)
         return;
-    while (c->conns)
-        conn_free(c->conns);
+    while (!LIST_EMPTY(&c->conns))
+        conn_free(LIST_FIRST(&c->conns));
     evconnlistener_free(c->listener);
     free(c->path);
     free(c);

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,8 +90,8 @@ struct site {
     int running;               /* a flush is queued or in progress */
     flush_id_t *run_ids;       /* snapshot taken at the first batch */
     size_t run_count, run_pos, run_started, run_stale, run_failed;
-    struct site *run_next;
-    struct site *prev, *next;  /* every site */
+    STAILQ_ENTRY(site) run;    /* on the run queue while running */
+    LIST_ENTRY(site) link;     /* every site */
 };
 
 enum refresh_phase { REFRESH_IDLE, REFRESH_WALK, REFRESH_SWEEP };
@@ -103,9 +104,9 @@ struct flush {
     int flushfd, tmpfd;
     struct site **table;       /* open addressing, TOMB_SITE for deleted */
     size_t cap, used, tomb;
-    struct site *sites;        /* list of every site */
+    LIST_HEAD(, site) sites;   /* every site */
     size_t nsites;
-    struct site *run_head, *run_tail;
+    STAILQ_HEAD(, site) runq;  /* sites with a flush queued or running, oldest first */
     struct event *run_ev, *refresh_ev, *step_ev, *maint_ev;
     flush_deliver_fn deliver;
     void *deliver_ctx;
@@ -282,10 +283,7 @@ static struct site *site_get(struct flush *f, const char *name)
             break;
         }
     f->used++;
-    s->next = f->sites;
-    if (f->sites)
-        f->sites->prev = s;
-    f->sites = s;
+    LIST_INSERT_HEAD(&f->sites, s, link);
     f->nsites++;
     return s;
 }
@@ -308,12 +306,7 @@ static void site_remove(struct flush *f, struct site *s)
             f->used--;
             break;
         }
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        f->sites = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     f->nsites--;
     site_free(s);
 }
@@ -520,12 +513,7 @@ static void start_run(struct flush *f, struct site *s)
     s->running = 1;
     s->run_ids = NULL;
     s->run_count = s->run_pos = s->run_started = s->run_stale = s->run_failed = 0;
-    s->run_next = NULL;
-    if (f->run_tail)
-        f->run_tail->run_next = s;
-    else
-        f->run_head = s;
-    f->run_tail = s;
+    STAILQ_INSERT_TAIL(&f->runq, s, run);
     if (!evtimer_pending(f->run_ev, NULL))
         evtimer_add(f->run_ev, &now);
 }
@@ -550,10 +538,7 @@ static void finish_run(struct flush *f, struct site *s)
     free(s->run_ids);
     s->run_ids = NULL;
     s->running = 0;
-    f->run_head = s->run_next;
-    if (f->run_head == NULL)
-        f->run_tail = NULL;
-    s->run_next = NULL;
+    STAILQ_REMOVE_HEAD(&f->runq, run);
 }
 
 /* run_cb - one batch of flush work, then yield to the loop */
@@ -566,8 +551,9 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
 
     (void) fd;
     (void) what;
-    while (f->run_head && done < FLUSH_BATCH_MAX && clock_now_ms() - start < FLUSH_BATCH_MS) {
-        struct site *s = f->run_head;
+    while (!STAILQ_EMPTY(&f->runq) && done < FLUSH_BATCH_MAX
+           && clock_now_ms() - start < FLUSH_BATCH_MS) {
+        struct site *s = STAILQ_FIRST(&f->runq);
         const char *id;
         int rc;
 
@@ -592,7 +578,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
         } else
             s->run_failed++;
     }
-    if (f->run_head)
+    if (!STAILQ_EMPTY(&f->runq))
         evtimer_add(f->run_ev, &now);
 }
 
@@ -633,8 +619,8 @@ enum flush_result flush_request(struct flush *f, const char *domain, int with_su
     }
     if (eligible_name(f, name))
         note_etrn(site_get(f, name), client, user);
-    for (struct site *s = with_subdomains ? f->sites : site_find(f, name); s;
-         s = with_subdomains ? s->next : NULL) {
+    for (struct site *s = with_subdomains ? LIST_FIRST(&f->sites) : site_find(f, name); s;
+         s = with_subdomains ? LIST_NEXT(s, link) : NULL) {
         if (with_subdomains && (!below(s->name, name) || !eligible_name(f, s->name)))
             continue;
         if (with_subdomains)
@@ -674,10 +660,11 @@ void flush_note(void *flush, const char *domain, const char *id, int added)
 void flush_forget(struct flush *f, const char *id)
 {
     int all = strcmp(id, "ALL") == 0;
+    struct site *s;
 
     if (!all && !queue_id_valid(id))
         return;
-    for (struct site *s = f->sites; s; s = s->next) {
+    LIST_FOREACH(s, &f->sites, link) {
         if (!all) {
             drop_id(f, s, id);
             continue;
@@ -783,7 +770,7 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
                 closedir(f->walk);
                 f->walk = NULL;
                 f->phase = REFRESH_SWEEP;
-                f->sweep = f->sites;
+                f->sweep = LIST_FIRST(&f->sites);
                 continue;
             }
             if (queue_id_valid(de->d_name)) {
@@ -801,7 +788,7 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
             }
             sweep_site(f, f->sweep);
             done += f->sweep->ids.used + 1;
-            f->sweep = f->sweep->next;
+            f->sweep = LIST_NEXT(f->sweep, link);
         }
     }
     if (f->phase != REFRESH_IDLE)
@@ -845,8 +832,8 @@ void flush_maintain(struct flush *f, time_t now)
     long long start = clock_now_ms();
     struct site *next;
 
-    for (struct site *s = f->sites; s; s = next) {
-        next = s->next;
+    for (struct site *s = LIST_FIRST(&f->sites); s; s = next) {
+        next = LIST_NEXT(s, link);
         if (f->phase == REFRESH_IDLE && !s->running && s->ids.used == 0 && s->empty_since
             && (long long) (now - s->empty_since) >= f->conf->fast_flush_purge_time) {
             if (unlinkat(f->flushfd, s->name, 0) != 0 && errno != ENOENT) {
@@ -893,6 +880,8 @@ struct flush *flush_open(struct event_base *base, const struct server_config *co
 
     f->base = base;
     f->conf = conf;
+    LIST_INIT(&f->sites);
+    STAILQ_INIT(&f->runq);
     f->q = q;
     f->gen = 1;
     f->tmpfd = -1;
@@ -963,9 +952,10 @@ static int cmp_site(const void *a, const void *b)
 void flush_status_json(const struct flush *f, struct buf *out)
 {
     struct site **v = xreallocarray(NULL, f->nsites ? f->nsites : 1, sizeof(*v));
+    struct site *s;
     size_t n = 0;
 
-    for (struct site *s = f->sites; s; s = s->next)
+    LIST_FOREACH(s, &f->sites, link)
         v[n++] = s;
     qsort(v, n, sizeof(*v), cmp_site);
     buf_puts(out, "\"etrn\":[");
@@ -987,13 +977,14 @@ void flush_status_json(const struct flush *f, struct buf *out)
 void flush_status_text(const struct flush *f, struct buf *out)
 {
     struct site **v = xreallocarray(NULL, f->nsites ? f->nsites : 1, sizeof(*v));
+    struct site *each;
     size_t n = 0;
     int width = 11;
 
-    for (struct site *s = f->sites; s; s = s->next) {
-        int len = (int) strlen(s->name);
+    LIST_FOREACH(each, &f->sites, link) {
+        int len = (int) strlen(each->name);
 
-        v[n++] = s;
+        v[n++] = each;
         width = len > width ? len : width;
     }
     qsort(v, n, sizeof(*v), cmp_site);
@@ -1028,8 +1019,8 @@ void flush_free(struct flush *f)
         event_free(f->maint_ev);
     if (f->walk)
         closedir(f->walk);
-    for (struct site *s = f->sites; s; s = next) {
-        next = s->next;
+    for (struct site *s = LIST_FIRST(&f->sites); s; s = next) {
+        next = LIST_NEXT(s, link);
         site_free(s);
     }
     free(f->table);
