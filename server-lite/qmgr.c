@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +63,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "domain.h"
+#include "htable.h"
 #include "log.h"
 #include "qmgr.h"
 #include "timefmt.h"
@@ -76,25 +78,13 @@
 
 enum qmgr_op { OP_NONE, OP_DELETE, OP_HOLD };
 
-/* a string-keyed chained hash table; values are owned by the caller */
-struct hentry {
-    char *key;
-    void *val;
-    struct hentry *next;
-};
-
-struct htab {
-    struct hentry **b;
-    size_t nb, n;
-};
-
 struct dest {
     char *key;
     char *name;                    /* "smtp:[127.0.0.1]:2525", "smtp:example.org" */
     struct server_route route;
     size_t running;                /* jobs started, not finished */
     size_t window;                 /* jobs allowed at once right now */
-    struct job *head, *tail;       /* jobs waiting for a slot */
+    STAILQ_HEAD(, job) queue;      /* jobs waiting for a slot */
     double dead_until;
     char dead_dsn[QUEUE_DSN_MAX + 1];
     char dead_reason[QUEUE_REASON_MAX + 1];
@@ -111,7 +101,7 @@ struct qent {
     double due;                    /* deferred: next try */
     size_t heap_idx;               /* HEAP_NONE when not in the heap */
     int on_runq;
-    struct qent *rprev, *rnext;    /* run queue */
+    TAILQ_ENTRY(qent) runq;        /* while on_runq */
     struct amsg *am;               /* while its delivery runs */
     enum qmgr_op op;               /* done when the delivery ends */
     int flush_req;                 /* next activation is a flush */
@@ -147,8 +137,8 @@ struct job {
     int flush;
     double started;
     int fd;
-    struct job *next;              /* destination's waiting list */
-    struct job *rprev, *rnext;     /* qmgr's list of running jobs */
+    STAILQ_ENTRY(job) wait;        /* destination's waiting list */
+    LIST_ENTRY(job) run;           /* qmgr's list of running jobs */
 };
 
 struct transport_slot {
@@ -160,14 +150,14 @@ struct qmgr {
     struct event_base *base;
     const struct server_config *conf;
     struct queue *q;
-    struct htab msgs;              /* id -> struct qent */
-    struct htab dests;             /* key -> struct dest */
+    struct htable *msgs;           /* id -> struct qent */
+    struct htable *dests;          /* key -> struct dest */
     struct qent **heap;
     size_t nheap, heapcap;
-    struct qent *rhead, *rtail;
+    TAILQ_HEAD(, qent) runq;
     size_t count[QUEUE_NDIRS];
     size_t nactive;                /* messages with an amsg */
-    struct job *running;           /* jobs a transport holds */
+    LIST_HEAD(, job) running;      /* jobs a transport holds */
     struct event *timer;           /* earliest deferred message */
     struct event *run_ev;          /* work off the run queue */
     struct event *scan_ev;         /* queue_run_delay scan */
@@ -232,103 +222,30 @@ static void fmt_part(char *out, size_t outlen, double v)
     trim_zeros(out);
 }
 
-/* ---- hash table ---- */
+/* ---- hash table values ---- */
 
-/* hash_str - FNV-1a */
-static size_t hash_str(const char *s)
+struct collect {
+    void **v;
+    size_t n;
+};
+
+/* collect_one - htable_walk callback: append a value */
+static void collect_one(void *ctx, const char *key, void *value)
 {
-    uint64_t h = 1469598103934665603ULL;
+    struct collect *c = ctx;
 
-    for (; *s; s++)
-        h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-    return (size_t) h;
+    (void) key;
+    c->v[c->n++] = value;
 }
 
-/* htab_get - the value for key, or NULL */
-static void *htab_get(const struct htab *t, const char *key)
+/* table_values - every value of t, in an array the caller frees */
+static void **table_values(const struct htable *t, size_t *n)
 {
-    if (t->nb == 0)
-        return NULL;
-    for (struct hentry *e = t->b[hash_str(key) & (t->nb - 1)]; e; e = e->next)
-        if (strcmp(e->key, key) == 0)
-            return e->val;
-    return NULL;
-}
+    struct collect c = { xcalloc(htable_count(t) + 1, sizeof(void *)), 0 };
 
-/* htab_put - add key (not yet present) with val */
-static void htab_put(struct htab *t, const char *key, void *val)
-{
-    struct hentry *e;
-
-    if (t->n + 1 > t->nb) {
-        size_t nb = t->nb ? t->nb * 2 : 64;
-        struct hentry **b = xcalloc(nb, sizeof(*b));
-
-        for (size_t i = 0; i < t->nb; i++)
-            while ((e = t->b[i]) != NULL) {
-                t->b[i] = e->next;
-                e->next = b[hash_str(e->key) & (nb - 1)];
-                b[hash_str(e->key) & (nb - 1)] = e;
-            }
-        free(t->b);
-        t->b = b;
-        t->nb = nb;
-    }
-    e = xmalloc(sizeof(*e));
-    e->key = xstrdup(key);
-    e->val = val;
-    e->next = t->b[hash_str(key) & (t->nb - 1)];
-    t->b[hash_str(key) & (t->nb - 1)] = e;
-    t->n++;
-}
-
-/* htab_del - remove key; returns its value or NULL */
-static void *htab_del(struct htab *t, const char *key)
-{
-    if (t->nb == 0)
-        return NULL;
-    for (struct hentry **pp = &t->b[hash_str(key) & (t->nb - 1)]; *pp; pp = &(*pp)->next) {
-        struct hentry *e = *pp;
-
-        if (strcmp(e->key, key) == 0) {
-            void *val = e->val;
-
-            *pp = e->next;
-            free(e->key);
-            free(e);
-            t->n--;
-            return val;
-        }
-    }
-    return NULL;
-}
-
-/* htab_values - every value, in an array the caller frees */
-static void **htab_values(const struct htab *t, size_t *n)
-{
-    void **v = xcalloc(t->n + 1, sizeof(*v));
-    size_t k = 0;
-
-    for (size_t i = 0; i < t->nb; i++)
-        for (struct hentry *e = t->b[i]; e; e = e->next)
-            v[k++] = e->val;
-    *n = k;
-    return v;
-}
-
-/* htab_free - release the table (not the values) */
-static void htab_free(struct htab *t)
-{
-    for (size_t i = 0; i < t->nb; i++)
-        while (t->b[i]) {
-            struct hentry *e = t->b[i];
-
-            t->b[i] = e->next;
-            free(e->key);
-            free(e);
-        }
-    free(t->b);
-    memset(t, 0, sizeof(*t));
+    htable_walk(t, collect_one, &c);
+    *n = c.n;
+    return c.v;
 }
 
 /* ---- deferred heap and timers ---- */
@@ -431,7 +348,7 @@ static void schedule_run(struct qmgr *m)
 {
     struct timeval zero = { 0, 0 };
 
-    if (m->rhead && m->nactive < ACTIVE_LIMIT && !evtimer_pending(m->run_ev, NULL)
+    if (!TAILQ_EMPTY(&m->runq) && m->nactive < ACTIVE_LIMIT && !evtimer_pending(m->run_ev, NULL)
         && evtimer_add(m->run_ev, &zero) != 0)
         log_error("qmgr: cannot schedule the run queue");
 }
@@ -443,13 +360,7 @@ static void runq_push(struct qmgr *m, struct qent *e)
     if (e->on_runq || e->am)
         return;
     e->on_runq = 1;
-    e->rnext = NULL;
-    e->rprev = m->rtail;
-    if (m->rtail)
-        m->rtail->rnext = e;
-    else
-        m->rhead = e;
-    m->rtail = e;
+    TAILQ_INSERT_TAIL(&m->runq, e, runq);
     schedule_run(m);
 }
 
@@ -458,16 +369,8 @@ static void runq_remove(struct qmgr *m, struct qent *e)
 {
     if (!e->on_runq)
         return;
-    if (e->rprev)
-        e->rprev->rnext = e->rnext;
-    else
-        m->rhead = e->rnext;
-    if (e->rnext)
-        e->rnext->rprev = e->rprev;
-    else
-        m->rtail = e->rprev;
+    TAILQ_REMOVE(&m->runq, e, runq);
     e->on_runq = 0;
-    e->rprev = e->rnext = NULL;
 }
 
 /* ---- message entries ---- */
@@ -534,7 +437,7 @@ static struct qent *ent_new(struct qmgr *m, const char *id, enum queue_dir dir)
     e->dir = dir;
     e->heap_idx = HEAP_NONE;
     m->count[dir]++;
-    htab_put(&m->msgs, id, e);
+    htable_insert(m->msgs, id, e);
     return e;
 }
 
@@ -546,7 +449,7 @@ static void ent_drop(struct qmgr *m, struct qent *e)
     release_waits(e);
     clear_flush(e);
     m->count[e->dir]--;
-    htab_del(&m->msgs, e->id);
+    htable_remove(m->msgs, e->id);
     free(e);
 }
 
@@ -568,9 +471,10 @@ static struct dest *dest_get(struct qmgr *m, const struct server_route *route)
 
     snprintf(key, sizeof(key), "%s:%s:%d:%d", server_transport_name((int) route->transport),
              route->host, route->port, route->mx);
-    if ((d = htab_get(&m->dests, key)) != NULL)
+    if ((d = htable_find(m->dests, key)) != NULL)
         return d;
     d = xcalloc(1, sizeof(*d));
+    STAILQ_INIT(&d->queue);
     d->key = xstrdup(key);
     d->route = *route;
     d->window = 1;
@@ -584,7 +488,7 @@ static struct dest *dest_get(struct qmgr *m, const struct server_route *route)
         snprintf(key, sizeof(key), "%s:[%s]:%d", server_transport_name((int) route->transport),
                  route->host, route->port ? route->port : 25);
     d->name = xstrdup(key);
-    htab_put(&m->dests, d->key, d);
+    htable_insert(m->dests, d->key, d);
     return d;
 }
 
@@ -876,23 +780,14 @@ static int conn_failure(const struct delivery_report *rep)
 /* running_link - j is held by a transport */
 static void running_link(struct qmgr *m, struct job *j)
 {
-    j->rprev = NULL;
-    j->rnext = m->running;
-    if (m->running)
-        m->running->rprev = j;
-    m->running = j;
+    LIST_INSERT_HEAD(&m->running, j, run);
 }
 
 /* running_unlink - j is back from its transport */
 static void running_unlink(struct qmgr *m, struct job *j)
 {
-    if (j->rprev)
-        j->rprev->rnext = j->rnext;
-    else
-        m->running = j->rnext;
-    if (j->rnext)
-        j->rnext->rprev = j->rprev;
-    j->rprev = j->rnext = NULL;
+    (void) m;
+    LIST_REMOVE(j, run);
 }
 
 /* job_done - the transport's answer for one job */
@@ -987,13 +882,11 @@ static void dest_dispatch(struct qmgr *m, struct dest *d)
     if (d->dispatching)
         return;
     d->dispatching = 1;
-    while (d->head && d->running < (d->window < dest_limit(m) ? d->window : dest_limit(m))) {
-        struct job *j = d->head;
+    while (!STAILQ_EMPTY(&d->queue)
+           && d->running < (d->window < dest_limit(m) ? d->window : dest_limit(m))) {
+        struct job *j = STAILQ_FIRST(&d->queue);
 
-        d->head = j->next;
-        if (d->head == NULL)
-            d->tail = NULL;
-        j->next = NULL;
+        STAILQ_REMOVE_HEAD(&d->queue, wait);
         if (!j->flush && dest_dead(d, clock_wall())) {
             snprintf(why, sizeof(why), "delivery temporarily suspended: %s", d->dead_reason);
             job_now(j, DELIVERY_TEMP, d->dead_dsn[0] ? d->dead_dsn : "4.4.1", why);
@@ -1002,19 +895,17 @@ static void dest_dispatch(struct qmgr *m, struct dest *d)
         job_start(m, j);
     }
     /* jobs still waiting behind a dead destination go now, without an attempt */
-    if (d->head && dest_dead(d, clock_wall())) {
-        struct job **pp = &d->head;
+    if (!STAILQ_EMPTY(&d->queue) && dest_dead(d, clock_wall())) {
+        STAILQ_HEAD(, job) all = STAILQ_HEAD_INITIALIZER(all);
+        struct job *j;
 
-        d->tail = NULL;
-        while (*pp) {
-            struct job *j = *pp;
-
+        STAILQ_CONCAT(&all, &d->queue);
+        while ((j = STAILQ_FIRST(&all)) != NULL) {
+            STAILQ_REMOVE_HEAD(&all, wait);
             if (j->flush) {
-                d->tail = j;
-                pp = &j->next;
+                STAILQ_INSERT_TAIL(&d->queue, j, wait);
                 continue;
             }
-            *pp = j->next;
             snprintf(why, sizeof(why), "delivery temporarily suspended: %s", d->dead_reason);
             job_now(j, DELIVERY_TEMP, d->dead_dsn[0] ? d->dead_dsn : "4.4.1", why);
         }
@@ -1152,11 +1043,7 @@ static void activate(struct qmgr *m, struct qent *e)
     for (size_t k = 0; k < njobs; k++) {
         struct dest *d = jobs[k]->d;
 
-        if (d->tail)
-            d->tail->next = jobs[k];
-        else
-            d->head = jobs[k];
-        d->tail = jobs[k];
+        STAILQ_INSERT_TAIL(&d->queue, jobs[k], wait);
         dest_dispatch(m, d);
     }
     free(jobs);
@@ -1323,8 +1210,8 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
 
     (void) fd;
     (void) what;
-    for (int n = 0; n < RUN_BATCH && m->rhead && m->nactive < ACTIVE_LIMIT; n++) {
-        struct qent *e = m->rhead;
+    for (int n = 0; n < RUN_BATCH && !TAILQ_EMPTY(&m->runq) && m->nactive < ACTIVE_LIMIT; n++) {
+        struct qent *e = TAILQ_FIRST(&m->runq);
 
         runq_remove(m, e);
         activate(m, e);
@@ -1349,7 +1236,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static int load_walk(void *ctx, enum queue_dir dir, const char *id)
 {
     struct qmgr *m = ctx;
-    struct qent *e = htab_get(&m->msgs, id);
+    struct qent *e = htable_find(m->msgs, id);
     struct stat st;
 
     if (e != NULL)
@@ -1409,6 +1296,10 @@ struct qmgr *qmgr_new(struct event_base *base, const struct server_config *conf,
 {
     struct qmgr *m = xcalloc(1, sizeof(*m));
 
+    m->msgs = htable_new(1024);
+    TAILQ_INIT(&m->runq);
+    LIST_INIT(&m->running);
+    m->dests = htable_new(64);
     m->base = base;
     m->conf = conf;
     m->q = q;
@@ -1466,7 +1357,7 @@ void qmgr_incoming(struct qmgr *m, const char *id)
 
     if (!queue_id_valid(id))
         return;
-    if ((e = htab_get(&m->msgs, id)) == NULL)
+    if ((e = htable_find(m->msgs, id)) == NULL)
         e = ent_new(m, id, QUEUE_INCOMING);
     runq_push(m, e);
 }
@@ -1495,7 +1386,7 @@ int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain)
 
     if (!queue_id_valid(id))
         return QUEUE_BADID;
-    if ((e = htab_get(&m->msgs, id)) == NULL) {
+    if ((e = htable_find(m->msgs, id)) == NULL) {
         if (fstatat(m->q->dirfd[QUEUE_DEFERRED], id, &st, AT_SYMLINK_NOFOLLOW) != 0)
             return 0;
         e = ent_new(m, id, QUEUE_DEFERRED);
@@ -1521,20 +1412,21 @@ int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain)
 size_t qmgr_flush_all(struct qmgr *m)
 {
     size_t n = 0, ndest;
-    void **dests = htab_values(&m->dests, &ndest);
+    void **dests = table_values(m->dests, &ndest);
+    struct qent *e;
 
     for (size_t i = 0; i < ndest; i++)
         ((struct dest *) dests[i])->dead_until = 0;
     free(dests);
     while (m->nheap > 0) {
-        struct qent *e = m->heap[0];
+        e = m->heap[0];
 
         add_flush(e, NULL);
         runq_push(m, e);
         n++;
     }
     /* what already waits on the run queue is delivered with flush rules too */
-    for (struct qent *e = m->rhead; e; e = e->rnext)
+    TAILQ_FOREACH(e, &m->runq, runq)
         add_flush(e, NULL);
     arm_timer(m);
     return n;
@@ -1570,7 +1462,7 @@ int qmgr_delete(struct qmgr *m, const char *id)
 
     if (strcmp(id, "ALL") == 0) {
         size_t n;
-        void **all = htab_values(&m->msgs, &n);
+        void **all = table_values(m->msgs, &n);
         unsigned unsynced = 0;
 
         /* one fsync per directory for the lot, before the answer */
@@ -1593,7 +1485,7 @@ int qmgr_delete(struct qmgr *m, const char *id)
     }
     if (!queue_id_valid(id))
         return QUEUE_BADID;
-    if ((e = htab_get(&m->msgs, id)) != NULL)
+    if ((e = htable_find(m->msgs, id)) != NULL)
         return delete_one(m, e, NULL);
     /* not known (yet): look in the directories a message can wait in */
     static const enum queue_dir dirs[] = { QUEUE_INCOMING, QUEUE_DEFERRED, QUEUE_HOLD };
@@ -1616,7 +1508,7 @@ int qmgr_hold(struct qmgr *m, const char *id)
 
     if (!queue_id_valid(id))
         return QUEUE_BADID;
-    if ((e = htab_get(&m->msgs, id)) == NULL)
+    if ((e = htable_find(m->msgs, id)) == NULL)
         return QUEUE_NOTFOUND;
     if (e->dir == QUEUE_HOLD)
         return QUEUE_OK;
@@ -1646,7 +1538,7 @@ int qmgr_release(struct qmgr *m, const char *id)
 
     if (!queue_id_valid(id))
         return QUEUE_BADID;
-    e = htab_get(&m->msgs, id);
+    e = htable_find(m->msgs, id);
     if (e == NULL || e->dir != QUEUE_HOLD) {
         if (e && e->am && e->op == OP_HOLD) {
             e->op = OP_NONE;
@@ -1678,7 +1570,7 @@ void qmgr_status_json(const struct qmgr *m, struct buf *out)
 {
     size_t n, total = m->count[QUEUE_INCOMING] + m->count[QUEUE_ACTIVE]
                       + m->count[QUEUE_DEFERRED] + m->count[QUEUE_HOLD];
-    void **dests = htab_values(&m->dests, &n);
+    void **dests = table_values(m->dests, &n);
     double now = clock_wall();
 
     buf_printf(out, "\"total\":%zu,\"incoming\":%zu,\"active\":%zu,\"deferred\":%zu,\"hold\":%zu,"
@@ -1690,7 +1582,9 @@ void qmgr_status_json(const struct qmgr *m, struct buf *out)
         const struct dest *d = dests[i];
         size_t queued = 0;
 
-        for (const struct job *j = d->head; j; j = j->next)
+        const struct job *j;
+
+        STAILQ_FOREACH(j, &d->queue, wait)
             queued++;
         buf_puts(out, i ? ",{\"destination\":" : "{\"destination\":");
         buf_json_string(out, d->name);
@@ -1716,7 +1610,7 @@ void qmgr_status_text(const struct qmgr *m, struct buf *out)
 {
     size_t n, total = m->count[QUEUE_INCOMING] + m->count[QUEUE_ACTIVE]
                       + m->count[QUEUE_DEFERRED] + m->count[QUEUE_HOLD];
-    void **dests = htab_values(&m->dests, &n);
+    void **dests = table_values(m->dests, &n);
     double now = clock_wall();
     int width = 11;
 
@@ -1754,20 +1648,20 @@ void qmgr_free(struct qmgr *m)
 
     if (m == NULL)
         return;
-    while (m->running) {
-        struct job *j = m->running;
+    while (!LIST_EMPTY(&m->running)) {
+        struct job *j = LIST_FIRST(&m->running);
 
         running_unlink(m, j);
         job_free(j);
     }
-    all = htab_values(&m->dests, &n);
+    all = table_values(m->dests, &n);
     for (size_t i = 0; i < n; i++) {
         struct dest *d = all[i];
 
-        while (d->head) {
-            struct job *j = d->head;
+        while (!STAILQ_EMPTY(&d->queue)) {
+            struct job *j = STAILQ_FIRST(&d->queue);
 
-            d->head = j->next;
+            STAILQ_REMOVE_HEAD(&d->queue, wait);
             job_free(j);
         }
         free(d->key);
@@ -1775,7 +1669,7 @@ void qmgr_free(struct qmgr *m)
         free(d);
     }
     free(all);
-    all = htab_values(&m->msgs, &n);
+    all = table_values(m->msgs, &n);
     for (size_t i = 0; i < n; i++) {
         struct qent *e = all[i];
 
@@ -1791,8 +1685,8 @@ void qmgr_free(struct qmgr *m)
         free(e);
     }
     free(all);
-    htab_free(&m->dests);
-    htab_free(&m->msgs);
+    htable_free(m->dests, NULL);
+    htable_free(m->msgs, NULL);
     free(m->heap);
     if (m->timer)
         event_free(m->timer);
