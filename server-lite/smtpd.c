@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,7 +111,7 @@ struct commit_wait {
 
 struct session {
     struct smtpd *srv;
-    struct session *next, *prev;
+    LIST_ENTRY(session) link;      /* srv->sessions */
     struct bufferevent *bev;
     enum smtpd_state state;
     char addr[INET6_ADDRSTRLEN];
@@ -167,7 +168,7 @@ struct smtpd {
     long long pause_start_ms;      /* its first failure */
     long long pause_last_ms;       /* the last time the listeners went back on */
     unsigned long pause_retries;   /* accept() failures in it */
-    struct session *sessions;
+    LIST_HEAD(, session) sessions; /* zeroed: empty */
     size_t nsessions;
     smtpd_commit_fn commit_fn;
     void *commit_ctx;
@@ -1558,12 +1559,7 @@ static void session_free(struct session *s)
     transaction_reset(s);
     buf_free(&s->out);
     bufferevent_free(s->bev);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    LIST_REMOVE(s, link);
     srv->nsessions--;
     if (s->deadline)
         event_free(s->deadline);
@@ -1775,10 +1771,7 @@ static void session_start(struct smtpd *srv, struct bufferevent *bev, int family
         free(s);
         return;
     }
-    s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
-    srv->sessions = s;
+    LIST_INSERT_HEAD(&srv->sessions, s, link);
     srv->nsessions++;
     bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
     set_timeouts(s, s->bev);
@@ -2002,12 +1995,14 @@ int smtpd_listen(struct smtpd *srv, char *err, size_t errlen)
 /* smtpd_set_config - use a reloaded configuration from now on */
 void smtpd_set_config(struct smtpd *srv, const struct server_config *conf)
 {
+    struct session *s;
+
     reload_files(srv, conf);
     srv->conf = conf;
     srv->etrn.conf = conf;
     client_name_set_resolver(srv->names, conf->dns_resolver);
     anvil_set_unit(srv->anvil, conf->anvil_rate_time_unit * 1000);
-    for (struct session *s = srv->sessions; s; s = s->next) {
+    LIST_FOREACH(s, &srv->sessions, link) {
         s->mynet = server_netlist_match(&conf->mynetworks_nets, s->family, s->rawaddr);
         s->exempt = server_netlist_match(&conf->event_limit_exception_nets, s->family,
                                          s->rawaddr);
@@ -2060,6 +2055,8 @@ static void flush_output(struct session *s)
 
 void smtpd_free(struct smtpd *srv)
 {
+    struct session *s;
+
     if (srv == NULL)
         return;
     /* every message handed to the commit threads ends durable or removed */
@@ -2069,10 +2066,10 @@ void smtpd_free(struct smtpd *srv)
     /* the AUTH checks still running end with their reply (no delay while stopping) */
     smtpd_auth_drain(srv->auth);
     /* the replies of those commits, "250 ... queued as", reach their clients */
-    for (struct session *s = srv->sessions; s; s = s->next)
+    LIST_FOREACH(s, &srv->sessions, link)
         flush_output(s);
-    while (srv->sessions)
-        session_free(srv->sessions);
+    while (!LIST_EMPTY(&srv->sessions))
+        session_free(LIST_FIRST(&srv->sessions));
     client_name_free(srv->names);
     for (size_t i = 0; i < srv->nlisteners; i++)
         evconnlistener_free(srv->listeners[i]);
