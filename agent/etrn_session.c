@@ -13,8 +13,7 @@
 #include "domain.h"
 #include "etrn_session.h"
 #include "log.h"
-
-#define REPLY_TEXT_MAX 4096 /* a reply's text, however many lines (Postfix keeps 4 KB) */
+#include "smtp_reply.h"
 
 /* What the libcurl debug callback learns from the dialogue. */
 struct session_trace {
@@ -24,55 +23,59 @@ struct session_trace {
     struct buf etrn_text;
     int last_code;          /* last final reply of any command */
     struct buf last_text;
-    struct buf reading;     /* lines of a multi-line reply so far */
-    int reading_cut;        /* they went over REPLY_TEXT_MAX: the rest was dropped */
+    struct smtp_reply reading; /* the reply being read (common/smtp_reply: 4 KB kept) */
     int auth_sent;          /* an AUTH command went out on this connection */
     int in_auth;            /* an AUTH exchange runs: client lines are credentials */
     int greeted;            /* a 220 greeting arrived during this perform */
 };
 
+/* reply_text - a reply's lines without their codes, joined by blanks */
+static void reply_text(const struct smtp_reply *r, struct buf *out)
+{
+    char line[SMTP_REPLY_MAX + 1];
+
+    buf_reset(out);
+    for (size_t i = 0; i < r->lines && smtp_reply_line(r, i, line, sizeof(line)); i++) {
+        if (line[0] == 0)
+            continue;
+        if (out->len)
+            buf_putc(out, ' ');
+        buf_puts(out, line);
+    }
+}
+
 /* session_trace_line - one reply line from the server */
 static void session_trace_line(struct session_trace *tr, const char *line, size_t len)
 {
+    int code;
+
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
-    if (len < 3 || !isdigit((unsigned char) line[0]) || !isdigit((unsigned char) line[1])
-        || !isdigit((unsigned char) line[2]))
+    switch (smtp_reply_feed(&tr->reading, line, len)) {
+    case SMTP_REPLY_MORE:
         return;
-    if (len > 4) {
-        size_t n = len - 4 + (tr->reading.len > 0);
-
-        if (tr->reading.len + n > REPLY_TEXT_MAX) {
-            n = REPLY_TEXT_MAX - tr->reading.len;
-            tr->reading_cut = 1;
-        }
-        if (n > 0 && tr->reading.len > 0) {
-            buf_putc(&tr->reading, ' ');
-            n--;
-        }
-        buf_append(&tr->reading, line + 4, n);
+    case SMTP_REPLY_DONE:
+        break;
+    default:                /* not a reply line: libcurl judges the dialogue */
+        smtp_reply_init(&tr->reading);
+        return;
     }
-    if (len > 3 && line[3] == '-')
-        return;
-    if (tr->reading_cut)
-        log_warn("reply from %s truncated to %d bytes", tr->host, REPLY_TEXT_MAX);
-    tr->reading_cut = 0;
-    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-
+    if (tr->reading.truncated)
+        log_warn("reply from %s truncated to %d bytes", tr->host, SMTP_REPLY_MAX);
+    code = tr->reading.code;
     tr->last_code = code;
     if (code != 334)
         tr->in_auth = 0;
-    buf_reset(&tr->last_text);
-    buf_puts(&tr->last_text, buf_cstr(&tr->reading));
+    reply_text(&tr->reading, &tr->last_text);
     if (code == 220 && !tr->in_etrn)
         tr->greeted = 1;
     if (tr->in_etrn) {
         tr->in_etrn = 0;
         tr->etrn_code = code;
         buf_reset(&tr->etrn_text);
-        buf_puts(&tr->etrn_text, buf_cstr(&tr->reading));
+        buf_puts(&tr->etrn_text, buf_cstr(&tr->last_text));
     }
-    buf_reset(&tr->reading);
+    smtp_reply_init(&tr->reading);
 }
 
 /* auth_mechanism - length of the mechanism name after "AUTH " (at most 20) */
@@ -268,6 +271,7 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
 
     memset(out, 0, sizeof(*out));
     memset(&tr, 0, sizeof(tr));
+    smtp_reply_init(&tr.reading);
     tr.host = t->host;
     out->verdict = ETRN_OK;
     out->relayed = -1;
@@ -340,7 +344,6 @@ void etrn_session_run(const struct etrn_target *t, char *const *domains, size_t 
     curl_slist_free_all(resolve);
     buf_free(&tr.etrn_text);
     buf_free(&tr.last_text);
-    buf_free(&tr.reading);
 }
 
 /* etrn_session_free - release a session result */
