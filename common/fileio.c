@@ -5,31 +5,11 @@
 
 #include "fileio.h"
 
-/* fileio_write_all - write a whole buffer at the file offset */
-int fileio_write_all(int fd, const void *data, size_t len)
+/* write_loop - write len bytes, at off when positioned, through short writes and EINTR */
+static int write_loop(int fd, const char *p, size_t len, off_t off, int positioned)
 {
-    const char *p = data;
-
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t) n;
-    }
-    return 0;
-}
-
-/* fileio_pwrite_all - write a whole buffer at offset off */
-int fileio_pwrite_all(int fd, const void *data, size_t len, off_t off)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
+        ssize_t n = positioned ? pwrite(fd, p, len, off) : write(fd, p, len);
 
         if (n < 0 && errno == EINTR)
             continue;
@@ -40,6 +20,18 @@ int fileio_pwrite_all(int fd, const void *data, size_t len, off_t off)
         off += n;
     }
     return 0;
+}
+
+/* fileio_write_all - write a whole buffer at the file offset */
+int fileio_write_all(int fd, const void *data, size_t len)
+{
+    return write_loop(fd, data, len, 0, 0);
+}
+
+/* fileio_pwrite_all - write a whole buffer at offset off */
+int fileio_pwrite_all(int fd, const void *data, size_t len, off_t off)
+{
+    return write_loop(fd, data, len, off, 1);
 }
 
 /* write_tmp - create tmpdirfd/tmpname with data, fsynced and closed; removed on failure */
