@@ -26,6 +26,9 @@ struct handoff {
     struct handoff_item *head, *tail;
     handoff_fn fn;
     void *ctx;
+    int holds;               /* posters that may still post (handoff_hold) */
+    int closed;              /* handoff_close ran: posts go to drop */
+    handoff_drop_fn drop;
 };
 
 /* wake_cb - event: something was posted */
@@ -62,22 +65,33 @@ struct handoff *handoff_new(struct event_base *base, handoff_fn fn, void *ctx, c
     return h;
 }
 
-/* handoff_post - (any thread) queue item for the loop and wake it */
-void handoff_post(struct handoff *h, struct handoff_item *item)
+/* append_locked - add item to the list (mutex held) */
+static void append_locked(struct handoff *h, struct handoff_item *item)
 {
-    uint64_t one = 1;
-
     item->next = NULL;
-    pthread_mutex_lock(&h->mu);
     if (h->tail)
         h->tail->next = item;
     else
         h->head = item;
     h->tail = item;
-    pthread_mutex_unlock(&h->mu);
-    /* EAGAIN: the counter is already non-zero, the loop will look anyway */
+}
+
+/* wake - add one to the eventfd; EAGAIN: the counter is already non-zero, the loop looks anyway */
+static void wake(struct handoff *h)
+{
+    uint64_t one = 1;
+
     while (write(h->efd, &one, sizeof(one)) < 0 && errno == EINTR)
         ;
+}
+
+/* handoff_post - (any thread) queue item for the loop and wake it */
+void handoff_post(struct handoff *h, struct handoff_item *item)
+{
+    pthread_mutex_lock(&h->mu);
+    append_locked(h, item);
+    pthread_mutex_unlock(&h->mu);
+    wake(h);
 }
 
 /* handoff_run - (loop thread) fn for every item posted so far */
@@ -100,15 +114,76 @@ void handoff_run(struct handoff *h)
     }
 }
 
+/* unregister - run what is left, leave the loop, close the eventfd */
+static void unregister(struct handoff *h)
+{
+    handoff_run(h);
+    event_free(h->ev);
+    if (close(h->efd) != 0)
+        log_warn("close hand-off eventfd: %s", strerror(errno));
+}
+
 /* handoff_free - run what is left, unregister, close */
 void handoff_free(struct handoff *h)
 {
     if (h == NULL)
         return;
-    handoff_run(h);
-    event_free(h->ev);
-    if (close(h->efd) != 0)
-        log_warn("close hand-off eventfd: %s", strerror(errno));
+    unregister(h);
     pthread_mutex_destroy(&h->mu);
     free(h);
+}
+
+/* handoff_hold - (loop thread) one more poster, released by handoff_post_release */
+void handoff_hold(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->holds++;
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* release_locked - drop one hold (mutex held on entry, released); the last one after a close frees h */
+static void release_locked(struct handoff *h)
+{
+    int last = --h->holds == 0 && h->closed;
+
+    pthread_mutex_unlock(&h->mu);
+    if (last) {
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+    }
+}
+
+/* handoff_post_release - (a holder's thread) post item, or drop it after a close; release */
+void handoff_post_release(struct handoff *h, struct handoff_item *item)
+{
+    pthread_mutex_lock(&h->mu);
+    if (h->closed) {
+        h->drop(item);
+    } else {
+        append_locked(h, item);
+        wake(h); /* under the mutex: handoff_close cannot close the eventfd meanwhile */
+    }
+    release_locked(h);
+}
+
+/* handoff_release - (a holder's thread) release without posting */
+void handoff_release(struct handoff *h)
+{
+    pthread_mutex_lock(&h->mu);
+    release_locked(h);
+}
+
+/* handoff_close - (loop thread) run what was posted, unregister; later posts are dropped */
+void handoff_close(struct handoff *h, handoff_drop_fn drop)
+{
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->closed = 1;
+    h->drop = drop;
+    pthread_mutex_unlock(&h->mu);
+    unregister(h);
+    pthread_mutex_lock(&h->mu);
+    h->holds++; /* the loop's own part, released at once */
+    release_locked(h);
 }

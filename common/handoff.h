@@ -11,6 +11,14 @@
  * first runs whatever was posted, then closes the eventfd; no thread may
  * post meanwhile. Posting never fails (an eventfd write only refuses when
  * its counter is already non-zero and huge: the loop wakes anyway).
+ *
+ * For detached threads that may outlive the hand-off's user (a DNS lookup
+ * still running at shutdown): handoff_hold(h) (loop thread) counts one more
+ * poster before the thread starts; the thread ends with
+ * handoff_post_release(h, item), or handoff_release(h) when it has nothing
+ * to post. handoff_close(h, drop) replaces handoff_free: it runs what was
+ * posted, unregisters and closes the eventfd; an item posted after it goes
+ * to drop(item) on the posting thread, and the last release frees h.
  */
 #ifndef ETRNKIT_HANDOFF_H
 #define ETRNKIT_HANDOFF_H
@@ -25,11 +33,16 @@ struct handoff_item {
 };
 
 typedef void (*handoff_fn)(void *ctx, struct handoff_item *item);
+typedef void (*handoff_drop_fn)(struct handoff_item *item);
 
 struct handoff *handoff_new(struct event_base *base, handoff_fn fn, void *ctx, char *err,
                             size_t errlen);
 void handoff_post(struct handoff *h, struct handoff_item *item);
 void handoff_run(struct handoff *h);
 void handoff_free(struct handoff *h);
+void handoff_hold(struct handoff *h);
+void handoff_post_release(struct handoff *h, struct handoff_item *item);
+void handoff_release(struct handoff *h);
+void handoff_close(struct handoff *h, handoff_drop_fn drop);
 
 #endif

@@ -5,13 +5,12 @@
  * client_name.h).
  *
  * Hand-over: the loop makes a query (refs: the loop and the thread) and starts
- * a detached thread; the thread resolves and, under the hub's mutex, posts the
- * query back to the loop (common/handoff), which calls fn for each query it
- * still waits for. A timeout or a cancel makes the loop stop waiting (fn runs
- * with NULL, or not at all); the query itself is freed when the thread has
- * posted it. The hub is reference counted (the loop and each thread), so a
- * thread that outlives client_name_free() (which closes the hand-off) frees
- * its query and, last, the hub.
+ * a detached thread that holds the hand-off (common/handoff); the thread
+ * resolves and posts the query back to the loop, which calls fn for each
+ * query it still waits for. A timeout or a cancel makes the loop stop waiting
+ * (fn runs with NULL, or not at all); the query itself is freed when the
+ * thread has posted it. client_name_free() closes the hand-off: a thread that
+ * outlives it has its query dropped (freed) and, last, frees the hand-off.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,16 +27,10 @@
 #include "log.h"
 #include "mx.h"
 
-struct cn_hub {
-    pthread_mutex_t mu;
-    int refs;                    /* the loop (until client_name_free) and each thread */
-    struct handoff *back;        /* NULL once client_name_free ran: threads free their query */
-};
-
 struct client_name_query {
     struct handoff_item link;    /* first: the hand-off gives it back as a query */
     struct client_names *cn;
-    struct cn_hub *hub;
+    struct handoff *back;
     char addr[64];
     char resolver[128];
     char name[256];              /* "" when none */
@@ -49,29 +42,22 @@ struct client_name_query {
 
 struct client_names {
     struct event_base *base;
-    struct cn_hub *hub;
+    struct handoff *back;
     int closing;                 /* client_name_free: posted answers are dropped */
     char resolver[128];
     size_t running;              /* threads not yet posted back */
 };
 
-/* hub_unref_locked - drop one reference; the last frees the hub (mutex held on entry) */
-static void hub_unref_locked(struct cn_hub *hub)
+/* query_drop - a query posted after client_name_free */
+static void query_drop(struct handoff_item *item)
 {
-    if (--hub->refs > 0) {
-        pthread_mutex_unlock(&hub->mu);
-        return;
-    }
-    pthread_mutex_unlock(&hub->mu);
-    pthread_mutex_destroy(&hub->mu);
-    free(hub);
+    free(item);
 }
 
 /* lookup_thread - resolve one address, post the query back to the loop */
 static void *lookup_thread(void *arg)
 {
     struct client_name_query *q = arg;
-    struct cn_hub *hub = q->hub;
     struct mx_resolver *r;
     char why[512];
 
@@ -80,12 +66,7 @@ static void *lookup_thread(void *arg)
                          != MX_OK)
         q->name[0] = 0;
     mx_resolver_free(r);
-    pthread_mutex_lock(&hub->mu);
-    if (hub->back == NULL)
-        free(q);
-    else
-        handoff_post(hub->back, &q->link);
-    hub_unref_locked(hub);
+    handoff_post_release(q->back, &q->link);
     return NULL;
 }
 
@@ -130,17 +111,12 @@ struct client_names *client_name_new(struct event_base *base, const char *resolv
                                      size_t errlen)
 {
     struct client_names *cn = xcalloc(1, sizeof(*cn));
-    struct cn_hub *hub = xcalloc(1, sizeof(*hub));
 
-    if ((hub->back = handoff_new(base, query_back, cn, err, errlen)) == NULL) {
-        free(hub);
+    if ((cn->back = handoff_new(base, query_back, cn, err, errlen)) == NULL) {
         free(cn);
         return NULL;
     }
-    pthread_mutex_init(&hub->mu, NULL);
-    hub->refs = 1;
     cn->base = base;
-    cn->hub = hub;
     client_name_set_resolver(cn, resolver);
     return cn;
 }
@@ -166,7 +142,7 @@ struct client_name_query *client_name_lookup(struct client_names *cn, const char
         return NULL;
     q = xcalloc(1, sizeof(*q));
     q->cn = cn;
-    q->hub = cn->hub;
+    q->back = cn->back;
     q->fn = fn;
     q->ctx = ctx;
     q->waiting = 1;
@@ -179,9 +155,7 @@ struct client_name_query *client_name_lookup(struct client_names *cn, const char
         free(q);
         return NULL;
     }
-    pthread_mutex_lock(&cn->hub->mu);
-    cn->hub->refs++;
-    pthread_mutex_unlock(&cn->hub->mu);
+    handoff_hold(cn->back);
     /* the thread takes no signal: they stay with the loop */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -194,8 +168,7 @@ struct client_name_query *client_name_lookup(struct client_names *cn, const char
         log_warn("client name lookup for %s: cannot start a thread: %s", addr, strerror(rc));
         event_free(q->timer);
         free(q);
-        pthread_mutex_lock(&cn->hub->mu);
-        hub_unref_locked(cn->hub); /* the loop's reference remains */
+        handoff_release(cn->back);
         return NULL;
     }
     cn->running++;
@@ -215,9 +188,6 @@ void client_name_free(struct client_names *cn)
     if (cn == NULL)
         return;
     cn->closing = 1;
-    pthread_mutex_lock(&cn->hub->mu);
-    handoff_free(cn->hub->back); /* frees the posted queries, runs no fn */
-    cn->hub->back = NULL;
-    hub_unref_locked(cn->hub);
+    handoff_close(cn->back, query_drop); /* frees the posted queries, runs no fn */
     free(cn);
 }

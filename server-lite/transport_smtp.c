@@ -4,8 +4,8 @@
  * A job: copy the delivery job, look for a cached connection to its next hop
  * (destination key "host:port/mx"), else resolve (a detached thread per lookup:
  * mx_lookup() and res_nquery() block; the result comes back to the loop through
- * the hub's hand-off (common/handoff), and the hub is reference counted so a
- * lookup that outlives the transport frees its own result), then connect to the targets in order
+ * a hand-off (common/handoff) each lookup thread holds, so a lookup that
+ * outlives the transport frees its own result), then connect to the targets in order
  * until one gets as far as MAIL FROM. smtp_client runs the session; this module
  * picks targets, keeps the connection cache and turns setup failures into the
  * recipients' results. Every callback to the qmgr comes from the loop.
@@ -46,18 +46,11 @@ struct target {
     char *addr; /* numeric address to connect to */
 };
 
-/* the DNS threads' way back to the loop */
-struct dns_hub {
-    pthread_mutex_t mu;
-    int refs;                 /* the transport + running lookups */
-    struct handoff *back;     /* NULL: the transport is gone */
-};
-
 struct job;
 
 struct lookup {
     struct handoff_item link; /* first: the hand-off gives it back as a lookup */
-    struct dns_hub *hub;
+    struct handoff *back;
     struct job *job;          /* loop thread only; NULL: the job is gone */
     /* input */
     char *resolver, *domain, *self;
@@ -131,7 +124,7 @@ struct smtp_transport {
     long long cache_ms, reuse_ms;
     size_t limit;
     char *helo, *resolver;
-    struct dns_hub *hub;
+    struct handoff *back;     /* lookups' results, from their threads */
     LIST_HEAD(, job) jobs;
     LIST_HEAD(, dest) dests;
     LIST_HEAD(, quitting) quitting;
@@ -298,23 +291,16 @@ static void lookup_free(struct lookup *lk)
     free(lk);
 }
 
-/* hub_unref_locked - drop one reference; the last one frees the hub (mutex held on entry) */
-static void hub_unref_locked(struct dns_hub *hub)
+/* lookup_drop - a lookup finished after the transport was freed */
+static void lookup_drop(struct handoff_item *item)
 {
-    int last = --hub->refs == 0;
-
-    pthread_mutex_unlock(&hub->mu);
-    if (last) {
-        pthread_mutex_destroy(&hub->mu);
-        free(hub);
-    }
+    lookup_free((struct lookup *) item);
 }
 
 /* dns_worker - thread body: resolve, then hand the result to the worker's loop */
 static void *dns_worker(void *arg)
 {
     struct lookup *lk = arg;
-    struct dns_hub *hub = lk->hub;
     long long t0 = clock_now_ms();
 
     if (lk->mx)
@@ -322,12 +308,7 @@ static void *dns_worker(void *arg)
     else
         resolve_addrs(lk);
     lk->secs = (double) (clock_now_ms() - t0) / 1000.0;
-    pthread_mutex_lock(&hub->mu);
-    if (hub->back == NULL)
-        lookup_free(lk);
-    else
-        handoff_post(hub->back, &lk->link);
-    hub_unref_locked(hub);
+    handoff_post_release(lk->back, &lk->link);
     return NULL;
 }
 
@@ -654,15 +635,13 @@ static void job_resolve(struct job *job)
         return;
     }
     lk = xcalloc(1, sizeof(*lk));
-    lk->hub = t->hub;
+    lk->back = t->back;
     lk->job = job;
     lk->resolver = t->resolver ? xstrdup(t->resolver) : NULL;
     lk->domain = xstrdup(job->host);
     lk->self = xstrdup(t->helo);
     lk->mx = job->mx;
-    pthread_mutex_lock(&t->hub->mu);
-    t->hub->refs++;
-    pthread_mutex_unlock(&t->hub->mu);
+    handoff_hold(t->back);
     if ((err = pthread_attr_init(&attr)) == 0) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         err = pthread_create(&tid, &attr, dns_worker, lk);
@@ -671,9 +650,7 @@ static void job_resolve(struct job *job)
     if (err != 0) {
         char why[200];
 
-        pthread_mutex_lock(&t->hub->mu);
-        t->hub->refs--;
-        pthread_mutex_unlock(&t->hub->mu);
+        handoff_release(t->back);
         lookup_free(lk);
         snprintf(why, sizeof(why), "cannot start a resolver thread: %s", strerror(err));
         set_valid_all(job, DELIVERY_TEMP, "4.3.0", why);
@@ -758,16 +735,12 @@ struct smtp_transport *smtp_transport_new(struct event_base *base,
                                           size_t errlen)
 {
     struct smtp_transport *t = xcalloc(1, sizeof(*t));
-    struct dns_hub *hub = xcalloc(1, sizeof(*hub));
 
     t->base = base;
     LIST_INIT(&t->jobs);
     LIST_INIT(&t->dests);
     LIST_INIT(&t->quitting);
-    hub->refs = 1;
-    pthread_mutex_init(&hub->mu, NULL);
-    t->hub = hub;
-    if ((hub->back = handoff_new(base, lookup_back, t, err, errlen)) == NULL) {
+    if ((t->back = handoff_new(base, lookup_back, t, err, errlen)) == NULL) {
         smtp_transport_free(t);
         return NULL;
     }
@@ -892,7 +865,7 @@ void smtp_transport_free(struct smtp_transport *t)
         if (job->c)
             smtp_client_free(job->c);
         if (job->lookup)
-            job->lookup->job = NULL; /* the hub frees it */
+            job->lookup->job = NULL; /* lookup_back or lookup_drop frees it */
         job_free(job);
     }
     while (!LIST_EMPTY(&t->dests)) {
@@ -911,13 +884,8 @@ void smtp_transport_free(struct smtp_transport *t)
         smtp_client_free(q->c);
         free(q);
     }
-    if (t->hub) {
-        pthread_mutex_lock(&t->hub->mu);
-        /* lookups handed over but not taken: their jobs are gone (job = NULL above) */
-        handoff_free(t->hub->back);
-        t->hub->back = NULL;
-        hub_unref_locked(t->hub);
-    }
+    /* lookups handed over but not taken: their jobs are gone (job = NULL above) */
+    handoff_close(t->back, lookup_drop);
     if (t->cconf.ssl_ctx)
         SSL_CTX_free(t->cconf.ssl_ctx);
     policies_free(t);

@@ -122,9 +122,73 @@ static void test_handoff(void)
     event_base_free(b);
 }
 
+/* a holder that outlives its hand-off: posted before the close, its item runs
+   in the close; posted after, it is dropped on its own thread */
+static int nrun, ndropped;
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void run_fn(void *ctx, struct handoff_item *item)
+{
+    (void) ctx;
+    (void) item;
+    nrun++;
+}
+
+static void drop_fn(struct handoff_item *item)
+{
+    (void) item;
+    __atomic_add_fetch(&ndropped, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *late_poster(void *arg)
+{
+    static struct posted late;
+    struct handoff *h = arg;
+
+    pthread_mutex_lock(&gate_mu);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+    handoff_post_release(h, &late.link);
+    return NULL;
+}
+
+static void test_handoff_close(void)
+{
+    static struct posted early;
+    struct event_base *b = event_base_new();
+    char err[256];
+    struct handoff *h = handoff_new(b, run_fn, NULL, err, sizeof(err));
+    pthread_t t;
+
+    TEST_CHECK(h != NULL, "handoff_new: %s", err);
+    if (h == NULL)
+        return;
+    handoff_hold(h);
+    handoff_hold(h);
+    handoff_hold(h);
+    pthread_create(&t, NULL, late_poster, h);
+    handoff_post_release(h, &early.link); /* a holder that posts before the close */
+    handoff_release(h);                   /* one that had nothing to post */
+    handoff_close(h, drop_fn);
+    TEST_INTEQ(nrun, 1);
+    TEST_INTEQ(ndropped, 0);
+    pthread_mutex_lock(&gate_mu);
+    gate_open = 1;
+    pthread_cond_signal(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+    pthread_join(t, NULL); /* its release frees h (ASan: no leak, no use after free) */
+    TEST_INTEQ(nrun, 1);
+    TEST_INTEQ(ndropped, 1);
+    event_base_free(b);
+}
+
 int main(void)
 {
     test_workq();
     test_handoff();
+    test_handoff_close();
     return test_summary();
 }
