@@ -125,16 +125,9 @@ static int copy_content(int fd, const struct local_job *job, const char *rcpt, i
             buf_reset(&b);
         }
     }
-    if (job->size == 0) {
-        for (size_t done = 0; done < b.len;) {
-            ssize_t w = write(fd, b.data + done, b.len - done);
-
-            if (w < 0) {
-                *rerr = errno;
-                goto out;
-            }
-            done += (size_t) w;
-        }
+    if (job->size == 0 && fileio_write_all(fd, b.data, b.len) != 0) {
+        *rerr = errno;
+        goto out;
     }
     rc = 0;
 out:
