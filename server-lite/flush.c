@@ -50,6 +50,7 @@
 #include "clock.h"
 #include "domain.h"
 #include "fileio.h"
+#include "htable.h"
 #include "flush.h"
 #include "timefmt.h"
 #include "log.h"
@@ -65,17 +66,14 @@
 
 typedef char flush_id_t[QUEUE_ID_MAX + 1];
 
-enum { SLOT_EMPTY, SLOT_USED, SLOT_TOMB };
-
-struct id_slot {
-    flush_id_t id;
-    unsigned char state;
+/* one queued ID of a site (common/htable value, the ID is the key) */
+struct id_entry {
     unsigned gen;              /* refresh generation that last confirmed it */
 };
 
 struct id_set {
-    struct id_slot *slots;
-    size_t cap, used, tomb;
+    struct htable *t;          /* ID -> struct id_entry; NULL while empty */
+    size_t used;
 };
 
 struct site {
@@ -102,8 +100,7 @@ struct flush {
     struct queue *q;
     char *dir;                 /* queue_directory/flush, for messages */
     int flushfd, tmpfd;
-    struct site **table;       /* open addressing, TOMB_SITE for deleted */
-    size_t cap, used, tomb;
+    struct htable *table;      /* name -> struct site */
     LIST_HEAD(, site) sites;   /* every site */
     size_t nsites;
     STAILQ_HEAD(, site) runq;  /* sites with a flush queued or running, oldest first */
@@ -119,82 +116,26 @@ struct flush {
     long long refresh_secs;    /* fast_flush_refresh_time the timer was armed with */
 };
 
-static struct site tomb_site;
-#define TOMB_SITE (&tomb_site)
-
-/* hash - FNV-1a */
-static uint64_t hash(const char *s)
+/* id_find - the entry of id, or NULL */
+static struct id_entry *id_find(const struct id_set *set, const char *id)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *s; s++) {
-        h ^= (unsigned char) *s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-/* id_slot_find - the slot holding id, or NULL */
-static struct id_slot *id_slot_find(const struct id_set *set, const char *id)
-{
-    if (set->cap == 0)
-        return NULL;
-    for (size_t i = hash(id) & (set->cap - 1), n = 0; n < set->cap; i = (i + 1) & (set->cap - 1), n++) {
-        struct id_slot *s = &set->slots[i];
-
-        if (s->state == SLOT_EMPTY)
-            return NULL;
-        if (s->state == SLOT_USED && strcmp(s->id, id) == 0)
-            return s;
-    }
-    return NULL;
-}
-
-/* id_set_resize - rehash into cap slots (a power of two) */
-static void id_set_resize(struct id_set *set, size_t cap)
-{
-    struct id_slot *old = set->slots;
-    size_t oldcap = set->cap;
-
-    set->slots = xcalloc(cap, sizeof(*set->slots));
-    set->cap = cap;
-    set->tomb = 0;
-    for (size_t i = 0; i < oldcap; i++) {
-        if (old[i].state != SLOT_USED)
-            continue;
-        size_t j = hash(old[i].id) & (cap - 1);
-
-        while (set->slots[j].state != SLOT_EMPTY)
-            j = (j + 1) & (cap - 1);
-        set->slots[j] = old[i];
-    }
-    free(old);
+    return set->t ? htable_find(set->t, id) : NULL;
 }
 
 /* id_set_add - insert id (1) or refresh its generation (0) */
 static int id_set_add(struct id_set *set, const char *id, unsigned gen)
 {
-    struct id_slot *s = id_slot_find(set, id);
-    size_t i;
+    struct id_entry *e = id_find(set, id);
 
-    if (s) {
-        s->gen = gen;
+    if (e) {
+        e->gen = gen;
         return 0;
     }
-    if ((set->used + set->tomb + 1) * 4 > set->cap * 3) {
-        size_t cap = set->cap ? set->cap : 16;
-
-        while ((set->used + 1) * 2 > cap)
-            cap *= 2;
-        id_set_resize(set, cap);
-    }
-    for (i = hash(id) & (set->cap - 1); set->slots[i].state == SLOT_USED; i = (i + 1) & (set->cap - 1))
-        ;
-    if (set->slots[i].state == SLOT_TOMB)
-        set->tomb--;
-    snprintf(set->slots[i].id, sizeof(set->slots[i].id), "%s", id);
-    set->slots[i].state = SLOT_USED;
-    set->slots[i].gen = gen;
+    if (set->t == NULL)
+        set->t = htable_new(16);
+    e = xmalloc(sizeof(*e));
+    e->gen = gen;
+    htable_insert(set->t, id, e);
     set->used++;
     return 1;
 }
@@ -202,14 +143,45 @@ static int id_set_add(struct id_set *set, const char *id, unsigned gen)
 /* id_set_del - remove id; 1 if it was there */
 static int id_set_del(struct id_set *set, const char *id)
 {
-    struct id_slot *s = id_slot_find(set, id);
+    struct id_entry *e = set->t ? htable_remove(set->t, id) : NULL;
 
-    if (s == NULL)
+    if (e == NULL)
         return 0;
-    s->state = SLOT_TOMB;
+    free(e);
     set->used--;
-    set->tomb++;
     return 1;
+}
+
+/* id_set_clear - forget every ID */
+static void id_set_clear(struct id_set *set)
+{
+    htable_free(set->t, free);
+    set->t = NULL;
+    set->used = 0;
+}
+
+/* id_list - the IDs of a set, in an array of n the caller frees (htable_walk order) */
+struct id_list {
+    flush_id_t *ids;
+    size_t n;
+};
+
+static void id_list_one(void *ctx, const char *key, void *value)
+{
+    struct id_list *l = ctx;
+
+    (void) value;
+    snprintf(l->ids[l->n++], sizeof(flush_id_t), "%s", key);
+}
+
+static flush_id_t *id_list(const struct id_set *set, size_t *n)
+{
+    struct id_list l = { xreallocarray(NULL, set->used ? set->used : 1, sizeof(flush_id_t)), 0 };
+
+    if (set->t)
+        htable_walk(set->t, id_list_one, &l);
+    *n = l.n;
+    return l.ids;
 }
 
 /* flush_file_name - the log file name of a domain: the lower-cased hostname */
@@ -227,27 +199,7 @@ int flush_file_name(const char *domain, char *out, size_t outlen)
 /* site_find - the site of a lower-cased name, or NULL */
 static struct site *site_find(const struct flush *f, const char *name)
 {
-    if (f->cap == 0)
-        return NULL;
-    for (size_t i = hash(name) & (f->cap - 1), n = 0; n < f->cap; i = (i + 1) & (f->cap - 1), n++) {
-        struct site *s = f->table[i];
-
-        if (s == NULL)
-            return NULL;
-        if (s != TOMB_SITE && strcmp(s->name, name) == 0)
-            return s;
-    }
-    return NULL;
-}
-
-/* table_put - place a site in the table (there is room) */
-static void table_put(struct site **table, size_t cap, struct site *s)
-{
-    size_t i = hash(s->name) & (cap - 1);
-
-    while (table[i] != NULL && table[i] != TOMB_SITE)
-        i = (i + 1) & (cap - 1);
-    table[i] = s;
+    return htable_find(f->table, name);
 }
 
 /* site_get - the site of a lower-cased, validated name; made when missing */
@@ -257,32 +209,10 @@ static struct site *site_get(struct flush *f, const char *name)
 
     if (s)
         return s;
-    if ((f->used + f->tomb + 1) * 4 > f->cap * 3) {
-        size_t cap = f->cap ? f->cap : 64;
-        struct site **table;
-
-        while ((f->used + 1) * 2 > cap)
-            cap *= 2;
-        table = xcalloc(cap, sizeof(*table));
-        for (size_t i = 0; i < f->cap; i++)
-            if (f->table[i] && f->table[i] != TOMB_SITE)
-                table_put(table, cap, f->table[i]);
-        free(f->table);
-        f->table = table;
-        f->cap = cap;
-        f->tomb = 0;
-    }
     s = xcalloc(1, sizeof(*s));
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->empty_since = clock_wall_sec();
-    for (size_t i = hash(name) & (f->cap - 1);; i = (i + 1) & (f->cap - 1))
-        if (f->table[i] == NULL || f->table[i] == TOMB_SITE) {
-            if (f->table[i] == TOMB_SITE)
-                f->tomb--;
-            f->table[i] = s;
-            break;
-        }
-    f->used++;
+    htable_insert(f->table, s->name, s);
     LIST_INSERT_HEAD(&f->sites, s, link);
     f->nsites++;
     return s;
@@ -291,7 +221,7 @@ static struct site *site_get(struct flush *f, const char *name)
 /* site_free - release one site's memory */
 static void site_free(struct site *s)
 {
-    free(s->ids.slots);
+    id_set_clear(&s->ids);
     free(s->run_ids);
     free(s);
 }
@@ -299,13 +229,7 @@ static void site_free(struct site *s)
 /* site_remove - take a site out of the table and the list and free it */
 static void site_remove(struct flush *f, struct site *s)
 {
-    for (size_t i = hash(s->name) & (f->cap - 1);; i = (i + 1) & (f->cap - 1))
-        if (f->table[i] == s) {
-            f->table[i] = TOMB_SITE;
-            f->tomb++;
-            f->used--;
-            break;
-        }
+    htable_remove(f->table, s->name);
     LIST_REMOVE(s, link);
     f->nsites--;
     site_free(s);
@@ -336,11 +260,13 @@ static int log_rewrite(struct flush *f, struct site *s)
     struct buf b = BUF_INIT;
     char tmp[64];
     const char *step;
+    size_t n;
+    flush_id_t *ids = id_list(&s->ids, &n);
     int rc = 0;
 
-    for (size_t i = 0; i < s->ids.cap; i++)
-        if (s->ids.slots[i].state == SLOT_USED)
-            buf_printf(&b, "%s\n", s->ids.slots[i].id);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s\n", ids[i]);
+    free(ids);
     snprintf(tmp, sizeof(tmp), "flush.%ld.%lu", (long) getpid(), f->tmp_counter++);
     if (fileio_replace(f->tmpfd, tmp, f->flushfd, s->name, b.data ? b.data : "", b.len, 0600, 0,
                        &step) != 0) {
@@ -521,13 +447,7 @@ static void start_run(struct flush *f, struct site *s)
 /* snapshot - copy a site's IDs for its run (taken after the ETRN reply) */
 static void snapshot(struct site *s)
 {
-    size_t n = 0;
-
-    s->run_ids = xreallocarray(NULL, s->ids.used ? s->ids.used : 1, sizeof(flush_id_t));
-    for (size_t i = 0; i < s->ids.cap; i++)
-        if (s->ids.slots[i].state == SLOT_USED)
-            memcpy(s->run_ids[n++], s->ids.slots[i].id, sizeof(flush_id_t));
-    s->run_count = n;
+    s->run_ids = id_list(&s->ids, &s->run_count);
 }
 
 /* finish_run - a site's flush is done: log it and take it off the run queue */
@@ -565,7 +485,7 @@ static void run_cb(evutil_socket_t fd, short what, void *arg)
         }
         id = s->run_ids[s->run_pos++];
         done++;
-        if (id_slot_find(&s->ids, id) == NULL) {
+        if (id_find(&s->ids, id) == NULL) {
             s->run_stale++;             /* dropped since the snapshot */
             continue;
         }
@@ -671,8 +591,7 @@ void flush_forget(struct flush *f, const char *id)
         }
         if (s->ids.used == 0)
             continue;
-        free(s->ids.slots);
-        memset(&s->ids, 0, sizeof(s->ids));
+        id_set_clear(&s->ids);
         s->empty_since = clock_wall_sec();
         log_rewrite(f, s);
     }
@@ -706,7 +625,7 @@ static void walk_message(struct flush *f, const char *id)
             || flush_file_name(at + 1, name, sizeof(name)) != 0 || !eligible_name(f, name))
             continue;
         s = site_get(f, name);
-        if (id_slot_find(&s->ids, id) == NULL)
+        if (id_find(&s->ids, id) == NULL)
             f->walk_added++;
         add_id(f, s, id);
     }
@@ -719,20 +638,22 @@ static void sweep_site(struct flush *f, struct site *s)
     int eligible = eligible_name(f, s->name);
     size_t dropped = f->walk_dropped;
 
-    for (size_t i = 0; i < s->ids.cap; i++) {
-        struct id_slot *slot = &s->ids.slots[i];
+    size_t n;
+    flush_id_t *ids = id_list(&s->ids, &n); /* a copy: no removal while walking the table */
 
-        if (slot->state != SLOT_USED || (eligible && slot->gen == f->gen))
+    for (size_t i = 0; i < n; i++) {
+        struct id_entry *e = id_find(&s->ids, ids[i]);
+
+        if (eligible && e->gen == f->gen)
             continue;
-        if (eligible && in_queue(f, slot->id)) {
-            slot->gen = f->gen;
+        if (eligible && in_queue(f, ids[i])) {
+            e->gen = f->gen;
             continue;
         }
-        slot->state = SLOT_TOMB;      /* in place: no rehash while iterating */
-        s->ids.used--;
-        s->ids.tomb++;
+        id_set_del(&s->ids, ids[i]);
         f->walk_dropped++;
     }
+    free(ids);
     if (s->ids.used == 0 && s->empty_since == 0)
         s->empty_since = clock_wall_sec();
     if (f->walk_dropped != dropped)
@@ -880,6 +801,7 @@ struct flush *flush_open(struct event_base *base, const struct server_config *co
 
     f->base = base;
     f->conf = conf;
+    f->table = htable_new(64);
     LIST_INIT(&f->sites);
     STAILQ_INIT(&f->runq);
     f->q = q;
@@ -1023,7 +945,7 @@ void flush_free(struct flush *f)
         next = LIST_NEXT(s, link);
         site_free(s);
     }
-    free(f->table);
+    htable_free(f->table, NULL);
     if (f->flushfd >= 0)
         close(f->flushfd);
     if (f->tmpfd >= 0)
