@@ -1,10 +1,14 @@
 /*
- * sasl_users - the smtpd_sasl_users_file: "user:crypt-hash" lines for AUTH.
+ * sasl_users - the smtpd_sasl_users_file: "user:crypt-hash" lines for AUTH
+ * PLAIN/LOGIN, "user:{CRAM-MD5}<64 hex digits>" lines (Dovecot's verifier,
+ * doveadm pw -s CRAM-MD5) for CRAM-MD5; a user may have one of each.
  *
  * sasl_users_load() reads the whole file (blank lines and lines starting
- * with '#' skipped; lines of any length). Every problem is an error
+ * with '#' skipped; lines of any length). A file readable by others is
+ * refused (verifiers are password equivalents). Every problem is an error
  * "FILE:LINE: what is wrong" in err: no ':', an empty or unprintable user
- * name, a user given twice, a hash that is not a full hash of a modern
+ * name, a user given twice (twice the same kind), a verifier that is not 64
+ * hex digits, a hash that is not a full hash of a modern
  * method (yescrypt, bcrypt, SHA-512/256 crypt; DES and MD5 are refused;
  * make hashes with "openssl passwd -6" or mkpasswd). On error nothing
  * stays allocated and NULL is returned. The result is owned by the caller:
@@ -27,13 +31,21 @@
 struct sasl_users;
 struct sasl_check;
 
+#define SASL_CRAM_VERIFIER_LEN 32
+
 struct sasl_users *sasl_users_load(const char *path, char *err, size_t errlen);
 int sasl_users_verify(struct sasl_users *u, const char *user, const char *password);
 struct sasl_check *sasl_check_new(const struct sasl_users *u, const char *user,
                                   const char *password);
+struct sasl_check *sasl_check_new_cram(const struct sasl_users *u, const char *user,
+                                       const char *challenge, const char *digest_hex);
 int sasl_check_run(struct sasl_check *c);
 void sasl_check_free(struct sasl_check *c);
 size_t sasl_users_count(const struct sasl_users *u);
+size_t sasl_users_cram(const struct sasl_users *u);
+void sasl_cram_verifier(const char *password, unsigned char out[SASL_CRAM_VERIFIER_LEN]);
+void sasl_cram_digest(const unsigned char verifier[SASL_CRAM_VERIFIER_LEN], const char *challenge,
+                      size_t len, unsigned char digest[16]);
 void sasl_users_free(struct sasl_users *u);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * smtpd_auth.c - AUTH PLAIN and LOGIN (RFC 4954, RFC 4616) over the ops of
- * whatever session uses it.
+ * smtpd_auth.c - AUTH PLAIN and LOGIN (RFC 4954, RFC 4616) and CRAM-MD5
+ * (RFC 2195) over the ops of whatever session uses it.
  *
  * The mechanisms are a table { name, needs TLS, start }; an exchange is a
  * step (the response awaited next) per session. The crypt(3) check goes to
@@ -14,15 +14,18 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "alloc.h"
 #include "anvil.h"
@@ -42,6 +45,7 @@ enum auth_step {
     STEP_PLAIN,      /* 334 sent, waiting for the PLAIN response */
     STEP_LOGIN_USER, /* 334 Username: sent */
     STEP_LOGIN_PASS, /* 334 Password: sent */
+    STEP_CRAM,       /* 334 <challenge> sent */
 };
 
 struct smtpd_auth {
@@ -68,6 +72,7 @@ struct smtpd_auth_session {
     enum auth_step step;
     const char *method;        /* of the exchange running */
     char *login_user;
+    char *challenge;           /* CRAM-MD5's, while its exchange runs */
     unsigned failures;
     char *user;                /* authenticated, or NULL */
     const char *user_method;
@@ -92,12 +97,15 @@ typedef void (*mech_fn)(struct smtpd_auth_session *as, const char *init);
 
 static void plain_start(struct smtpd_auth_session *as, const char *init);
 static void login_start(struct smtpd_auth_session *as, const char *init);
+static void cram_start(struct smtpd_auth_session *as, const char *init);
 
 static const struct mechanism {
     const char *name;
     int tls_only;              /* the password crosses the wire: only inside TLS */
+    int cram;                  /* needs {CRAM-MD5} verifiers: offered when a user has one */
     mech_fn start;             /* init: the initial response, or NULL */
 } mechanisms[] = {
+    { .name = "CRAM-MD5", .cram = 1, .start = cram_start },
     { .name = "PLAIN", .tls_only = 1, .start = plain_start },
     { .name = "LOGIN", .tls_only = 1, .start = login_start },
 };
@@ -174,6 +182,8 @@ static void wipe(unsigned char *p, size_t len)
 static void exchange_end(struct smtpd_auth_session *as)
 {
     as->step = STEP_NONE;
+    free(as->challenge);
+    as->challenge = NULL;
     if (as->login_user) {
         wipe((unsigned char *) as->login_user, strlen(as->login_user));
         as->login_user = NULL;
@@ -286,8 +296,16 @@ static void check_back(void *arg)
     fail_reply(w);
 }
 
+static void submit(struct smtpd_auth_session *as, const char *user, struct sasl_check *check);
+
 /* verify - hand the credentials to the worker thread; the session holds until the verdict */
 static void verify(struct smtpd_auth_session *as, const char *user, const char *password)
+{
+    submit(as, user, sasl_check_new(as->a->users, user, password));
+}
+
+/* submit - run check on the worker thread; the session holds until the verdict */
+static void submit(struct smtpd_auth_session *as, const char *user, struct sasl_check *check)
 {
     struct auth_wait *w = xcalloc(1, sizeof(*w));
 
@@ -298,7 +316,7 @@ static void verify(struct smtpd_auth_session *as, const char *user, const char *
     w->exempt = as->exempt;
     w->method = as->method;
     w->user = xstrdup(user);
-    w->check = sasl_check_new(as->a->users, user, password);
+    w->check = check;
     as->wait = w;
     as->ops->hold(as->ctx);
     workq_submit(as->a->wq, check_work, check_back, w);
@@ -391,6 +409,61 @@ static void login_pass(struct smtpd_auth_session *as, const char *text)
     wipe(dec, len);
 }
 
+/* cram_response - "user SP 32 hex digits", base64 (RFC 2195) */
+static void cram_response(struct smtpd_auth_session *as, const char *text)
+{
+    unsigned char *dec;
+    size_t len;
+    char *sp;
+
+    if (b64_decode(text, &dec, &len) != 0) {
+        bad_response(as, 1);
+        return;
+    }
+    sp = strrchr((char *) dec, ' ');
+    if (memchr(dec, 0, len) != NULL || sp == NULL || sp == (char *) dec) {
+        wipe(dec, len);
+        exchange_end(as);
+        failed(as, NULL, 1);
+        return;
+    }
+    *sp = 0;
+    submit(as, (const char *) dec,
+           sasl_check_new_cram(as->a->users, (const char *) dec, as->challenge, sp + 1));
+    wipe(dec, len);
+}
+
+/* cram_start - AUTH CRAM-MD5: a challenge "<random.time@myhostname>" */
+static void cram_start(struct smtpd_auth_session *as, const char *init)
+{
+    unsigned char rnd[8];
+    uint64_t r = 0;
+    struct buf b = BUF_INIT;
+    char *enc;
+    size_t enclen;
+
+    if (init) {
+        say(as, "501 5.5.4 Syntax: CRAM-MD5 takes no initial response");
+        return;
+    }
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        say(as, "454 4.7.0 Temporary authentication failure");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        r = r << 8 | rnd[i];
+    buf_printf(&b, "<%llu.%lld@%s>", (unsigned long long) r, (long long) time(NULL),
+               as->a->myhostname);
+    as->challenge = xstrdup(buf_cstr(&b));
+    enclen = 4 * ((b.len + 2) / 3) + 1;
+    enc = xmalloc(enclen);
+    EVP_EncodeBlock((unsigned char *) enc, (const unsigned char *) buf_cstr(&b), (int) b.len);
+    as->step = STEP_CRAM;
+    say(as, "334 %s", enc);
+    free(enc);
+    buf_free(&b);
+}
+
 /* plain_start - AUTH PLAIN [initial-response] */
 static void plain_start(struct smtpd_auth_session *as, const char *init)
 {
@@ -436,6 +509,9 @@ void smtpd_auth_response(struct smtpd_auth_session *as, char *line, size_t len)
         break;
     case STEP_LOGIN_PASS:
         login_pass(as, line);
+        break;
+    case STEP_CRAM:
+        cram_response(as, line);
         break;
     case STEP_NONE:
         break;
@@ -493,7 +569,8 @@ enum smtpd_auth_status smtpd_auth_command(struct smtpd_auth_session *as, int tls
         return SMTPD_AUTH_DONE;
     }
     for (size_t i = 0; i < NMECHANISMS; i++) {
-        if (strcasecmp(arg, mechanisms[i].name) == 0 && (tls || !mechanisms[i].tls_only)) {
+        if (strcasecmp(arg, mechanisms[i].name) == 0 && (tls || !mechanisms[i].tls_only)
+            && (!mechanisms[i].cram || sasl_users_cram(as->a->users) > 0)) {
             as->method = mechanisms[i].name;
             mechanisms[i].start(as, init);
             return SMTPD_AUTH_DONE;
@@ -568,20 +645,26 @@ struct smtpd_auth *smtpd_auth_new(struct event_base *base, struct anvil *anvil,
     a->anvil = anvil;
     a->service = xstrdup(service);
     a->myhostname = xstrdup("");
-    for (int tls = 0; tls < 2; tls++) {
-        struct buf b = BUF_INIT;
-
-        for (size_t i = 0; i < NMECHANISMS; i++)
-            if (tls || !mechanisms[i].tls_only)
-                buf_printf(&b, "%s%s", b.len ? " " : "", mechanisms[i].name);
-        snprintf(a->offered[tls], sizeof(a->offered[tls]), "%s", buf_cstr(&b));
-        buf_free(&b);
-    }
     if ((a->wq = workq_new(base, AUTH_THREADS, err, errlen)) == NULL) {
         smtpd_auth_free(a);
         return NULL;
     }
     return a;
+}
+
+/* set_offered - the EHLO lists for the users loaded */
+static void set_offered(struct smtpd_auth *a)
+{
+    for (int tls = 0; tls < 2; tls++) {
+        struct buf b = BUF_INIT;
+
+        for (size_t i = 0; a->users && i < NMECHANISMS; i++)
+            if ((tls || !mechanisms[i].tls_only)
+                && (!mechanisms[i].cram || sasl_users_cram(a->users) > 0))
+                buf_printf(&b, "%s%s", b.len ? " " : "", mechanisms[i].name);
+        snprintf(a->offered[tls], sizeof(a->offered[tls]), "%s", buf_cstr(&b));
+        buf_free(&b);
+    }
 }
 
 /* smtpd_auth_set_users - (re)load the users file; an empty path turns AUTH off */
@@ -593,6 +676,7 @@ int smtpd_auth_set_users(struct smtpd_auth *a, const char *path, int reload, cha
     if (path == NULL || *path == 0) {
         sasl_users_free(a->users);
         a->users = NULL;
+        set_offered(a);
         return 0;
     }
     if ((users = sasl_users_load(path, err, errlen)) == NULL) {
@@ -604,6 +688,7 @@ int smtpd_auth_set_users(struct smtpd_auth *a, const char *path, int reload, cha
     }
     sasl_users_free(a->users);
     a->users = users;
+    set_offered(a);
     return 0;
 }
 

@@ -15,7 +15,8 @@ check "test setup: self-signed certificate made" test -s "$T/cert.pem"
 hash=$($PY -W ignore -c 'import crypt; print(crypt.crypt("secret", "$6$rounds=2000000$saltsalt$"))')
 # bob's hash is quick (5000 rounds), so his failures time the delays alone
 { echo "alice:$hash"; echo "bob:$(openssl passwd -6 hunter2)"; } >"$T/users"
-chmod 644 "$T/users" "$T/key.pem" "$T/cert.pem"
+chmod 644 "$T/key.pem" "$T/cert.pem"
+chown nobody "$T/users" && chmod 600 "$T/users"
 
 port=$(free_port)
 srv_conf s "127.0.0.1:$port" \

@@ -23,6 +23,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
     echo "bob:$(openssl passwd -6 pb)"
     echo "carol:$(openssl passwd -6 pc)"
 } >"$T/users"
+chown nobody "$T/users" && chmod 600 "$T/users"
 
 # relay_conf ETRN_REPLY
 relay_conf() {

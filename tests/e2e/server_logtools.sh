@@ -30,7 +30,8 @@ wait_port "$refuser" 10
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
     -keyout "$T/key.pem" -out "$T/cert.pem" >/dev/null 2>&1
 echo "alice:$(openssl passwd -6 secret)" >"$T/users"
-chmod 644 "$T/key.pem" "$T/users"
+chmod 644 "$T/key.pem"
+chown nobody "$T/users" && chmod 600 "$T/users"
 
 # 127.0.0.1 is not in mynetworks: relaying to outside.example is refused
 srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.2/32" \

@@ -25,6 +25,7 @@ check "test setup: self-signed certificate made" test -s "$T/cert.pem"
     echo "alice:$(openssl passwd -6 secret)"
     echo "bob:$(openssl passwd -6 hunter2)"
 } >"$T/users"
+chown nobody "$T/users" && chmod 600 "$T/users"
 
 # write_conf NAME PORT [extra main lines...] - $T/NAME/server.ini
 write_conf() {
@@ -294,6 +295,7 @@ check_eq "key of another certificate: exit 78 (configuration)" "$rc" 78
 check "key of another certificate: says so" \
     grep -qF "smtpd_tls_key_file $T/key2.pem: does not match the certificate in $T/cert.pem" "$T/out/bad.out"
 printf 'alice:secret\n' >"$T/badusers"
+chown nobody "$T/badusers" && chmod 600 "$T/badusers"
 write_conf plainusers "$port" "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
     "smtpd_sasl_users_file = $T/badusers"
 run_bad "$T/plainusers/server.ini"; rc=$?

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -312,7 +313,8 @@ int main(void)
     }
     snprintf(users_path, sizeof(users_path), "%s/users", dir);
     fp = fopen(users_path, "w");
-    if (fp == NULL || fputs("alice:" HASH_SECRET "\n", fp) == EOF || fclose(fp) != 0) {
+    if (fp == NULL || fputs("alice:" HASH_SECRET "\n", fp) == EOF || fclose(fp) != 0
+        || chmod(users_path, 0600) != 0) {
         perror(users_path);
         return 2;
     }
