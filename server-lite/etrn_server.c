@@ -41,6 +41,7 @@
 #include "control.h"
 #include "exitcode.h"
 #include "flush.h"
+#include "odmr.h"
 #include "log.h"
 #include "qmgr.h"
 #include "queue.h"
@@ -62,6 +63,7 @@ struct server {
     struct local_transport *local;
     struct qmgr *qmgr;
     struct flush *flush;
+    struct odmr *odmr;
     struct control *control;
 };
 
@@ -154,6 +156,7 @@ static void reload(struct server *sv)
     local_transport_set_config(sv->local, conf);
     qmgr_set_config(sv->qmgr, conf);
     flush_set_config(sv->flush, conf);
+    odmr_set_config(sv->odmr, conf);
     sv->conf = conf;
     server_config_free(old);
     free(old);
@@ -261,11 +264,23 @@ static int ctl_status(void *ctx, int json, struct buf *out)
         qmgr_status_json(sv->qmgr, out);
         buf_putc(out, ',');
         flush_status_json(sv->flush, out);
+        buf_putc(out, ',');
+        odmr_status_json(sv->odmr, out);
         buf_putc(out, '}');
     } else {
         qmgr_status_text(sv->qmgr, out);
         buf_putc(out, '\n');
         flush_status_text(sv->flush, out);
+        if (odmr_turns(sv->odmr) || out->len) {
+            struct buf t = BUF_INIT;
+
+            odmr_status_text(sv->odmr, &t);
+            if (t.len) {
+                buf_putc(out, '\n');
+                buf_puts(out, buf_cstr(&t));
+            }
+            buf_free(&t);
+        }
     }
     return QUEUE_OK;
 }
@@ -291,6 +306,8 @@ static void start_flush_control(struct server *sv, struct queue *q)
     qmgr_set_flush_hook(sv->qmgr, flush_note, sv->flush);
     flush_set_deliver(sv->flush, flush_deliver_cb, sv->qmgr);
     smtpd_set_etrn_hook(sv->smtpd, flush_site_cb, sv);
+    sv->odmr = odmr_new(sv->base, sv->conf, sv->qmgr, sv->flush);
+    smtpd_set_odmr(sv->smtpd, sv->odmr);
     if (snprintf(path, sizeof(path), "%s/public/control", sv->conf->queue_directory)
         >= (int) sizeof(path))
         log_fatal_code(EXIT_CONFIG, "queue_directory too long");
@@ -471,6 +488,7 @@ static int serve(struct server *sv, struct passwd *pw)
     rc = event_base_dispatch(sv->base);
     control_free(sv->control);
     smtpd_free(sv->smtpd);
+    odmr_free(sv->odmr);
     smtp_transport_free(sv->smtp);
     local_transport_free(sv->local);
     qmgr_free(sv->qmgr);

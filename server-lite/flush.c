@@ -513,6 +513,17 @@ size_t flush_waiting(const struct flush *f, const char *domain)
     return s->ids.used;
 }
 
+/* flush_running - a flush of domain is queued or in progress */
+int flush_running(const struct flush *f, const char *domain)
+{
+    char name[DOMAIN_MAX + 1];
+    const struct site *s;
+
+    if (flush_file_name(domain, name, sizeof(name)) != 0 || (s = site_find(f, name)) == NULL)
+        return 0;
+    return s->running;
+}
+
 /* note_etrn - remember who asked for a site's flush, for status */
 static void note_etrn(struct site *s, const char *client, const char *user)
 {

@@ -17,7 +17,8 @@
  * (address literals have no log). FLUSH_ERROR: no deliver callback set (458).
  * Log file format and file names: see the top of flush.c. Extra entry points
  * (tests, main): flush_file_name() maps a domain to its log's file name (-1 if
- * it is not a hostname), flush_waiting() counts a domain's IDs, flush_refresh()
+ * it is not a hostname), flush_waiting() counts a domain's IDs, flush_running()
+ * says whether its flush is queued or in progress, flush_refresh()
  * starts a rebuild from deferred/ now, flush_maintain() rewrites grown logs and
  * purges empty ones as of now (the maintenance timer calls it). flush_forget()
  * drops an ID from every log ("ALL": every ID); the qmgr's hook uses it for
@@ -64,6 +65,7 @@ void flush_status_text(const struct flush *f, struct buf *out);
 
 int flush_file_name(const char *domain, char *out, size_t outlen);
 size_t flush_waiting(const struct flush *f, const char *domain);
+int flush_running(const struct flush *f, const char *domain);
 void flush_refresh(struct flush *f);
 void flush_maintain(struct flush *f, time_t now);
 void flush_forget(struct flush *f, const char *id);

@@ -93,6 +93,19 @@ struct dest {
     time_t last_attempt;
     char last_result[QUEUE_REASON_MAX + 16];
     int dispatching;
+    int odmr;                      /* an ODMR session's destination: one job at a time */
+    struct qmgr_grant *grant;      /* its session, NULL once it ended */
+};
+
+/* an ODMR session holding domains: their recipients go over its connection */
+struct qmgr_grant {
+    struct qmgr *m;
+    struct dest *d;
+    char **domains;
+    size_t ndomains;
+    qmgr_deliver_fn fn;
+    void *ctx;
+    struct qmgr_grant *next;
 };
 
 struct qent {
@@ -166,6 +179,8 @@ struct qmgr {
     struct transport_slot transports[SERVER_TRANSPORT_COUNT];
     qmgr_flush_hook_fn hook;
     void *hook_ctx;
+    struct qmgr_grant *grants;     /* ODMR sessions */
+    unsigned long grant_seq;
 };
 
 static void finish(struct amsg *am);
@@ -506,6 +521,87 @@ static size_t dest_limit(const struct qmgr *m)
     return n < 1 ? 1 : (size_t) n;
 }
 
+/* grant_find - the ODMR session holding domain, or NULL */
+static struct qmgr_grant *grant_find(const struct qmgr *m, const char *domain)
+{
+    for (struct qmgr_grant *g = m->grants; g; g = g->next)
+        for (size_t i = 0; i < g->ndomains; i++)
+            if (strcasecmp(g->domains[i], domain) == 0)
+                return g;
+    return NULL;
+}
+
+/* qmgr_grant_new - an ODMR session's destination, named name ("odmr:user[addr]") */
+struct qmgr_grant *qmgr_grant_new(struct qmgr *m, const char *name, qmgr_deliver_fn fn,
+                                  void *ctx)
+{
+    struct qmgr_grant *g = xcalloc(1, sizeof(*g));
+    struct dest *d = xcalloc(1, sizeof(*d));
+    char key[64];
+
+    snprintf(key, sizeof(key), "odmr:%lu", ++m->grant_seq);
+    d->key = xstrdup(key);
+    d->name = xstrdup(name);
+    d->route.transport = SERVER_TRANSPORT_SMTP;
+    d->window = 1;
+    d->odmr = 1;
+    d->grant = g;
+    STAILQ_INIT(&d->queue);
+    (void) htable_insert(m->dests, d->key, d); /* "odmr:N" keys are unique */
+    g->m = m;
+    g->d = d;
+    g->fn = fn;
+    g->ctx = ctx;
+    g->next = m->grants;
+    m->grants = g;
+    return g;
+}
+
+/* qmgr_grant_domain - domain's recipients go to g from now on */
+void qmgr_grant_domain(struct qmgr_grant *g, const char *domain)
+{
+    g->domains = xreallocarray(g->domains, g->ndomains + 1, sizeof(*g->domains));
+    g->domains[g->ndomains++] = xstrdup(domain);
+}
+
+/* qmgr_grant_held - the domain is held by some ODMR session */
+int qmgr_grant_held(const struct qmgr *m, const char *domain)
+{
+    return grant_find(m, domain) != NULL;
+}
+
+/* qmgr_grant_busy - jobs of g waiting or running */
+size_t qmgr_grant_busy(const struct qmgr_grant *g)
+{
+    size_t n = g->d->running;
+    const struct job *j;
+
+    STAILQ_FOREACH(j, &g->d->queue, wait)
+        n++;
+    return n;
+}
+
+/* qmgr_grant_end - the session is over: jobs still waiting are deferred */
+void qmgr_grant_end(struct qmgr_grant *g)
+{
+    struct qmgr *m;
+    struct qmgr_grant **pp;
+
+    if (g == NULL)
+        return;
+    m = g->m;
+    for (pp = &m->grants; *pp && *pp != g; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = g->next;
+    g->d->grant = NULL;
+    dest_dispatch(m, g->d); /* each waiting job: "ODMR session ended" */
+    for (size_t i = 0; i < g->ndomains; i++)
+        free(g->domains[i]);
+    free(g->domains);
+    free(g);
+}
+
 /* ---- results ---- */
 
 /* settle - make the recipient states marked so far durable (not needed before an unlink) */
@@ -803,7 +899,7 @@ static void job_done(void *ctx, const struct delivery_report *rep)
     if (rep->nrcpt > 0)
         snprintf(d->last_result, sizeof(d->last_result), "%s (%s)",
                  delivery_status_name(rep->rcpt[0].status), rep->rcpt[0].text);
-    if (d->route.transport != SERVER_TRANSPORT_LOCAL && conn_failure(rep)) {
+    if (d->route.transport != SERVER_TRANSPORT_LOCAL && !d->odmr && conn_failure(rep)) {
         d->dead_until = now + (double) m->conf->minimal_backoff_time;
         snprintf(d->dead_dsn, sizeof(d->dead_dsn), "%s", rep->rcpt[0].dsn);
         snprintf(d->dead_reason, sizeof(d->dead_reason), "%s", rep->rcpt[0].text);
@@ -817,8 +913,8 @@ static void job_done(void *ctx, const struct delivery_report *rep)
             }
     }
     if (rep->nrcpt == j->n) {
-        apply(d->route.transport == SERVER_TRANSPORT_LOCAL ? "local" : "smtp", j->am, j->idx,
-              j->n, rep, j->started);
+        apply(d->odmr ? "odmr" : d->route.transport == SERVER_TRANSPORT_LOCAL ? "local" : "smtp",
+              j->am, j->idx, j->n, rep, j->started);
     } else {
         log_error("%s: transport answered for %zu of %zu recipients", j->am->qm.id, rep->nrcpt,
                   j->n);
@@ -839,12 +935,21 @@ static void job_start(struct qmgr *m, struct job *j)
     struct dest *d = j->d;
     struct amsg *am = j->am;
     int kind = (int) d->route.transport;
-    struct transport_slot *slot = &m->transports[kind];
+    struct transport_slot *slot = &m->transports[kind], odmr_slot;
     struct delivery_job dj;
     char why[QUEUE_REASON_MAX + 1];
 
     if (slot->fn == NULL && kind == SERVER_TRANSPORT_ETRN_ONLY)
         slot = &m->transports[SERVER_TRANSPORT_SMTP];
+    if (d->odmr && d->grant == NULL) {
+        job_now(j, DELIVERY_TEMP, "4.4.2", "ODMR session ended");
+        return;
+    }
+    if (d->odmr) {
+        odmr_slot.fn = d->grant->fn;
+        odmr_slot.ctx = d->grant->ctx;
+        slot = &odmr_slot;
+    }
     if (slot->fn == NULL) {
         job_now(j, DELIVERY_TEMP, "4.3.0", "mail transport unavailable");
         return;
@@ -883,7 +988,7 @@ static void dest_dispatch(struct qmgr *m, struct dest *d)
         return;
     d->dispatching = 1;
     while (!STAILQ_EMPTY(&d->queue)
-           && d->running < (d->window < dest_limit(m) ? d->window : dest_limit(m))) {
+           && d->running < (d->odmr ? 1 : d->window < dest_limit(m) ? d->window : dest_limit(m))) {
         struct job *j = STAILQ_FIRST(&d->queue);
 
         STAILQ_REMOVE_HEAD(&d->queue, wait);
@@ -983,11 +1088,21 @@ static void activate(struct qmgr *m, struct qent *e)
         const char *domain = rcpt_domain(r->address);
         struct server_route route;
         struct dest *d;
+        struct qmgr_grant *g;
         char why[QUEUE_REASON_MAX + 1];
         size_t k;
 
         if (r->state != QUEUE_RCPT_PENDING)
             continue;
+        if ((g = grant_find(m, domain)) != NULL) {
+            /* an ODMR session holds the domain: over its connection, as a flush goes */
+            d = am->rdest[i] = g->d;
+            if (e->flush_req && e->nflush_domains && !flush_match(e, domain)) {
+                am->skipped = 1;
+                continue;
+            }
+            goto add_job;
+        }
         if (*domain == 0 || server_transport_lookup(m->conf, domain, &route) != 0) {
             if (e->flush_req && e->nflush_domains && !flush_match(e, domain)) {
                 am->skipped = 1;
@@ -1015,6 +1130,7 @@ static void activate(struct qmgr *m, struct qent *e)
                         why);
             continue;
         }
+    add_job:
         for (k = 0; k < njobs && jobs[k]->d != d; k++)
             ;
         if (k == njobs) {
@@ -1024,7 +1140,7 @@ static void activate(struct qmgr *m, struct qent *e)
             j->am = am;
             j->d = d;
             j->fd = -1;
-            j->flush = am->flush;
+            j->flush = am->flush || d->odmr;
             j->idx = xcalloc(am->qm.nrcpt, sizeof(*j->idx));
             j->addrs = xcalloc(am->qm.nrcpt, sizeof(*j->addrs));
             jobs = xreallocarray(jobs, njobs + 1, sizeof(*jobs));
@@ -1648,6 +1764,8 @@ void qmgr_free(struct qmgr *m)
 
     if (m == NULL)
         return;
+    while (m->grants)
+        qmgr_grant_end(m->grants);
     while (!LIST_EMPTY(&m->running)) {
         struct job *j = LIST_FIRST(&m->running);
 

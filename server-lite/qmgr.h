@@ -20,6 +20,15 @@
  * SMTP and ETRN_ONLY, local for LOCAL; unit tests: a fake); a transport kind
  * with no function set defers its mail ("4.3.0 transport unavailable").
  * ETRN_ONLY falls back to the SMTP function when it has none of its own.
+ * ODMR (RFC 2645): qmgr_grant_new() makes a destination for one ODMR session
+ * (name: "odmr:user[addr]", its relay in status); qmgr_grant_domain() routes
+ * a domain's recipients to it (fn/ctx, the qmgr_deliver_fn contract, one job
+ * at a time) from the next activation on, ignoring transports,
+ * defer_transports and the dead list, as a flush does; delivery log lines
+ * say "odmr". qmgr_grant_busy() counts its jobs waiting or running;
+ * qmgr_grant_end() ends the routing (a job still running reports as usual;
+ * waiting ones are deferred "4.4.2 ODMR session ended") and frees g.
+ * qmgr_grant_held(): a session holds domain now.
  */
 #ifndef ETRNKIT_QMGR_H
 #define ETRNKIT_QMGR_H
@@ -59,6 +68,14 @@ void qmgr_incoming(struct qmgr *m, const char *id);
 int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain);
 /* every deferred message now, dead destinations forgotten; returns how many */
 size_t qmgr_flush_all(struct qmgr *m);
+
+struct qmgr_grant;
+struct qmgr_grant *qmgr_grant_new(struct qmgr *m, const char *name, qmgr_deliver_fn fn,
+                                  void *ctx);
+void qmgr_grant_domain(struct qmgr_grant *g, const char *domain);
+int qmgr_grant_held(const struct qmgr *m, const char *domain);
+size_t qmgr_grant_busy(const struct qmgr_grant *g);
+void qmgr_grant_end(struct qmgr_grant *g);
 
 int qmgr_delete(struct qmgr *m, const char *id); /* "ALL": every message */
 int qmgr_hold(struct qmgr *m, const char *id);

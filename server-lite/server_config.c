@@ -32,6 +32,7 @@ static const char *const tls_level_choices[] = { "none", "may", "encrypt", "veri
 static const struct cfg_key main_keys[] = {
     { "myhostname", CFG_STRING, NULL, 0, 0, NULL, OFF(myhostname), 0 },
     { "inet_interfaces", CFG_LIST, "0.0.0.0:25 [::]:25", 0, 0, NULL, OFF(inet_interfaces), 0 },
+    { "odmr_listen", CFG_LIST, "", 0, 0, NULL, OFF(odmr_listen), 0 },
     { "queue_directory", CFG_STRING, "/var/spool/etrnkit", 0, 0, NULL, OFF(queue_directory), 0 },
     { "mail_owner", CFG_STRING, "etrnkit", 0, 0, NULL, OFF(mail_owner), 0 },
     { "maillog_file", CFG_STRING, NULL, 0, 0, NULL, OFF(maillog_file), 0 },
@@ -782,6 +783,26 @@ static int elem_listen(struct load *ld, const char *elem, struct cfg_list *out, 
     return 0;
 }
 
+/* elem_odmr_listen - an odmr_listen element: host:port (the port defaults to 366, RFC 2645) */
+static int elem_odmr_listen(struct load *ld, const char *elem, struct cfg_list *out, char *why,
+                            size_t whylen)
+{
+    struct server_config *conf = ld->conf;
+    const char *reason;
+    char *host;
+    int port;
+
+    if (server_hostport_parse(elem, 366, &host, &port, &reason) != 0) {
+        snprintf(why, whylen, "\"%s\": %s", elem, reason);
+        return -1;
+    }
+    conf->odmr = xreallocarray(conf->odmr, conf->nodmr + 1, sizeof(*conf->odmr));
+    conf->odmr[conf->nodmr].host = host;
+    conf->odmr[conf->nodmr++].port = port;
+    cfg_list_add(out, elem);
+    return 0;
+}
+
 /* elem_transport_name - a defer_transports element */
 static int elem_transport_name(struct load *ld, const char *elem, struct cfg_list *out, char *why,
                                size_t whylen)
@@ -1016,6 +1037,8 @@ static int finish_main(struct load *ld)
         main_error(ld, "inet_interfaces", "no address to listen on");
         return -1;
     }
+    if (list_expand(ld, "odmr_listen", &c->odmr_listen, elem_odmr_listen) != 0)
+        return -1;
     if (check_path_key(ld, "queue_directory", c->queue_directory, 1) != 0)
         return -1;
     if (c->mail_owner == NULL || *c->mail_owner == 0
@@ -1370,6 +1393,9 @@ void server_config_free(struct server_config *conf)
     for (size_t i = 0; i < conf->nlisten; i++)
         free(conf->listen[i].host);
     free(conf->listen);
+    for (size_t i = 0; i < conf->nodmr; i++)
+        free(conf->odmr[i].host);
+    free(conf->odmr);
     free(conf->mynetworks_nets.nets);
     free(conf->event_limit_exception_nets.nets);
     free(conf->etrn_restrictions);

@@ -91,6 +91,7 @@ struct server_config {
     /* [main], as in the file (lists after /file and $name expansion) */
     char *myhostname;
     struct cfg_list inet_interfaces;
+    struct cfg_list odmr_listen;   /* ODMR (RFC 2645) listeners; empty: none */
     char *queue_directory;
     char *mail_owner;
     char *maillog_file;            /* NULL or "": syslog */
@@ -159,6 +160,8 @@ struct server_config {
     /* derived from the above */
     struct server_listen *listen;
     size_t nlisten;
+    struct server_listen *odmr;    /* from odmr_listen */
+    size_t nodmr;
     struct server_netlist mynetworks_nets;
     struct server_netlist event_limit_exception_nets;
     enum server_restriction *etrn_restrictions;

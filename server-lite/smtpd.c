@@ -71,6 +71,7 @@
 #include "domain.h"
 #include "flush.h"
 #include "log.h"
+#include "odmr.h"
 #include "printable.h"
 #include "queue.h"
 #include "recipient.h"
@@ -136,6 +137,8 @@ struct session {
     int tls;               /* bev is the OpenSSL filter */
     int flushing;          /* ending: waiting for the socket below the filter */
     struct smtpd_auth_session *auth; /* AUTH: the exchange, the check, the user */
+    int odmr;              /* accepted on an odmr_listen address */
+    struct odmr_turn *turn; /* after ATRN's 250: the connection goes to it */
     int busy;              /* waiting for it: no input, no deadline */
     unsigned errors;       /* 4xx/5xx replies since the last message accepted */
     struct event *tarpit;  /* past smtpd_soft_error_limit: the delay before the next reply */
@@ -177,12 +180,13 @@ struct smtpd {
     struct smtpd_auth *auth;   /* AUTH mechanisms, users, password checks */
     struct client_names *names; /* NULL: smtpd_peername_lookup = no */
     struct anvil *anvil;       /* per-client-address counts */
+    struct odmr *odmr;         /* ATRN; NULL: ATRN answers 502 */
 };
 
 /* the commands, in the order of the counters in the disconnect line */
 enum cmd_id {
-    CMD_HELO, CMD_EHLO, CMD_STARTTLS, CMD_AUTH, CMD_ETRN, CMD_MAIL, CMD_RCPT, CMD_DATA,
-    CMD_RSET, CMD_NOOP, CMD_VRFY, CMD_HELP, CMD_QUIT, NCOMMANDS
+    CMD_HELO, CMD_EHLO, CMD_STARTTLS, CMD_AUTH, CMD_ETRN, CMD_ATRN, CMD_MAIL, CMD_RCPT,
+    CMD_DATA, CMD_RSET, CMD_NOOP, CMD_VRFY, CMD_HELP, CMD_QUIT, NCOMMANDS
 };
 
 /*
@@ -209,6 +213,8 @@ static void cmd_quit(struct session *s, char *arg);
 static void cmd_vrfy(struct session *s, char *arg);
 static void cmd_help(struct session *s, char *arg);
 static void cmd_etrn(struct session *s, char *arg);
+static void cmd_atrn(struct session *s, char *arg);
+static int check_atrn(struct session *s, const char *arg);
 static int check_starttls(struct session *s, const char *arg);
 static int check_auth(struct session *s, const char *arg);
 static int check_idle(struct session *s, const char *arg);
@@ -222,6 +228,7 @@ static const struct command commands[NCOMMANDS] = {
     [CMD_STARTTLS] = { "starttls", check_starttls, cmd_starttls },
     [CMD_AUTH] = { "auth", check_auth, cmd_auth },
     [CMD_ETRN] = { "etrn", check_idle, cmd_etrn },
+    [CMD_ATRN] = { "atrn", check_atrn, cmd_atrn },
     [CMD_MAIL] = { "mail", check_mail, cmd_mail },
     [CMD_RCPT] = { "rcpt", check_rcpt, cmd_rcpt },
     [CMD_DATA] = { "data", check_data, cmd_data },
@@ -325,6 +332,16 @@ static void cmd_ehlo(struct session *s, char *arg)
         return;
     s->esmtp = 1;
     reply(s, "250-%s", conf->myhostname);
+    if (s->odmr) {
+        /* RFC 2645: AUTH and ATRN; nothing for mail transactions */
+        if (s->srv->tls && !s->tls)
+            reply(s, "250-STARTTLS");
+        if ((mechs = smtpd_auth_offered(s->srv->auth, s->tls)) != NULL)
+            reply(s, "250-AUTH %s", mechs);
+        reply(s, "250-ATRN");
+        reply(s, "250 ENHANCEDSTATUSCODES");
+        return;
+    }
     reply(s, "250-PIPELINING");
     if (conf->message_size_limit > 0)
         reply(s, "250-SIZE %lld", conf->message_size_limit);
@@ -1045,6 +1062,21 @@ static void cmd_etrn(struct session *s, char *arg)
  * when the command may not run now, else returns 1.
  */
 
+/* cmd_atrn - ATRN [domain[,domain...]]: on 250 the connection goes to the turn */
+static void cmd_atrn(struct session *s, char *arg)
+{
+    struct buf b = BUF_INIT;
+    struct odmr_turn *t;
+
+    odmr_atrn(s->srv->odmr, session_user(s), s->addr, s->client, arg, &b, &t);
+    reply(s, "%s", buf_cstr(&b));
+    buf_free(&b);
+    if (t) {
+        s->turn = t;
+        close_after_reply(s); /* write_cb hands the connection over once 250 is out */
+    }
+}
+
 /* need_greeting - HELO/EHLO came first */
 static int need_greeting(struct session *s)
 {
@@ -1077,6 +1109,23 @@ static int check_idle(struct session *s, const char *arg)
 {
     (void) arg;
     return need_greeting(s) && no_transaction(s);
+}
+
+/* check_atrn - the ODMR listener only; greeted; authenticated */
+static int check_atrn(struct session *s, const char *arg)
+{
+    (void) arg;
+    if (!s->odmr || s->srv->odmr == NULL) {
+        reply(s, "502 5.5.1 Error: command not implemented");
+        return 0;
+    }
+    if (!need_greeting(s))
+        return 0;
+    if (session_user(s) == NULL) {
+        reply(s, "530 5.7.0 Authentication required");
+        return 0;
+    }
+    return 1;
 }
 
 /* check_starttls - no argument, not in TLS yet, a certificate, outside a transaction */
@@ -1144,6 +1193,13 @@ static int check_data(struct session *s, const char *arg)
     return 1;
 }
 
+/* odmr_command - the commands an ODMR listener takes (RFC 2645) */
+static int odmr_command(size_t cmd)
+{
+    return cmd == CMD_EHLO || cmd == CMD_STARTTLS || cmd == CMD_AUTH || cmd == CMD_ATRN
+           || cmd == CMD_NOOP || cmd == CMD_RSET || cmd == CMD_QUIT;
+}
+
 /* command_line - dispatch one command line (without its line end) */
 static void command_line(struct session *s, char *line, size_t len)
 {
@@ -1170,7 +1226,9 @@ static void command_line(struct session *s, char *line, size_t len)
             snprintf(s->last_cmd, sizeof(s->last_cmd), "%s", commands[i].name);
             for (char *c = s->last_cmd; *c; c++)
                 *c = (char) toupper((unsigned char) *c);
-            if (commands[i].check == NULL || commands[i].check(s, arg))
+            if (s->odmr && !odmr_command(i))
+                reply(s, "502 5.5.1 Error: command not available on the ODMR service");
+            else if (commands[i].check == NULL || commands[i].check(s, arg))
                 commands[i].proceed(s, arg);
             if (s->last_code < 400)
                 s->ok[i]++;
@@ -1433,12 +1491,31 @@ static void read_cb(struct bufferevent *bev, void *arg)
         session_finish(s);
 }
 
+/* turn_over - ATRN's 250 is out: the connection (TLS kept) goes to the turn */
+static void turn_over(struct session *s)
+{
+    struct bufferevent *bev = s->bev;
+    struct odmr_turn *t = s->turn;
+    int tls = s->tls;
+
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    s->bev = NULL;
+    s->turn = NULL;
+    session_free(s);
+    odmr_turn_start(t, bev, tls);
+}
+
 /* write_cb - bufferevent: output drained */
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
 
     (void) bev;
+    if (s->state == ST_CLOSING && s->turn) {
+        turn_over(s);
+        return;
+    }
     if (s->state == ST_CLOSING) {
         session_finish(s);
         return;
@@ -1558,7 +1635,9 @@ static void session_free(struct session *s)
     smtpd_auth_session_free(s->auth); /* a check running finishes without the session */
     transaction_reset(s);
     buf_free(&s->out);
-    bufferevent_free(s->bev);
+    odmr_turn_abort(s->turn); /* the session ended before ATRN's 250 was out */
+    if (s->bev)
+        bufferevent_free(s->bev);
     LIST_REMOVE(s, link);
     srv->nsessions--;
     if (s->deadline)
@@ -1742,12 +1821,13 @@ static int client_address(const struct sockaddr *sa, unsigned char raw[16],
 /* session_start - a session on a connected bufferevent (counted by anvil): name, then 220 */
 static void session_start(struct smtpd *srv, struct bufferevent *bev, int family,
                           const unsigned char raw[16], const char *addr, const char *client,
-                          int exempt)
+                          int exempt, int odmr)
 {
     const struct server_config *conf = srv->conf;
     struct session *s = xcalloc(1, sizeof(*s));
 
     s->srv = srv;
+    s->odmr = odmr;
     s->family = family;
     memcpy(s->rawaddr, raw, sizeof(s->rawaddr));
     s->exempt = exempt;
@@ -1780,19 +1860,15 @@ static void session_start(struct smtpd *srv, struct bufferevent *bev, int family
         greet(s);
 }
 
-/* accept_cb - new connection: the limits, then a session */
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* accept_any - new connection: the limits, then a session */
+static void accept_any(struct smtpd *srv, evutil_socket_t fd, struct sockaddr *sa, int odmr)
 {
-    struct smtpd *srv = arg;
     const struct server_config *conf = srv->conf;
     struct bufferevent *bev;
     char addr[INET6_ADDRSTRLEN], client[INET6_ADDRSTRLEN + 16];
     unsigned char raw[16];
     int family = client_address(sa, raw, addr, client, sizeof(client)), exempt;
 
-    (void) l;
-    (void) salen;
     if (srv->accept_paused)
         accept_resumed(srv);
     exempt = server_netlist_match(&conf->event_limit_exception_nets, family, raw);
@@ -1805,7 +1881,25 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         anvil_disconnect(srv->anvil, addr, clock_now_ms());
         return;
     }
-    session_start(srv, bev, family, raw, addr, client, exempt);
+    session_start(srv, bev, family, raw, addr, client, exempt, odmr);
+}
+
+/* accept_cb - a connection on an inet_interfaces address */
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void) l;
+    (void) salen;
+    accept_any(arg, fd, sa, 0);
+}
+
+/* accept_odmr_cb - a connection on an odmr_listen address */
+static void accept_odmr_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int salen, void *arg)
+{
+    (void) l;
+    (void) salen;
+    accept_any(arg, fd, sa, 1);
 }
 
 /* smtpd_attach - a session on a bufferevent that is already connected (smtpd.h) */
@@ -1819,14 +1913,15 @@ void smtpd_attach(struct smtpd *srv, struct bufferevent *bev, const struct socka
     /* counted as every session is (its end uncounts it); no limit refuses it */
     (void) anvil_connect(srv->anvil, addr, clock_now_ms(), &rate);
     session_start(srv, bev, family, raw, addr, client,
-                  server_netlist_match(&srv->conf->event_limit_exception_nets, family, raw));
+                  server_netlist_match(&srv->conf->event_limit_exception_nets, family, raw), 0);
 }
 
 /* V6L - three printf arguments: an IPv6 host in brackets before its ":port" */
 #define V6L(host) strchr((host), ':') ? "[" : "", (host), strchr((host), ':') ? "]" : ""
 
 /* listen_one - bind every address of one inet_interfaces entry */
-static int listen_one(struct smtpd *srv, const struct server_listen *l, char *err, size_t errlen)
+static int listen_one(struct smtpd *srv, const struct server_listen *l, evconnlistener_cb cb,
+                      char *err, size_t errlen)
 {
     struct addrinfo hints, *res, *ai;
     char port[16];
@@ -1860,7 +1955,7 @@ static int listen_one(struct smtpd *srv, const struct server_listen *l, char *er
             return -1;
         }
         /* bound now (as root), listening only from smtpd_listen (backlog 0: no listen()) */
-        lev = evconnlistener_new(srv->base, accept_cb, srv,
+        lev = evconnlistener_new(srv->base, cb, srv,
                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
                                  0, fd);
         if (lev == NULL) {
@@ -1931,7 +2026,13 @@ struct smtpd *smtpd_new(struct event_base *base, const struct server_config *con
     if ((srv = smtpd_new_unbound(base, conf, q, err, errlen)) == NULL)
         return NULL;
     for (size_t i = 0; i < conf->nlisten; i++) {
-        if (listen_one(srv, &conf->listen[i], err, errlen) != 0) {
+        if (listen_one(srv, &conf->listen[i], accept_cb, err, errlen) != 0) {
+            smtpd_free(srv);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < conf->nodmr; i++) {
+        if (listen_one(srv, &conf->odmr[i], accept_odmr_cb, err, errlen) != 0) {
             smtpd_free(srv);
             return NULL;
         }
@@ -2015,6 +2116,12 @@ void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx)
 {
     srv->commit_fn = fn;
     srv->commit_ctx = ctx;
+}
+
+/* smtpd_set_odmr - ATRN on the odmr_listen addresses goes to o */
+void smtpd_set_odmr(struct smtpd *srv, struct odmr *o)
+{
+    srv->odmr = o;
 }
 
 /* smtpd_set_etrn_hook - the flush service ETRN asks (without it ETRN answers 458) */

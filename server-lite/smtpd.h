@@ -33,6 +33,12 @@
  * qmgr schedules it); the ETRN hook (smtpd_etrn_fn, smtpd_etrn.h) is asked
  * to flush a domain once the session state and smtpd_etrn's checks passed.
  * Without a hook a permitted ETRN answers 458.
+ * ODMR (RFC 2645): sessions accepted on conf->odmr (odmr_listen) take only
+ * EHLO (STARTTLS, AUTH, ATRN offered), STARTTLS, AUTH, ATRN, NOOP, RSET and
+ * QUIT (anything else: 502 5.5.1); ATRN needs AUTH (530 5.7.0) and goes to
+ * odmr_atrn() (smtpd_set_odmr); after its 250 the session ends and hands
+ * its connection, TLS kept, to odmr_turn_start(). ATRN on an inet_interfaces
+ * session: 502 5.5.1.
  * Entry points for tests and fuzzing: smtpd_new_unbound() is smtpd_new()
  * without any listener; smtpd_attach() starts a session (220 first) on a
  * bufferevent that is already connected (e.g. one end of a
@@ -75,6 +81,8 @@ int smtpd_listen(struct smtpd *srv, char *err, size_t errlen);
 void smtpd_set_config(struct smtpd *srv, const struct server_config *conf);
 void smtpd_set_commit_hook(struct smtpd *srv, smtpd_commit_fn fn, void *ctx);
 void smtpd_set_etrn_hook(struct smtpd *srv, smtpd_etrn_fn fn, void *ctx);
+struct odmr;
+void smtpd_set_odmr(struct smtpd *srv, struct odmr *o);
 size_t smtpd_sessions(const struct smtpd *srv);
 void smtpd_free(struct smtpd *srv);
 

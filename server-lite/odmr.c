@@ -1,0 +1,509 @@
+/*
+ * odmr.c - ATRN (RFC 2645) and the turn: after "250 OK now reversing the
+ * connection" the provider is the SMTP client on the site's connection.
+ *
+ * The turn holds a qmgr grant for its domains: the qmgr routes their
+ * recipients here one job at a time, records each result as for any
+ * delivery (delivered, deferred with the site's reply, bounced on 5xx) and
+ * updates the flush logs through its hook. Jobs that come before the site's
+ * 220 and EHLO wait here; the flush of each domain starts once the client
+ * is ready. A connection lost mid-transaction leaves that message's
+ * recipients deferred (queued). After IDLE_QUIT_MS with no job, no job
+ * waiting and no flush running, the turn sends QUIT and ends the grant.
+ */
+#define LOG_SERVICE "odmr" /* its log lines: syslog_name/odmr[pid] */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "clock.h"
+#include "delivery.h"
+#include "domain.h"
+#include "flush.h"
+#include "log.h"
+#include "odmr.h"
+#include "qmgr.h"
+#include "smtp_client.h"
+#include "timefmt.h"
+
+#define IDLE_QUIT_MS 1000  /* nothing to send this long: QUIT */
+#define ATRN_TABLE_MAX 4096 /* domains remembered for status */
+
+struct atrn_note {
+    char domain[DOMAIN_MAX + 1];
+    time_t when;
+    char client[300];
+    char user[256];
+    char result[64];
+};
+
+struct odmr {
+    struct event_base *base;
+    const struct server_config *conf;
+    struct qmgr *qmgr;
+    struct flush *flush;
+    struct smtp_client_conf cconf;
+    struct odmr_turn *turns;
+    size_t nturns;
+    struct atrn_note *notes;
+    size_t nnotes;
+};
+
+enum turn_state { TURN_WAIT, TURN_SETUP, TURN_READY, TURN_SENDING, TURN_QUIT };
+
+struct odmr_turn {
+    struct odmr *o;
+    struct odmr_turn *next, *prev;
+    enum turn_state state;
+    struct odmr_domains domains;
+    char user[256];
+    char addr[64];
+    char client[300];
+    char name[300];               /* "odmr:user" */
+    struct qmgr_grant *grant;
+    struct smtp_client *c;
+    struct event *idle;
+    /* the job the qmgr handed over (at most one) */
+    int have_job;
+    struct delivery_job job;
+    delivery_done_fn done;
+    void *done_ctx;
+    struct delivery_report rep;
+    long long t_start;
+    size_t delivered;
+};
+
+/* odmr_atrn_parse - "" or "domain[,domain...]" into out */
+int odmr_atrn_parse(const char *arg, struct odmr_domains *out, char *why, size_t whylen)
+{
+    const char *p = arg, *why2;
+
+    out->n = 0;
+    if (*arg == 0)
+        return 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char d[DOMAIN_MAX + 2];
+        size_t k;
+
+        if (len == 0 || len > DOMAIN_MAX) {
+            snprintf(why, whylen, "%s", len ? "domain name too long" : "empty domain in the list");
+            return -1;
+        }
+        memcpy(d, p, len);
+        d[len] = 0;
+        if (!domain_is_hostname(d, &why2)) {
+            snprintf(why, whylen, "\"%.64s\": %s", d, why2);
+            return -1;
+        }
+        domain_lowercase(d);
+        for (k = 0; k < out->n && strcmp(out->name[k], d) != 0; k++)
+            ;
+        if (k == out->n) {
+            if (out->n == ODMR_DOMAINS_MAX) {
+                snprintf(why, whylen, "too many domains (at most %d)", ODMR_DOMAINS_MAX);
+                return -1;
+            }
+            snprintf(out->name[out->n++], sizeof(out->name[0]), "%s", d);
+        }
+        p += len;
+        if (*p == 0)
+            return 0;
+        p++; /* ',' */
+    }
+}
+
+/* owns - the user's [etrn_users] entry lists domain ("@parent" covers subdomains) */
+static int owns(const struct server_etrn_user *u, const char *domain)
+{
+    size_t hlen = strlen(domain);
+
+    for (size_t i = 0; u && i < u->domains.count; i++) {
+        const char *d = u->domains.items[i];
+
+        if (d[0] == '@') {
+            size_t dlen = strlen(++d);
+
+            if (strcmp(domain, d) == 0
+                || (hlen > dlen && domain[hlen - dlen - 1] == '.'
+                    && strcmp(domain + hlen - dlen, d) == 0))
+                return 1;
+        } else if (strcmp(domain, d) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* note - remember the last ATRN for a domain (status) */
+static void note(struct odmr *o, const char *domain, const char *client, const char *user,
+                 const char *result)
+{
+    struct atrn_note *n = NULL;
+
+    for (size_t i = 0; i < o->nnotes; i++)
+        if (strcmp(o->notes[i].domain, domain) == 0)
+            n = &o->notes[i];
+    if (n == NULL) {
+        if (o->nnotes >= ATRN_TABLE_MAX)
+            return;
+        o->notes = xreallocarray(o->notes, o->nnotes + 1, sizeof(*o->notes));
+        n = &o->notes[o->nnotes++];
+        snprintf(n->domain, sizeof(n->domain), "%s", domain);
+    }
+    n->when = clock_wall();
+    snprintf(n->client, sizeof(n->client), "%s", client);
+    snprintf(n->user, sizeof(n->user), "%s", user);
+    snprintf(n->result, sizeof(n->result), "%s", result);
+}
+
+static int turn_deliver(void *ctx, const struct delivery_job *job, delivery_done_fn done,
+                        void *done_ctx);
+static void turn_end(struct odmr_turn *t);
+
+/* odmr_atrn - the ATRN command of an authenticated user */
+void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *client,
+               const char *arg, struct buf *reply, struct odmr_turn **turn)
+{
+    const struct server_etrn_user *u = server_etrn_user_find(o->conf, user);
+    struct odmr_domains ds;
+    struct odmr_turn *t;
+    size_t waiting = 0;
+    char why[128];
+
+    *turn = NULL;
+    if (odmr_atrn_parse(arg, &ds, why, sizeof(why)) != 0) {
+        buf_printf(reply, "501 5.5.4 Syntax: ATRN [domain[,domain...]]: %s", why);
+        return;
+    }
+    if (ds.n == 0) {
+        /* every domain the user owns ("@parent": the parent itself) */
+        for (size_t i = 0; u && i < u->domains.count && ds.n < ODMR_DOMAINS_MAX; i++) {
+            const char *d = u->domains.items[i];
+
+            snprintf(ds.name[ds.n++], sizeof(ds.name[0]), "%s", d[0] == '@' ? d + 1 : d);
+        }
+        if (ds.n == 0) {
+            log_warn("reject: ATRN from %s, sasl_username=%s: no [etrn_users] domains", client,
+                     user);
+            buf_printf(reply, "450 4.7.1 No domains are assigned to %s", user);
+            return;
+        }
+    }
+    for (size_t i = 0; i < ds.n; i++)
+        if (!owns(u, ds.name[i])) {
+            log_warn("reject: ATRN %s from %s, sasl_username=%s: not in its [etrn_users] entry",
+                     ds.name[i], client, user);
+            note(o, ds.name[i], client, user, "450 refused");
+            buf_printf(reply, "450 4.7.1 %s: access denied", ds.name[i]);
+            return;
+        }
+    for (size_t i = 0; i < ds.n; i++)
+        if (qmgr_grant_held(o->qmgr, ds.name[i]) || flush_running(o->flush, ds.name[i])) {
+            log_info("ATRN %s from %s: another ATRN or a flush is running", ds.name[i], client);
+            note(o, ds.name[i], client, user, "451 busy");
+            buf_printf(reply, "451 4.3.0 %s: another ATRN or a flush for it is running, try "
+                       "again later", ds.name[i]);
+            return;
+        }
+    for (size_t i = 0; i < ds.n; i++)
+        waiting += flush_waiting(o->flush, ds.name[i]);
+    if (waiting == 0) {
+        for (size_t i = 0; i < ds.n; i++)
+            note(o, ds.name[i], client, user, "453 no mail");
+        log_info("ATRN from %s, sasl_username=%s: no mail waiting", client, user);
+        buf_puts(reply, "453 You have no mail");
+        return;
+    }
+    t = xcalloc(1, sizeof(*t));
+    t->o = o;
+    t->domains = ds;
+    snprintf(t->user, sizeof(t->user), "%s", user);
+    snprintf(t->addr, sizeof(t->addr), "%s", addr);
+    snprintf(t->client, sizeof(t->client), "%s", client);
+    snprintf(t->name, sizeof(t->name), "odmr:%s", user);
+    t->grant = qmgr_grant_new(o->qmgr, t->name, turn_deliver, t);
+    for (size_t i = 0; i < ds.n; i++) {
+        qmgr_grant_domain(t->grant, ds.name[i]);
+        note(o, ds.name[i], client, user, "250 started");
+    }
+    t->next = o->turns;
+    if (t->next)
+        t->next->prev = t;
+    o->turns = t;
+    o->nturns++;
+    log_info("ATRN from %s, sasl_username=%s: %zu message(s) waiting for %zu domain(s); "
+             "reversing the connection", client, user, waiting, ds.n);
+    buf_puts(reply, "250 OK now reversing the connection");
+    *turn = t;
+}
+
+/* idle_cb - nothing sent for a while: QUIT when nothing more will come */
+static void idle_cb(evutil_socket_t fd, short what, void *arg);
+
+/* arm_idle - (re)start the idle countdown */
+static void arm_idle(struct odmr_turn *t)
+{
+    struct timeval tv = { IDLE_QUIT_MS / 1000, (IDLE_QUIT_MS % 1000) * 1000 };
+
+    evtimer_add(t->idle, &tv);
+}
+
+static void sent_cb(void *ctx, struct smtp_client *c, enum smtp_client_after after);
+
+/* send_job - the waiting job goes out now */
+static void send_job(struct odmr_turn *t)
+{
+    struct smtp_client_msg msg;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.id = t->job.id;
+    msg.sender = t->job.sender;
+    msg.rcpts = t->job.rcpts;
+    msg.nrcpt = t->job.nrcpt;
+    msg.fd = t->job.content_fd;
+    msg.offset = t->job.content_offset;
+    msg.size = t->job.content_size;
+    delivery_report_init(&t->rep, t->job.nrcpt);
+    t->t_start = clock_now_ms();
+    t->state = TURN_SENDING;
+    evtimer_del(t->idle);
+    if (smtp_client_send(t->c, &msg, &t->rep, sent_cb, t) != 0) {
+        delivery_set_all(&t->rep, DELIVERY_TEMP, "4.3.0", "ODMR session not ready");
+        sent_cb(t, t->c, SMTP_CLIENT_CLOSED);
+    }
+}
+
+/* report - hand the job's report to the qmgr */
+static void report(struct odmr_turn *t)
+{
+    delivery_done_fn done = t->done;
+    void *done_ctx = t->done_ctx;
+
+    t->have_job = 0;
+    snprintf(t->rep.relay, sizeof(t->rep.relay), "%s[%s]", t->name, t->addr);
+    t->rep.xmit_time = (double) (clock_now_ms() - t->t_start) / 1000.0;
+    for (size_t i = 0; i < t->rep.nrcpt; i++)
+        t->delivered += t->rep.rcpt[i].status == DELIVERY_OK;
+    done(done_ctx, &t->rep);
+    delivery_report_free(&t->rep);
+}
+
+/* sent_cb - one transaction is over */
+static void sent_cb(void *ctx, struct smtp_client *c, enum smtp_client_after after)
+{
+    struct odmr_turn *t = ctx;
+
+    (void) c;
+    report(t); /* may hand us the next job (the qmgr dispatches at once) */
+    if (after != SMTP_CLIENT_REUSABLE) {
+        log_info("%s: connection to %s lost; the turn ends", t->name, t->client);
+        smtp_client_free(t->c);
+        t->c = NULL;
+        turn_end(t);
+        return;
+    }
+    t->state = TURN_READY;
+    if (t->have_job)
+        send_job(t);
+    else
+        arm_idle(t);
+}
+
+/* turn_deliver - the qmgr's transport function for the granted domains */
+static int turn_deliver(void *ctx, const struct delivery_job *job, delivery_done_fn done,
+                        void *done_ctx)
+{
+    struct odmr_turn *t = ctx;
+
+    if (t->have_job || t->state == TURN_QUIT)
+        return -1;
+    t->job = *job;
+    t->done = done;
+    t->done_ctx = done_ctx;
+    t->have_job = 1;
+    if (t->state == TURN_READY)
+        send_job(t);
+    return 0;
+}
+
+/* idle_cb - QUIT once no job runs or waits and no flush of ours still moves mail */
+static void idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct odmr_turn *t = arg;
+
+    (void) fd;
+    (void) what;
+    if (t->state != TURN_READY || t->have_job || qmgr_grant_busy(t->grant) > 0) {
+        return;
+    }
+    for (size_t i = 0; i < t->domains.n; i++)
+        if (flush_running(t->o->flush, t->domains.name[i])) {
+            arm_idle(t);
+            return;
+        }
+    log_info("%s: %s: %zu recipient(s) delivered; QUIT", t->name, t->client, t->delivered);
+    t->state = TURN_QUIT;
+    qmgr_grant_end(t->grant);
+    t->grant = NULL;
+    smtp_client_quit(t->c, NULL, NULL);
+    t->c = NULL;
+    turn_end(t);
+}
+
+/* ready_cb - the site's greeting and EHLO are done: flush the granted domains */
+static void ready_cb(void *ctx, struct smtp_client *c, const struct smtp_client_setup *setup)
+{
+    struct odmr_turn *t = ctx;
+
+    (void) c;
+    if (!setup->ok) {
+        log_warn("%s: %s: the turn failed: %s", t->name, t->client, setup->text);
+        smtp_client_free(t->c);
+        t->c = NULL;
+        turn_end(t);
+        return;
+    }
+    t->state = TURN_READY;
+    for (size_t i = 0; i < t->domains.n; i++) {
+        size_t pending = 0;
+
+        (void) flush_request(t->o->flush, t->domains.name[i], 0, t->client, t->user, &pending);
+    }
+    if (t->have_job)
+        send_job(t);
+    else
+        arm_idle(t);
+}
+
+/* odmr_turn_start - the 250 was written: become the client on bev */
+void odmr_turn_start(struct odmr_turn *t, struct bufferevent *bev, int tls)
+{
+    t->idle = evtimer_new(t->o->base, idle_cb, t);
+    if (t->idle == NULL)
+        log_fatal("odmr: cannot create a timer");
+    t->state = TURN_SETUP;
+    t->c = smtp_client_attach(t->o->base, &t->o->cconf, bev, tls, 1, t->name, t->addr, 366,
+                              ready_cb, t);
+}
+
+/* odmr_turn_abort - the session ended before the turn */
+void odmr_turn_abort(struct odmr_turn *t)
+{
+    if (t)
+        turn_end(t);
+}
+
+/* turn_end - release the grant (a job still here is deferred) and free */
+static void turn_end(struct odmr_turn *t)
+{
+    struct odmr *o = t->o;
+
+    if (t->have_job) {
+        delivery_report_free(&t->rep);
+        delivery_report_init(&t->rep, t->job.nrcpt);
+        delivery_set_all(&t->rep, DELIVERY_TEMP, "4.4.2", "ODMR session ended");
+        report(t);
+    }
+    qmgr_grant_end(t->grant);
+    if (t->c)
+        smtp_client_free(t->c);
+    if (t->idle)
+        event_free(t->idle);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        o->turns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    o->nturns--;
+    free(t);
+}
+
+/* odmr_new - ATRN for a server */
+struct odmr *odmr_new(struct event_base *base, const struct server_config *conf,
+                      struct qmgr *qmgr, struct flush *flush)
+{
+    struct odmr *o = xcalloc(1, sizeof(*o));
+
+    o->base = base;
+    o->qmgr = qmgr;
+    o->flush = flush;
+    odmr_set_config(o, conf);
+    return o;
+}
+
+/* odmr_set_config - a reloaded configuration */
+void odmr_set_config(struct odmr *o, const struct server_config *conf)
+{
+    o->conf = conf;
+    smtp_client_conf_set(&o->cconf, conf, NULL);
+}
+
+/* odmr_turns - turns running */
+size_t odmr_turns(const struct odmr *o)
+{
+    return o->nturns;
+}
+
+/* odmr_status_json - the last ATRN per domain */
+void odmr_status_json(const struct odmr *o, struct buf *out)
+{
+    buf_puts(out, "\"atrn\":[");
+    for (size_t i = 0; i < o->nnotes; i++) {
+        const struct atrn_note *n = &o->notes[i];
+
+        buf_puts(out, i ? ",{\"domain\":" : "{\"domain\":");
+        buf_json_string(out, n->domain);
+        buf_printf(out, ",\"last_atrn\":%lld,\"client\":", (long long) n->when);
+        buf_json_string(out, n->client);
+        buf_puts(out, ",\"user\":");
+        buf_json_string(out, n->user);
+        buf_puts(out, ",\"result\":");
+        buf_json_string(out, n->result);
+        buf_putc(out, '}');
+    }
+    buf_putc(out, ']');
+}
+
+/* odmr_status_text - the last ATRN per domain, a table for etrn-queue status */
+void odmr_status_text(const struct odmr *o, struct buf *out)
+{
+    int width = 11;
+
+    if (o->nnotes == 0)
+        return;
+    for (size_t i = 0; i < o->nnotes; i++) {
+        int len = (int) strlen(o->notes[i].domain);
+
+        width = len > width ? len : width;
+    }
+    buf_printf(out, "%-*s %-19s  %-12s  %s\n", width, "ATRN DOMAIN", "LAST ATRN", "RESULT", "FROM");
+    for (size_t i = 0; i < o->nnotes; i++) {
+        const struct atrn_note *n = &o->notes[i];
+        char at[TIMEFMT_LOCAL_MAX];
+
+        timefmt_local((long long) n->when, at, sizeof(at));
+        buf_printf(out, "%-*s %-19s  %-12s  %s (%s)\n", width, n->domain, at, n->result,
+                   n->client, n->user);
+    }
+}
+
+/* odmr_free - every turn ends (its mail stays queued) */
+void odmr_free(struct odmr *o)
+{
+    if (o == NULL)
+        return;
+    while (o->turns)
+        turn_end(o->turns);
+    free(o->notes);
+    free(o);
+}
