@@ -1512,10 +1512,6 @@ static void write_cb(struct bufferevent *bev, void *arg)
     struct session *s = arg;
 
     (void) bev;
-    if (s->state == ST_CLOSING && s->turn) {
-        turn_over(s);
-        return;
-    }
     if (s->state == ST_CLOSING) {
         session_finish(s);
         return;
@@ -1586,6 +1582,11 @@ static void session_finish(struct session *s)
 
     if (s->flushing || evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
         return;
+    if (s->turn) {
+        /* ATRN's 250 left the session's buffer: the turn takes the connection as it is */
+        turn_over(s);
+        return;
+    }
     under = s->tls ? bufferevent_get_underlying(s->bev) : NULL;
     if (under && evbuffer_get_length(bufferevent_get_output(under)) > 0) {
         /* the filter is done; the encrypted bytes are still below it */
