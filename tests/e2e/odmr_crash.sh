@@ -45,7 +45,7 @@ poll 127.0.0.1 protocol odmr port $OP auth cram-md5:
 RC
 chmod 600 "$T/fetchmailrc"
 in_maildir() { find "$T/site/mail" -path '*/new/*' -type f 2>/dev/null | wc -l; }
-HOME=$T fetchmail -f "$T/fetchmailrc" -N -v >"$T/fetchmail1.out" 2>&1 &
+HOME=$T fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -N -v >"$T/fetchmail1.out" 2>&1 &
 FPID=$!
 check "the first turn delivers some messages" wait_for 60 sh -c "test \$(find '$T/site/mail' -path '*/new/*' -type f 2>/dev/null | wc -l) -ge 50"
 eval "ppid=\$SRV_PID_provider"
@@ -59,7 +59,7 @@ kill "$FPID" 2>/dev/null
 wait "$FPID" 2>/dev/null
 SRV_PID_provider=
 srv_start provider || { E2E_FAIL=1; e2e_done; exit 1; }
-HOME=$T timeout 120 fetchmail -f "$T/fetchmailrc" -N -v >"$T/fetchmail2.out" 2>&1
+HOME=$T timeout 120 fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -N -v >"$T/fetchmail2.out" 2>&1
 check "after the restart ATRN was answered 250" grep -q '250 OK now reversing the connection' "$T/fetchmail2.out"
 for f in $(find "$T/site/mail" -path '*/new/*' -type f); do
     sed -n 's/^.*by provider.test (etrn-server) with E\{0,1\}SMTPS\{0,1\}A\{0,1\} id \([0-9A-F]*\).*$/\1/p' "$f" | head -n 1

@@ -56,7 +56,7 @@ poll 127.0.0.1 protocol odmr port $OP auth cram-md5:
     smtphost 127.0.0.1/$SP
 RC
 chmod 600 "$T/fetchmailrc"
-HOME=$T timeout 60 fetchmail -f "$T/fetchmailrc" -N -v --nosslcertck >"$T/fetchmail.out" 2>&1
+HOME=$T timeout 60 fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -N -v --nosslcertck >"$T/fetchmail.out" 2>&1
 echo "fetchmail rc=$?" >>"$T/fetchmail.out"
 check "site: all 20 messages in the Maildir" wait_for 20 sh -c \
     "test \$(find '$T/site/mail' -path '*/new/*' -type f 2>/dev/null | wc -l) -eq 20"
@@ -71,6 +71,6 @@ check_eq "provider: nothing for a.test or b.test stays" "$(grep -c '@[ab].test$'
 srv_queue provider status >"$T/status" 2>&1
 check "etrn-queue status: last ATRN for a.test" grep -q '^a.test .* 250 started .*tim' "$T/status"
 
-HOME=$T timeout 60 fetchmail -f "$T/fetchmailrc" -N -v --nosslcertck >"$T/fetchmail2.out" 2>&1
+HOME=$T timeout 60 fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -N -v --nosslcertck >"$T/fetchmail2.out" 2>&1
 check "second run: 453 You have no mail" grep -q '453 You have no mail' "$T/fetchmail2.out"
 e2e_done
