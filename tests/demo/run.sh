@@ -8,9 +8,9 @@
 # to the provider while the site's server is not running, listed with
 # etrn-queue -p, then the site comes online and etrn-agent --once asks the
 # provider for its mail. Act two: mail for nat.example waits at the same
-# provider; the NAT site's agent (protocol = atrn) logs in to an ODMR
-# listener (the stand-in tests/lib/odmr_turn.py, over the provider's own
-# delivery) and relays the mail to its own server (conf/demo/nat-*.ini).
+# provider; the NAT site's agent (protocol = atrn) logs in to the provider's
+# ODMR listener (odmr_listen) with CRAM-MD5, says ATRN, and relays the
+# provider's delivery to its own server (conf/demo/nat-*.ini).
 # Ends with "demo: N of N messages delivered" (both acts); exit 0
 # only when all arrived. Everything runs as the calling user (as root: as
 # nobody), on free 127.0.0.1 ports, in a temporary directory removed at exit.
@@ -24,7 +24,6 @@ T=$(mktemp -d /tmp/etrnkit-demo.XXXXXX)
 provider_pid=""
 site_pid=""
 nat_pid=""
-turn_pid=""
 
 stop() { # stop PID: TERM, then wait (bounded), then KILL
     [ -n "$1" ] || return 0
@@ -36,7 +35,6 @@ stop() { # stop PID: TERM, then wait (bounded), then KILL
     return 0
 }
 cleanup() {
-    stop "$turn_pid"
     stop "$nat_pid"
     stop "$site_pid"
     stop "$provider_pid"
@@ -76,9 +74,18 @@ fi
 mkdir -p "$T/provider" "$T/site" "$T/nat"
 printf 'alice@site.example  OK\nbob@site.example  OK\n' >"$T/site/users"
 printf 'carol@nat.example  OK\n' >"$T/nat/users"
+# the login nat, password "tanstaaftanstaaf" (RFC 2195's example) as a verifier
+printf 'nat:{CRAM-MD5}d06d4e1b26fccaa4b0b61801132340a354b21152711fb604ca3e035e7015116b\n' \
+    >"$T/provider/users"
+chmod 600 "$T/provider/users"
+if ! openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -days 2 -keyout "$T/provider/key.pem" -out "$T/provider/cert.pem" >"$T/openssl.out" 2>&1; then
+    echo "demo: openssl could not make the provider's certificate:"; cat "$T/openssl.out"; exit 1
+fi
+[ -n "$owner" ] && chown nobody "$T/provider/users" "$T/provider/key.pem"
 [ -n "$owner" ] && chown nobody "$T/provider" "$T/site" "$T/nat"
 ports=""
-for v in pport sport nport oport tport; do
+for v in pport sport nport oport; do
     p=$(free_port)
     while printf '%s\n' $ports | grep -qx "$p"; do p=$(free_port); done
     ports="$ports $p"
@@ -86,13 +93,14 @@ for v in pport sport nport oport tport; do
 done
 for f in provider site agent nat-site nat-agent; do
     sed -e "s|@DEMO@|$T|g" -e "s|@PROVIDER_PORT@|$pport|g" -e "s|@SITE_PORT@|$sport|g" \
-        -e "s|@NAT_PORT@|$nport|g" -e "s|@ODMR_PORT@|$oport|g" -e "s|@TURN_PORT@|$tport|g" \
+        -e "s|@NAT_PORT@|$nport|g" -e "s|@ODMR_PORT@|$oport|g" \
         -e "s|@MAIL_OWNER@|$owner|g" "$top/conf/demo/$f.ini" >"$T/$f.ini"
 done
 chmod 600 "$T/agent.ini" "$T/nat-agent.ini"
 [ -n "$owner" ] && chown nobody "$T/agent.ini" "$T/nat-agent.ini"
 
 echo "demo: 1. the provider's etrn-server starts on 127.0.0.1:$pport (site.example is etrn-only)"
+echo "         and listens for ODMR (ATRN) on 127.0.0.1:$oport"
 $run "$BIN_DIR/etrn-server" -c "$T/provider.ini" 2>"$T/provider.err" &
 provider_pid=$!
 if ! wait_port "$pport"; then
@@ -156,19 +164,12 @@ nat_pid=$!
 if ! wait_port "$nport"; then
     echo "demo: the NAT site's server did not start:"; cat "$T/nat.err"; exit 1
 fi
-echo "demo: 9. the provider's ODMR listener on 127.0.0.1:$oport (stand-in: tests/lib/odmr_turn.py)"
-$PY "$top/tests/lib/odmr_turn.py" --listen "$oport" --turn-port "$tport" --etrn-port "$pport" \
-    --auth nat:demo-secret --quit-idle 1 2>"$T/turn.err" &
-turn_pid=$!
-if ! wait_port "$oport"; then
-    echo "demo: the ODMR listener did not start:"; cat "$T/turn.err"; exit 1
-fi
-echo "demo: 10. the NAT site's agent connects out and asks: etrn-agent --once (protocol = atrn)"
+echo "demo: 9. the NAT site's agent connects out and asks: etrn-agent --once (protocol = atrn)"
 $run "$BIN_DIR/etrn-agent" -c "$T/nat-agent.ini" --once 2>&1 | sed 's/^/    /'
 i=0
 while [ "$(delivered nat)" -lt $NAT_N ] && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
 nat_got=$(delivered nat)
-echo "demo: 11. the NAT site's Maildir now holds:"
+echo "demo: 10. the NAT site's Maildir now holds:"
 for f in $(find "$T/nat/mail" -path '*/new/*' -type f 2>/dev/null | sort); do
     echo "    carol: $(sed -n 's/^Subject: //p' "$f" | head -n 1)"
 done
