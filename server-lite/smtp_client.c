@@ -108,6 +108,7 @@ struct smtp_client {
     int reused;                      /* this session carried a message before */
     off_t pos;
     int at_bol;
+    int prev_cr;               /* the last content byte sent was CR */
     int read_errno;
     int in_call;                     /* inside smtp_client_connect */
     int busy;                        /* callbacks of c running */
@@ -603,8 +604,9 @@ static void arm_for(struct smtp_client *c)
     }
 }
 
-/* fill_body - dot-stuffed content into the output buffer up to BODY_HIGH; the
-   final "." when all is in. -1: the queue file could not be read (closed). */
+/* fill_body - dot-stuffed content into the output buffer up to BODY_HIGH, each
+   bare LF sent as CRLF (SMTP lines end in CRLF whatever the queue file holds);
+   the final "." when all is in. -1: the queue file could not be read (closed). */
 static int fill_body(struct smtp_client *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -624,12 +626,19 @@ static int fill_body(struct smtp_client *c)
             return -1;
         }
         for (size_t i = 0; i < (size_t) n; i++) {
-            if (c->at_bol && chunk[i] == '.') {
-                if (evbuffer_add(out, chunk + start, i - start) < 0 || evbuffer_add(out, ".", 1) < 0)
+            const char *insert = NULL;
+
+            if (c->at_bol && chunk[i] == '.')
+                insert = ".";
+            else if (chunk[i] == '\n' && !c->prev_cr)
+                insert = "\r";
+            if (insert) {
+                if (evbuffer_add(out, chunk + start, i - start) < 0 || evbuffer_add(out, insert, 1) < 0)
                     log_fatal("smtp: out of memory");
                 start = i;
             }
             c->at_bol = chunk[i] == '\n';
+            c->prev_cr = chunk[i] == '\r';
         }
         if (evbuffer_add(out, chunk + start, (size_t) n - start) < 0)
             log_fatal("smtp: out of memory");
@@ -655,6 +664,7 @@ static void start_body(struct smtp_client *c)
     c->state = CS_BODY;
     c->pos = 0;
     c->at_bol = 1;
+    c->prev_cr = 0;
     bufferevent_setwatermark(c->bev, EV_WRITE, BODY_LOW, 0);
     if (fill_body(c) < 0)
         xact_lost(c, 0);
