@@ -139,7 +139,7 @@ static void send_line(struct atrn *a, const char *line, const char *shown)
 {
     log_debug("C: %s", shown ? shown : line);
     if (evbuffer_add_printf(bufferevent_get_output(a->prov), "%s\r\n", line) < 0)
-        fail(a, ETRN_TEMP, "cannot queue a command for %s", a->t->host);
+        fail(a, ETRN_TEMP, "cannot queue a command for %s", a->t->conn.host);
 }
 
 /* send_secret - a credential line: sent, wiped and freed, never logged */
@@ -234,15 +234,15 @@ static SSL *new_ssl(struct atrn *a)
 
     if (ssl == NULL)
         return NULL;
-    if (!is_address(a->t->host))
-        SSL_set_tlsext_host_name(ssl, a->t->host);
-    if (a->t->tls_verify) {
+    if (!is_address(a->t->conn.host))
+        SSL_set_tlsext_host_name(ssl, a->t->conn.host);
+    if (a->t->conn.tls_verify) {
         X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 
-        if (is_address(a->t->host))
-            X509_VERIFY_PARAM_set1_ip_asc(param, a->t->host);
+        if (is_address(a->t->conn.host))
+            X509_VERIFY_PARAM_set1_ip_asc(param, a->t->conn.host);
         else
-            SSL_set1_host(ssl, a->t->host);
+            SSL_set1_host(ssl, a->t->conn.host);
     }
     return ssl;
 }
@@ -256,7 +256,7 @@ static void tls_failure(struct atrn *a, struct bufferevent *bev)
     char text[256];
 
     if (vr != X509_V_OK) {
-        fail(a, ETRN_PERM, "TLS: certificate of %s not verified: %s", a->t->host,
+        fail(a, ETRN_PERM, "TLS: certificate of %s not verified: %s", a->t->conn.host,
              X509_verify_cert_error_string(vr));
         return;
     }
@@ -264,7 +264,7 @@ static void tls_failure(struct atrn *a, struct bufferevent *bev)
         ERR_error_string_n(e, text, sizeof(text));
     else
         snprintf(text, sizeof(text), "connection closed during the handshake");
-    fail(a, ETRN_PERM, "TLS handshake with %s failed: %s", a->t->host, text);
+    fail(a, ETRN_PERM, "TLS handshake with %s failed: %s", a->t->conn.host, text);
 }
 
 static void prov_read(struct bufferevent *bev, void *ctx);
@@ -277,7 +277,7 @@ static void start_tls(struct atrn *a)
     struct bufferevent *tbev;
 
     if (evbuffer_get_length(bufferevent_get_input(a->prov)) > 0) {
-        fail(a, ETRN_PERM, "%s sent data after its STARTTLS reply (not trusted)", a->t->host);
+        fail(a, ETRN_PERM, "%s sent data after its STARTTLS reply (not trusted)", a->t->conn.host);
         SSL_free(ssl);
         return;
     }
@@ -302,7 +302,7 @@ static void send_ehlo(struct atrn *a)
 
     a->offered = 0;
     a->offers_starttls = 0;
-    snprintf(line, sizeof(line), "EHLO %s", a->t->helo);
+    snprintf(line, sizeof(line), "EHLO %s", a->t->conn.helo);
     send_line(a, line, NULL);
     a->st = ST_EHLO;
 }
@@ -341,14 +341,14 @@ static void start_auth(struct atrn *a)
         a->mech = MECH_CRAM;
         send_line(a, "AUTH CRAM-MD5", NULL);
     } else if (a->offered == 0) {
-        fail(a, ETRN_PERM, "%s offered no AUTH%s; ATRN needs a login, nothing sent", a->t->host,
+        fail(a, ETRN_PERM, "%s offered no AUTH%s; ATRN needs a login, nothing sent", a->t->conn.host,
              a->tls_on ? "" : " (without TLS)");
     } else if (!a->tls_on) {
         fail(a, ETRN_PERM, "%s offers no CRAM-MD5 and the connection is not encrypted: "
-             "the password is not sent in clear (set tls = starttls or tls)", a->t->host);
+             "the password is not sent in clear (set tls = starttls or tls)", a->t->conn.host);
     } else if (a->offered & MECH_PLAIN) {
         struct buf cmd = BUF_INIT;
-        char *ir = sasl_plain(a->t->username, a->t->password);
+        char *ir = sasl_plain(a->t->conn.username, a->t->conn.password);
 
         a->mech = MECH_PLAIN;
         buf_printf(&cmd, "AUTH PLAIN %s", ir);
@@ -378,21 +378,21 @@ static void auth_reply(struct atrn *a)
     char first[SMTP_REPLY_MAX + 1];
 
     if (r->code == 235) {
-        log_debug("authenticated as %s", a->t->username);
+        log_debug("authenticated as %s", a->t->conn.username);
         a->st = ST_ATRN;
         return;
     }
     if (r->code != 334 || a->auth_step >= (a->mech == MECH_LOGIN ? 2 : a->mech == MECH_CRAM ? 1 : 0)) {
         fail(a, r->code >= 400 && r->code < 500 ? ETRN_TEMP : ETRN_PERM,
              "AUTH %s as %s refused: %d %s", a->mech == MECH_CRAM ? "CRAM-MD5"
-             : a->mech == MECH_PLAIN ? "PLAIN" : "LOGIN", a->t->username, r->code, reply_text(r));
+             : a->mech == MECH_PLAIN ? "PLAIN" : "LOGIN", a->t->conn.username, r->code, reply_text(r));
         return;
     }
     smtp_reply_line(r, 0, first, sizeof(first));
     if (a->mech == MECH_CRAM)
-        send_secret(a, sasl_cram_md5(a->t->username, a->t->password, first));
+        send_secret(a, sasl_cram_md5(a->t->conn.username, a->t->conn.password, first));
     else
-        send_secret(a, sasl_base64(a->auth_step == 0 ? a->t->username : a->t->password));
+        send_secret(a, sasl_base64(a->auth_step == 0 ? a->t->conn.username : a->t->conn.password));
     a->auth_step++;
 }
 
@@ -433,10 +433,10 @@ static void handle_reply(struct atrn *a)
             return;
         }
         parse_ehlo(a);
-        if (!a->tls_on && a->t->tls == AGENT_TLS_STARTTLS) {
+        if (!a->tls_on && a->t->conn.tls == AGENT_TLS_STARTTLS) {
             if (!a->offers_starttls) {
                 fail(a, ETRN_PERM, "%s offered no STARTTLS (tls = starttls); nothing sent",
-                     a->t->host);
+                     a->t->conn.host);
                 return;
             }
             send_line(a, "STARTTLS", NULL);
@@ -579,14 +579,14 @@ static void relay_closed(struct atrn *a, int side, short what)
     error[0] = 0;
     if (side == 1 && !a->quit_ok && a->pend_count == 1 && a->pend[a->pend_head] == PK_GREETING)
         snprintf(error, sizeof(error), "%s %s after ATRN's 250, before delivering anything",
-                 a->t->host, what & BEV_EVENT_ERROR ? "failed" : "closed the connection");
+                 a->t->conn.host, what & BEV_EVENT_ERROR ? "failed" : "closed the connection");
     else if (side == 1 && !a->quit_ok && (a->pend_count > 0 || a->data_mode || a->bdat_left))
         snprintf(error, sizeof(error), "%s %s during a message or with %zu commands unanswered "
-                 "(the provider keeps what the site's MTA did not accept)", a->t->host,
+                 "(the provider keeps what the site's MTA did not accept)", a->t->conn.host,
                  what & BEV_EVENT_ERROR ? "failed" : "closed the connection", a->pend_count);
     else if (side == 1 && !a->quit_ok)
         snprintf(error, sizeof(error), "%s %s without QUIT after %ld message%s: more may be "
-                 "waiting", a->t->host, what & BEV_EVENT_ERROR ? "failed" : "closed the connection",
+                 "waiting", a->t->conn.host, what & BEV_EVENT_ERROR ? "failed" : "closed the connection",
                  a->relayed, a->relayed == 1 ? "" : "s");
     else if (side == 2 && !a->quit_ok)
         snprintf(error, sizeof(error), "the site's MTA %s %s the connection before the "
@@ -788,7 +788,7 @@ static void start_relay(struct atrn *a)
         fail(a, ETRN_TEMP, "cannot set up the local connection");
         return;
     }
-    log_debug("relaying between %s and %s", a->t->host, a->t->local_smtp);
+    log_debug("relaying between %s and %s", a->t->conn.host, a->t->local_smtp);
     bufferevent_setcb(a->local, local_read, NULL, local_event, a);
     bufferevent_enable(a->local, EV_READ | EV_WRITE);
     smtp_reply_init(&a->lreply);
@@ -823,7 +823,7 @@ static void prov_read(struct bufferevent *bev, void *ctx)
         if (rs == SMTP_REPLY_MORE)
             continue;
         if (rs != SMTP_REPLY_DONE) {
-            fail(a, ETRN_TEMP, "%s sent %s", a->t->host,
+            fail(a, ETRN_TEMP, "%s sent %s", a->t->conn.host,
                  rs == SMTP_REPLY_TOO_LONG ? "an endless reply" : "a line that is not an SMTP reply");
             return;
         }
@@ -833,7 +833,7 @@ static void prov_read(struct bufferevent *bev, void *ctx)
     if (a->st == ST_RELAY && a->local && evbuffer_get_length(in) > 0)
         relay_from_provider(a);
     else if (a->st != ST_DONE && a->st != ST_RELAY && evbuffer_get_length(in) > LINE_LIMIT)
-        fail(a, ETRN_TEMP, "%s sent a reply line over 64 KB", a->t->host);
+        fail(a, ETRN_TEMP, "%s sent a reply line over 64 KB", a->t->conn.host);
 }
 
 static void prov_event(struct bufferevent *bev, short what, void *ctx)
@@ -842,7 +842,7 @@ static void prov_event(struct bufferevent *bev, short what, void *ctx)
 
     if (what & BEV_EVENT_CONNECTED) {
         a->tls_on = 1;
-        log_debug("TLS established with %s: %s %s", a->t->host,
+        log_debug("TLS established with %s: %s %s", a->t->conn.host,
                   SSL_get_version(bufferevent_openssl_get_ssl(bev)),
                   SSL_get_cipher_name(bufferevent_openssl_get_ssl(bev)));
         if (a->st == ST_CONNECT)
@@ -868,7 +868,7 @@ static void prov_event(struct bufferevent *bev, short what, void *ctx)
         event_base_loopbreak(a->base);
         return;
     }
-    fail(a, ETRN_TEMP, "%s %s%s%s", a->t->host,
+    fail(a, ETRN_TEMP, "%s %s%s%s", a->t->conn.host,
          what & BEV_EVENT_ERROR ? "connection failed" : "closed the connection",
          a->reply.lines ? " after " : "", a->reply.lines ? a->reply.text : "");
 }
@@ -885,7 +885,7 @@ static void phase_fired(evutil_socket_t fd, short what, void *ctx)
         event_base_loopbreak(a->base);
         return;
     }
-    fail(a, ETRN_TEMP, "no ATRN reply from %s within %llds (timeout)", a->t->host, a->t->timeout);
+    fail(a, ETRN_TEMP, "no ATRN reply from %s within %llds (timeout)", a->t->conn.host, a->t->conn.timeout);
 }
 
 /* limit_fired - session_limit reached */
@@ -908,11 +908,11 @@ static SSL_CTX *make_ctx(const struct atrn_target *t, char *why, size_t whylen)
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    if (t->tls_verify) {
+    if (t->conn.tls_verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        if ((t->ca_file ? SSL_CTX_load_verify_locations(ctx, t->ca_file, NULL)
+        if ((t->conn.ca_file ? SSL_CTX_load_verify_locations(ctx, t->conn.ca_file, NULL)
                         : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
-            snprintf(why, whylen, "ca_file %s: %s", t->ca_file ? t->ca_file : "(system)",
+            snprintf(why, whylen, "ca_file %s: %s", t->conn.ca_file ? t->conn.ca_file : "(system)",
                      ERR_reason_error_string(ERR_get_error()));
             SSL_CTX_free(ctx);
             return NULL;
@@ -967,7 +967,7 @@ void atrn_session_run(const struct atrn_target *t, char *const *domains, size_t 
     a.out = out;
     a.relayed = -1;
     smtp_reply_init(&a.reply);
-    if (t->tls != AGENT_TLS_NONE && (a.ctx = make_ctx(t, why, sizeof(why))) == NULL) {
+    if (t->conn.tls != AGENT_TLS_NONE && (a.ctx = make_ctx(t, why, sizeof(why))) == NULL) {
         snprintf(out->error, sizeof(out->error), "%s", why);
         out->verdict = ETRN_PERM;
         fill_results(&a, domains, ndomains);
@@ -982,13 +982,13 @@ void atrn_session_run(const struct atrn_target *t, char *const *domains, size_t 
     if (!a.phase || !a.limit || !a.idle || !a.recheck)
         log_fatal("evtimer_new failed");
     arm(a.limit, (time_t) t->session_limit, 0);
-    arm(a.phase, (time_t) t->timeout, 0);
+    arm(a.phase, (time_t) t->conn.timeout, 0);
 
-    fd = connect_fd(t->host, t->port, t->pin_addr, t->timeout * 1000, why, sizeof(why));
+    fd = connect_fd(t->conn.host, t->conn.port, t->conn.pin_addr, t->conn.timeout * 1000, why, sizeof(why));
     if (fd < 0) {
         fail(&a, ETRN_TEMP, "%s", why);
     } else {
-        if (t->tls == AGENT_TLS_IMPLICIT) {
+        if (t->conn.tls == AGENT_TLS_IMPLICIT) {
             SSL *ssl = new_ssl(&a);
 
             a.prov = ssl ? bufferevent_openssl_socket_new(a.base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
@@ -1003,7 +1003,7 @@ void atrn_session_run(const struct atrn_target *t, char *const *domains, size_t 
         }
         if (a.prov == NULL) {
             close(fd);
-            fail(&a, ETRN_TEMP, "cannot set up the connection to %s", t->host);
+            fail(&a, ETRN_TEMP, "cannot set up the connection to %s", t->conn.host);
         } else {
             bufferevent_setcb(a.prov, prov_read, NULL, prov_event, &a);
             bufferevent_enable(a.prov, EV_READ | EV_WRITE);

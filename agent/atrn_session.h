@@ -36,17 +36,8 @@
 #include "etrn_session.h"
 
 struct atrn_target {
-    const char *host;        /* name for TLS verification and the log */
-    int port;
-    const char *pin_addr;    /* "192.0.2.1,[2001:db8::1]" or NULL: resolve host */
-    enum agent_tls tls;
-    int tls_verify;
-    const char *ca_file;
-    const char *helo;
-    const char *username;
-    const char *password;
+    struct etrn_target conn; /* host, TLS, AUTH as for ETRN; its timeout: connect to the ATRN reply */
     const char *local_smtp;  /* host:port of the site's MTA */
-    long long timeout;       /* seconds, connect to the ATRN reply */
     long long idle_timeout;  /* seconds of silence while relaying */
     long long session_limit; /* seconds, the whole session */
 };

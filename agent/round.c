@@ -264,23 +264,24 @@ static void contact_host(const struct agent_config *conf, const struct agent_pro
     etrn_session_free(&s);
 }
 
+/* provider_target - the connection settings of a provider host, for ETRN and ATRN */
+static struct etrn_target provider_target(const struct agent_config *conf,
+                                          const struct agent_provider *p, const char *host,
+                                          int port, const char *pin)
+{
+    return (struct etrn_target) {
+        .host = host, .port = port, .pin_addr = pin, .tls = p->tls, .tls_verify = p->tls_verify,
+        .ca_file = p->ca_file, .helo = conf->helo_name, .username = p->username,
+        .password = p->password, .timeout = p->timeout,
+    };
+}
+
 /* etrn_session_run_for - one ETRN session with a provider host */
 static void etrn_session_run_for(const struct agent_config *conf, const struct agent_provider *p,
                                  const char *host, int port, const char *pin, struct etrn_session *s)
 {
-    struct etrn_target t;
+    struct etrn_target t = provider_target(conf, p, host, port, pin);
 
-    memset(&t, 0, sizeof(t));
-    t.host = host;
-    t.port = port;
-    t.pin_addr = pin;
-    t.tls = p->tls;
-    t.tls_verify = p->tls_verify;
-    t.ca_file = p->ca_file;
-    t.helo = conf->helo_name;
-    t.username = p->username;
-    t.password = p->password;
-    t.timeout = p->timeout;
     etrn_session_run(&t, p->domains.items, p->domains.count, s);
 }
 
@@ -293,17 +294,8 @@ static void run_atrn(const struct agent_config *conf, const struct agent_provide
     char hp[300];
 
     memset(&t, 0, sizeof(t));
-    t.host = host;
-    t.port = port;
-    t.pin_addr = pin;
-    t.tls = p->tls;
-    t.tls_verify = p->tls_verify;
-    t.ca_file = p->ca_file;
-    t.helo = conf->helo_name;
-    t.username = p->username;
-    t.password = p->password;
+    t.conn = provider_target(conf, p, host, port, pin);
     t.local_smtp = conf->local_smtp;
-    t.timeout = p->timeout;
     t.idle_timeout = p->idle_timeout;
     t.session_limit = p->session_limit;
     atrn_session_run(&t, p->domains.items, p->domains.count, s);
