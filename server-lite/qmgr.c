@@ -180,7 +180,6 @@ struct qmgr {
     qmgr_flush_hook_fn hook;
     void *hook_ctx;
     struct qmgr_grant *grants;     /* ODMR sessions */
-    unsigned long grant_seq;
 };
 
 static void finish(struct amsg *am);
@@ -531,23 +530,48 @@ static struct qmgr_grant *grant_find(const struct qmgr *m, const char *domain)
     return NULL;
 }
 
-/* qmgr_grant_new - an ODMR session's destination, named name ("odmr:user[addr]") */
+/*
+ * grant_dest - the destination for an ODMR session named name: the one a
+ * former session of that name left idle, else a new one ("name", then
+ * "name#2", ... while sessions of the same name overlap). Ended sessions'
+ * destinations are reused, not freed (deferred messages may still point to
+ * them), so their number stays that of the most sessions of a name at once.
+ */
+static struct dest *grant_dest(struct qmgr *m, const char *name)
+{
+    char key[300];
+
+    for (unsigned n = 1;; n++) {
+        struct dest *d;
+
+        if (n == 1)
+            snprintf(key, sizeof(key), "%s", name);
+        else
+            snprintf(key, sizeof(key), "%s#%u", name, n);
+        if ((d = htable_find(m->dests, key)) == NULL) {
+            d = xcalloc(1, sizeof(*d));
+            d->key = xstrdup(key);
+            d->name = xstrdup(name);
+            d->route.transport = SERVER_TRANSPORT_SMTP;
+            d->odmr = 1;
+            STAILQ_INIT(&d->queue);
+            (void) htable_insert(m->dests, d->key, d);
+            return d;
+        }
+        if (d->odmr && d->grant == NULL && d->running == 0 && STAILQ_EMPTY(&d->queue))
+            return d;
+    }
+}
+
+/* qmgr_grant_new - an ODMR session's destination, named name ("odmr:user") */
 struct qmgr_grant *qmgr_grant_new(struct qmgr *m, const char *name, qmgr_deliver_fn fn,
                                   void *ctx)
 {
     struct qmgr_grant *g = xcalloc(1, sizeof(*g));
-    struct dest *d = xcalloc(1, sizeof(*d));
-    char key[64];
+    struct dest *d = grant_dest(m, name);
 
-    snprintf(key, sizeof(key), "odmr:%lu", ++m->grant_seq);
-    d->key = xstrdup(key);
-    d->name = xstrdup(name);
-    d->route.transport = SERVER_TRANSPORT_SMTP;
     d->window = 1;
-    d->odmr = 1;
     d->grant = g;
-    STAILQ_INIT(&d->queue);
-    (void) htable_insert(m->dests, d->key, d); /* "odmr:N" keys are unique */
     g->m = m;
     g->d = d;
     g->fn = fn;

@@ -20,8 +20,8 @@
  * SMTP and ETRN_ONLY, local for LOCAL; unit tests: a fake); a transport kind
  * with no function set defers its mail ("4.3.0 transport unavailable").
  * ETRN_ONLY falls back to the SMTP function when it has none of its own.
- * ODMR (RFC 2645): qmgr_grant_new() makes a destination for one ODMR session
- * (name: "odmr:user[addr]", its relay in status); qmgr_grant_domain() routes
+ * ODMR (RFC 2645): qmgr_grant_new() gives one ODMR session a destination
+ * (name: "odmr:user", its relay in status; an ended session's is reused); qmgr_grant_domain() routes
  * a domain's recipients to it (fn/ctx, the qmgr_deliver_fn contract, one job
  * at a time) from the next activation on, ignoring transports,
  * defer_transports and the dead list, as a flush does; delivery log lines

@@ -73,4 +73,17 @@ check "etrn-queue status: last ATRN for a.test" grep -q '^a.test .* 250 started 
 
 HOME=$T timeout 60 fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -N -v --nosslcertck >"$T/fetchmail2.out" 2>&1
 check "second run: 453 You have no mail" grep -q '453 You have no mail' "$T/fetchmail2.out"
+
+# Three more sessions with mail: the ended sessions' destination is reused, so
+# the provider's status keeps one odmr:tim row, not one per session.
+for n in 1 2 3; do
+    swaks --server 127.0.0.1 --port "$PP" --from s@x.test --to "again$n@a.test" >/dev/null 2>&1
+    HOME=$T timeout 60 fetchmail --nosyslog --pidfile "$T/fetchmail.pid" -f "$T/fetchmailrc" -N \
+        --nosslcertck >/dev/null 2>&1
+done
+check "site: the three later messages arrived" wait_for 20 sh -c \
+    "test \$(find '$T/site/mail' -path '*/new/*' -type f 2>/dev/null | wc -l) -eq 23"
+srv_queue provider status --json >"$T/status.json" 2>&1
+check_eq "provider status: one odmr:tim destination after four sessions" \
+    "$(grep -o '"odmr:tim[^"]*"' "$T/status.json" | wc -l | tr -d ' ')" 1
 e2e_done
