@@ -500,6 +500,13 @@ void smtpd_auth_response(struct smtpd_auth_session *as, char *line, size_t len)
         as->ops->retract(as->ctx);
         return;
     }
+    if (as->a->users == NULL) {
+        /* a reload turned AUTH off while this exchange waited for the client */
+        exchange_end(as);
+        say(as, "454 4.7.0 Temporary authentication failure");
+        as->ops->retract(as->ctx);
+        return;
+    }
     switch (as->step) {
     case STEP_PLAIN:
         plain_response(as, line, 1);
