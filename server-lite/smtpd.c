@@ -44,7 +44,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +79,6 @@
 #include "smtpd_auth.h"
 #include "smtpd_etrn.h"
 #include "smtpd_tls.h"
-#include "workq.h"
 
 #define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
 #define WRITE_CHUNK (64 * 1024)
@@ -1005,10 +1003,19 @@ static void auth_hold(void *ctx)
     session_hold(s);
 }
 
-/* auth_resume - smtpd_auth_ops: the verdict was given */
+/* auth_resume - smtpd_auth_ops: the verdict was given; a 535 counts for the
+   error limits as an error answered at once does */
 static void auth_resume(void *ctx)
 {
-    session_resume(ctx);
+    struct session *s = ctx;
+
+    s->busy = 0;
+    if (error_limits(s)) {
+        if (s->state == ST_CLOSING)
+            session_finish(s); /* may free s */
+        return;
+    }
+    session_resume(s);
 }
 
 /* auth_closing - smtpd_auth_ops: the last reply (a 421) was queued */
