@@ -69,13 +69,9 @@ long etrn_reply_pending(const char *text)
 /* etrn_verdict_name - "ok", "temporary", "permanent" */
 const char *etrn_verdict_name(enum etrn_verdict verdict)
 {
-    switch (verdict) {
-    case ETRN_OK:
-        return "ok";
-    case ETRN_TEMP:
-        return "temporary";
-    case ETRN_PERM:
-        return "permanent";
-    }
-    return "unknown";
+    static const char *const names[] = {
+        [ETRN_OK] = "ok", [ETRN_TEMP] = "temporary", [ETRN_PERM] = "permanent",
+    };
+
+    return (size_t) verdict < sizeof(names) / sizeof(names[0]) ? names[verdict] : "unknown";
 }

@@ -74,29 +74,20 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 /* buf_json_string - append s as a quoted JSON string */
 void buf_json_string(struct buf *b, const char *s)
 {
+    /* the characters with a two-character escape, and the letter after the backslash */
+    static const char special[] = "\"\\\n\r\t", letter[] = "\"\\nrt";
+
     buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '"':
-            buf_puts(b, "\\\"");
-            break;
-        case '\\':
-            buf_puts(b, "\\\\");
-            break;
-        case '\n':
-            buf_puts(b, "\\n");
-            break;
-        case '\r':
-            buf_puts(b, "\\r");
-            break;
-        case '\t':
-            buf_puts(b, "\\t");
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f || *p >= 0x80)
-                buf_printf(b, "\\u%04x", *p < 0x80 ? *p : 0xfffd);
-            else
-                buf_putc(b, *p);
+        const char *e = strchr(special, *p);
+
+        if (e != NULL) {
+            buf_putc(b, '\\');
+            buf_putc(b, letter[e - special]);
+        } else if (*p < 0x20 || *p == 0x7f || *p >= 0x80) {
+            buf_printf(b, "\\u%04x", *p < 0x80 ? *p : 0xfffd);
+        } else {
+            buf_putc(b, (char) *p);
         }
     }
     buf_putc(b, '"');

@@ -223,38 +223,39 @@ void mx_resolver_free(struct mx_resolver *r)
     free(r);
 }
 
-/* type_name - "MX", "A" or "AAAA" for messages */
+/* A DNS number and its name in messages. */
+struct code_name {
+    int code;
+    const char *name;
+};
+
+static const struct code_name type_names[] = {
+    { ns_t_mx, "MX" }, { ns_t_a, "A" }, { ns_t_aaaa, "AAAA" }, { ns_t_ptr, "PTR" }, { 0, "?" },
+};
+
+static const struct code_name rcode_names[] = {
+    { ns_r_formerr, "FORMERR" }, { ns_r_servfail, "SERVFAIL" }, { ns_r_notimpl, "NOTIMP" },
+    { ns_r_refused, "REFUSED" }, { 0, "an unexpected RCODE" },
+};
+
+/* code_name - the name of code in a table that ends with { 0, name when not listed } */
+static const char *code_name(const struct code_name *table, int code)
+{
+    while (table->code != 0 && table->code != code)
+        table++;
+    return table->name;
+}
+
+/* type_name - "MX", "A", "AAAA" or "PTR" for messages */
 static const char *type_name(int type)
 {
-    switch (type) {
-    case ns_t_mx:
-        return "MX";
-    case ns_t_a:
-        return "A";
-    case ns_t_aaaa:
-        return "AAAA";
-    case ns_t_ptr:
-        return "PTR";
-    default:
-        return "?";
-    }
+    return code_name(type_names, type);
 }
 
 /* rcode_name - the mnemonic of a DNS RCODE */
 static const char *rcode_name(int rcode)
 {
-    switch (rcode) {
-    case ns_r_formerr:
-        return "FORMERR";
-    case ns_r_servfail:
-        return "SERVFAIL";
-    case ns_r_notimpl:
-        return "NOTIMP";
-    case ns_r_refused:
-        return "REFUSED";
-    default:
-        return "an unexpected RCODE";
-    }
+    return code_name(rcode_names, rcode);
 }
 
 /* negative - map a negative answer (rcode) to a status and a reason */
@@ -701,15 +702,10 @@ enum mx_status mx_lookup(struct mx_resolver *r, const char *domain, const char *
 /* mx_status_name - "ok", "nxdomain", "nodata" or "tempfail" */
 const char *mx_status_name(enum mx_status status)
 {
-    switch (status) {
-    case MX_OK:
-        return "ok";
-    case MX_NXDOMAIN:
-        return "nxdomain";
-    case MX_NODATA:
-        return "nodata";
-    case MX_TEMPFAIL:
-        return "tempfail";
-    }
-    return "unknown";
+    static const char *const names[] = {
+        [MX_OK] = "ok", [MX_NXDOMAIN] = "nxdomain", [MX_NODATA] = "nodata",
+        [MX_TEMPFAIL] = "tempfail",
+    };
+
+    return (size_t) status < sizeof(names) / sizeof(names[0]) ? names[status] : "unknown";
 }

@@ -151,13 +151,9 @@ enum delivery_status delivery_from_reply(int code, const char *text, char *dsn, 
 /* delivery_status_name - Postfix's word for a status in "status=..." */
 const char *delivery_status_name(enum delivery_status status)
 {
-    switch (status) {
-    case DELIVERY_OK:
-        return "sent";
-    case DELIVERY_TEMP:
-        return "deferred";
-    case DELIVERY_PERM:
-        return "bounced";
-    }
-    return "deferred";
+    static const char *const names[] = {
+        [DELIVERY_OK] = "sent", [DELIVERY_TEMP] = "deferred", [DELIVERY_PERM] = "bounced",
+    };
+
+    return (size_t) status < sizeof(names) / sizeof(names[0]) ? names[status] : "deferred";
 }
