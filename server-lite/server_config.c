@@ -313,6 +313,29 @@ const struct server_etrn_user *server_etrn_user_find(const struct server_config 
     return NULL;
 }
 
+/* server_etrn_user_covers - u lists host, or "@parent" for host or one of its parents
+   (subdomains: only the "@parent" entries count) */
+int server_etrn_user_covers(const struct server_etrn_user *u, const char *host, int subdomains)
+{
+    size_t hlen = strlen(host);
+
+    for (size_t i = 0; i < u->domains.count; i++) {
+        const char *d = u->domains.items[i];
+
+        if (d[0] == '@') {
+            size_t dlen = strlen(++d);
+
+            if (strcmp(host, d) == 0
+                || (hlen > dlen && host[hlen - dlen - 1] == '.'
+                    && strcmp(host + hlen - dlen, d) == 0))
+                return 1;
+        } else if (!subdomains && strcmp(host, d) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* parse_transport_value - "transport:nexthop", "transport", "transport:", ":nexthop" */
 static int parse_transport_value(const char *value, enum server_transport *kind, struct server_nexthop *hop,
                                  char *why, size_t whylen)

@@ -11,7 +11,8 @@
  * server_config_line() tells which line set a [main] key (0: the default).
  * inet_interfaces takes Postfix's "all" and "loopback-only" (port 25); a
  * [main] parameter name used as a table key is refused.
- * Lookups: server_etrn_queue_find/_user_find, server_tls_policy_lookup (the
+ * Lookups: server_etrn_queue_find/_user_find, server_etrn_user_covers (the
+ * one test of a domain against an [etrn_users] entry), server_tls_policy_lookup (the
  * level the smtp_tls_policy_maps entries give a route, -1 when none); routing
  * and the matching of domains and addresses are server_route's. server_hostport_parse and
  * server_nexthop_parse return a host the caller frees.
@@ -200,6 +201,7 @@ int server_tls_policy_lookup(const struct server_tls_policy *list, size_t n,
                              const struct server_route *route);
 const struct server_etrn_queue *server_etrn_queue_find(const struct server_config *conf,
                                                        const char *name);
+int server_etrn_user_covers(const struct server_etrn_user *u, const char *host, int subdomains);
 const struct server_etrn_user *server_etrn_user_find(const struct server_config *conf,
                                                      const char *user);
 

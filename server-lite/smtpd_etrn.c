@@ -95,28 +95,6 @@ static int restrictions(const struct smtpd_etrn_policy *p, const struct smtpd_et
     return 0;
 }
 
-/* user_allows - [etrn_users] entry covers host ("@host": with its subdomains) */
-static int user_allows(const struct server_etrn_user *u, const char *host, int subdomains)
-{
-    size_t hlen = strlen(host);
-
-    for (size_t i = 0; i < u->domains.count; i++) {
-        const char *d = u->domains.items[i];
-
-        if (d[0] == '@') {
-            size_t dlen = strlen(++d);
-
-            if (strcmp(host, d) == 0
-                || (hlen > dlen && host[hlen - dlen - 1] == '.'
-                    && strcmp(host + hlen - dlen, d) == 0))
-                return 1;
-        } else if (!subdomains && strcmp(host, d) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* item_allowed - "host" or "@host" allowed for the user's entry (none: anything) */
 static int item_allowed(const struct server_etrn_user *u, const char *item)
 {
@@ -124,7 +102,8 @@ static int item_allowed(const struct server_etrn_user *u, const char *item)
         return 1;
     if (item[0] == '[')
         return 0;
-    return item[0] == '@' ? user_allows(u, item + 1, 1) : user_allows(u, item, 0);
+    return item[0] == '@' ? server_etrn_user_covers(u, item + 1, 1)
+                          : server_etrn_user_covers(u, item, 0);
 }
 
 /* user_permits - every domain the ETRN names is in the user's [etrn_users] entry */
