@@ -121,28 +121,6 @@ int odmr_atrn_parse(const char *arg, struct odmr_domains *out, char *why, size_t
     }
 }
 
-/* owns - the user's [etrn_users] entry lists domain ("@parent" covers subdomains) */
-static int owns(const struct server_etrn_user *u, const char *domain)
-{
-    size_t hlen = strlen(domain);
-
-    for (size_t i = 0; u && i < u->domains.count; i++) {
-        const char *d = u->domains.items[i];
-
-        if (d[0] == '@') {
-            size_t dlen = strlen(++d);
-
-            if (strcmp(domain, d) == 0
-                || (hlen > dlen && domain[hlen - dlen - 1] == '.'
-                    && strcmp(domain + hlen - dlen, d) == 0))
-                return 1;
-        } else if (strcmp(domain, d) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* note - remember the last ATRN for a domain (status) */
 static void note(struct odmr *o, const char *domain, const char *client, const char *user,
                  const char *result)
@@ -199,7 +177,7 @@ void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *c
         }
     }
     for (size_t i = 0; i < ds.n; i++)
-        if (!owns(u, ds.name[i])) {
+        if (u == NULL || !server_etrn_user_covers(u, ds.name[i], 0)) {
             log_warn("reject: ATRN %s from %s, sasl_username=%s: not in its [etrn_users] entry",
                      ds.name[i], client, user);
             note(o, ds.name[i], client, user, "450 refused");
