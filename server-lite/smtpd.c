@@ -330,28 +330,26 @@ static void cmd_ehlo(struct session *s, char *arg)
         return;
     s->esmtp = 1;
     reply(s, "250-%s", conf->myhostname);
-    if (s->odmr) {
-        /* RFC 2645: AUTH and ATRN; nothing for mail transactions */
-        if (s->srv->tls && !s->tls)
-            reply(s, "250-STARTTLS");
-        if ((mechs = smtpd_auth_offered(s->srv->auth, s->tls)) != NULL)
-            reply(s, "250-AUTH %s", mechs);
-        reply(s, "250-ATRN");
-        reply(s, "250 ENHANCEDSTATUSCODES");
-        return;
+    if (!s->odmr) {
+        reply(s, "250-PIPELINING");
+        if (conf->message_size_limit > 0)
+            reply(s, "250-SIZE %lld", conf->message_size_limit);
+        else
+            reply(s, "250-SIZE");
+        reply(s, "250-ETRN");
     }
-    reply(s, "250-PIPELINING");
-    if (conf->message_size_limit > 0)
-        reply(s, "250-SIZE %lld", conf->message_size_limit);
-    else
-        reply(s, "250-SIZE");
-    reply(s, "250-ETRN");
     if (s->srv->tls && !s->tls)
         reply(s, "250-STARTTLS");
     if ((mechs = smtpd_auth_offered(s->srv->auth, s->tls)) != NULL)
         reply(s, "250-AUTH %s", mechs);
-    reply(s, "250-ENHANCEDSTATUSCODES");
-    reply(s, "250 8BITMIME");
+    if (s->odmr) {
+        /* RFC 2645: AUTH and ATRN; nothing for mail transactions */
+        reply(s, "250-ATRN");
+        reply(s, "250 ENHANCEDSTATUSCODES");
+    } else {
+        reply(s, "250-ENHANCEDSTATUSCODES");
+        reply(s, "250 8BITMIME");
+    }
 }
 
 /* is_atext - RFC 5322 atext, without '%' and '!' (handled by the caller) */
