@@ -87,11 +87,12 @@ struct atrn {
     int closing;                /* one side closed; the other's output drains */
 };
 
-/* note_error - record the first error and worsen the verdict */
-static void note_error(struct atrn *a, enum etrn_verdict v, const char *fmt, va_list ap)
+/* note - record the first error and worsen the verdict; the loop goes on (the other side
+   drains) */
+static void note(struct atrn *a, enum etrn_verdict v, const char *error)
 {
     if (a->out->error[0] == 0)
-        vsnprintf(a->out->error, sizeof(a->out->error), fmt, ap);
+        snprintf(a->out->error, sizeof(a->out->error), "%s", error);
     if (v > a->out->verdict)
         a->out->verdict = v;
 }
@@ -100,24 +101,15 @@ static void note_error(struct atrn *a, enum etrn_verdict v, const char *fmt, va_
 static void fail(struct atrn *a, enum etrn_verdict v, const char *fmt, ...) LOG_PRINTF(3, 4);
 static void fail(struct atrn *a, enum etrn_verdict v, const char *fmt, ...)
 {
+    char error[sizeof(a->out->error)];
     va_list ap;
 
     va_start(ap, fmt);
-    note_error(a, v, fmt, ap);
+    vsnprintf(error, sizeof(error), fmt, ap);
     va_end(ap);
+    note(a, v, error);
     a->st = ST_DONE;
     event_base_loopbreak(a->base);
-}
-
-/* note - record the error; the loop goes on (the other side drains) */
-static void note(struct atrn *a, enum etrn_verdict v, const char *fmt, ...) LOG_PRINTF(3, 4);
-static void note(struct atrn *a, enum etrn_verdict v, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    note_error(a, v, fmt, ap);
-    va_end(ap);
 }
 
 /* arm - (re)start a timer */
@@ -592,7 +584,7 @@ static void relay_closed(struct atrn *a, int side, short what)
         snprintf(error, sizeof(error), "the site's MTA %s %s the connection before the "
                  "provider's QUIT", a->t->local_smtp, what & BEV_EVENT_ERROR ? "broke" : "closed");
     if (error[0])
-        note(a, ETRN_TEMP, "%s", error);
+        note(a, ETRN_TEMP, error);
     if (side == 1) {
         bufferevent_free(a->prov);
         a->prov = NULL;
