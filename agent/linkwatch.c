@@ -87,6 +87,21 @@ int linkwatch_fd(const struct linkwatch *lw)
     return lw->event_fd;
 }
 
+/* nl_recv - one datagram from the kernel on fd (EINTR retried, other senders skipped); -1: errno */
+static ssize_t nl_recv(int fd, char *buf, size_t size)
+{
+    for (;;) {
+        struct sockaddr_nl from;
+        socklen_t fromlen = sizeof(from);
+        ssize_t n = recvfrom(fd, buf, size, 0, (struct sockaddr *) &from, &fromlen);
+
+        if (n >= 0 && from.nl_pid != 0)
+            continue;       /* only the kernel speaks on these sockets */
+        if (n >= 0 || errno != EINTR)
+            return n;
+    }
+}
+
 /* linkwatch_read - drain pending events; how many arrived, or -1 */
 int linkwatch_read(struct linkwatch *lw, char *err, size_t errlen)
 {
@@ -94,14 +109,9 @@ int linkwatch_read(struct linkwatch *lw, char *err, size_t errlen)
     int count = 0;
 
     for (int round = 0; round < 1000; round++) {
-        struct sockaddr_nl from;
-        socklen_t fromlen = sizeof(from);
-        ssize_t n = recvfrom(lw->event_fd, buf, sizeof(buf), 0, (struct sockaddr *) &from,
-                             &fromlen);
+        ssize_t n = nl_recv(lw->event_fd, buf, sizeof(buf));
 
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return count;
             if (errno == ENOBUFS) {
@@ -112,8 +122,6 @@ int linkwatch_read(struct linkwatch *lw, char *err, size_t errlen)
             snprintf(err, errlen, "netlink read: %s", strerror(errno));
             return -1;
         }
-        if (from.nl_pid != 0)
-            continue;       /* only the kernel speaks on these groups */
         for (struct nlmsghdr *h = (struct nlmsghdr *) buf; NLMSG_OK(h, (size_t) n);
              h = NLMSG_NEXT(h, n))
             count++;
@@ -137,20 +145,13 @@ static int nl_request(struct linkwatch *lw, struct nlmsghdr *req, nl_reply_fn fn
                sizeof(kernel)) < 0)
         return -1;
     for (;;) {
-        struct sockaddr_nl from;
-        socklen_t fromlen = sizeof(from);
-        ssize_t n = recvfrom(lw->query_fd, buf, sizeof(buf), 0, (struct sockaddr *) &from,
-                             &fromlen);
+        ssize_t n = nl_recv(lw->query_fd, buf, sizeof(buf));
 
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 errno = ETIMEDOUT;
             return -1;
         }
-        if (from.nl_pid != 0)
-            continue;
         for (struct nlmsghdr *h = (struct nlmsghdr *) buf; NLMSG_OK(h, (size_t) n);
              h = NLMSG_NEXT(h, n)) {
             if (h->nlmsg_seq != req->nlmsg_seq)
