@@ -41,6 +41,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -2150,20 +2151,38 @@ size_t smtpd_pending(const struct smtpd *srv)
 }
 
 /* smtpd_free - close every session and listener */
-/* flush_output - shutdown: one non-blocking write of what the session has queued */
+/*
+ * flush_output - shutdown: one non-blocking write of what the session has
+ * queued. The loop has ended, so no bufferevent writes any more: the socket's
+ * output buffer is unfrozen (a bufferevent keeps its front frozen for its own
+ * writer) and written here; it is freed right after.
+ */
 static void flush_output(struct session *s)
 {
     struct bufferevent *bev = s->bev, *under;
+    struct evbuffer *out;
 
     if (bev == NULL)
         return;
     if ((under = bufferevent_get_underlying(bev)) != NULL) {
-        /* STARTTLS: let the OpenSSL filter encrypt what waits, then write that */
-        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
+        /*
+         * STARTTLS: the OpenSSL filter encrypts only from the loop (its
+         * bufferevent_flush does nothing in libevent 2.1): encrypt what waits
+         * here; the filter's BIO puts the record on the socket's bufferevent.
+         */
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        struct evbuffer *plain = bufferevent_get_output(bev);
+        size_t len = evbuffer_get_length(plain);
+
+        if (ssl && SSL_is_init_finished(ssl) && len > 0 && len <= INT_MAX)
+            (void) SSL_write(ssl, evbuffer_pullup(plain, -1), (int) len);
         bev = under;
     }
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-        evbuffer_write(bufferevent_get_output(bev), bufferevent_getfd(bev));
+    out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) > 0) {
+        evbuffer_unfreeze(out, 1);
+        (void) evbuffer_write(out, bufferevent_getfd(bev));
+    }
 }
 
 void smtpd_free(struct smtpd *srv)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -59,6 +60,7 @@ struct smtpd_auth {
     long long error_sleep_ms;
     long long rate_limit;
     int stopping;              /* drained: failures are answered at once */
+    TAILQ_HEAD(, auth_wait) delayed; /* failures waiting on their delay timer */
 };
 
 struct auth_wait;
@@ -91,6 +93,7 @@ struct auth_wait {
     atomic_int cancelled;      /* the session ended before the worker took it: skip it */
     int ran, ok;               /* written by the worker, read after the hand-off */
     struct event *timer;       /* the delay before a failure reply */
+    TAILQ_ENTRY(auth_wait) delayed_link; /* on a->delayed while timer is armed */
 };
 
 typedef void (*mech_fn)(struct smtpd_auth_session *as, const char *init);
@@ -205,8 +208,10 @@ static void failed(struct smtpd_auth_session *as, const char *user, int after)
 static void wait_free(struct auth_wait *w)
 {
     sasl_check_free(w->check);
-    if (w->timer)
+    if (w->timer) {
+        TAILQ_REMOVE(&w->a->delayed, w, delayed_link);
         event_free(w->timer);
+    }
     free(w->user);
     free(w);
 }
@@ -290,8 +295,12 @@ static void check_back(void *arg)
     if (delay > 0 && !w->a->stopping && (w->timer = evtimer_new(w->a->base, delay_cb, w))) {
         tv.tv_sec = (time_t) (delay / 1000);
         tv.tv_usec = (suseconds_t) (delay % 1000 * 1000);
-        if (evtimer_add(w->timer, &tv) == 0)
+        if (evtimer_add(w->timer, &tv) == 0) {
+            TAILQ_INSERT_TAIL(&w->a->delayed, w, delayed_link);
             return;
+        }
+        event_free(w->timer);
+        w->timer = NULL;
     }
     fail_reply(w);
 }
@@ -650,6 +659,7 @@ struct smtpd_auth *smtpd_auth_new(struct event_base *base, struct anvil *anvil,
 
     a->base = base;
     a->anvil = anvil;
+    TAILQ_INIT(&a->delayed);
     a->service = xstrdup(service);
     a->myhostname = xstrdup("");
     if ((a->wq = workq_new(base, AUTH_THREADS, err, errlen)) == NULL) {
@@ -729,7 +739,10 @@ size_t smtpd_auth_pending(const struct smtpd_auth *a)
     return a && a->wq ? workq_pending(a->wq) : 0;
 }
 
-/* smtpd_auth_drain - shutdown: every check ends now, failures without delay */
+/*
+ * smtpd_auth_drain - shutdown: every check ends now, failures without delay:
+ * the checks still on the worker, then the 535s still waiting on their timer.
+ */
 void smtpd_auth_drain(struct smtpd_auth *a)
 {
     if (a == NULL)
@@ -737,6 +750,8 @@ void smtpd_auth_drain(struct smtpd_auth *a)
     a->stopping = 1;
     workq_free(a->wq);
     a->wq = NULL;
+    while (!TAILQ_EMPTY(&a->delayed))
+        fail_reply(TAILQ_FIRST(&a->delayed));
 }
 
 /* smtpd_auth_free - after every session's smtpd_auth_session_free */

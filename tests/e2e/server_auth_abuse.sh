@@ -150,4 +150,25 @@ failure 2: 535
 failure 3: 535
 each reply later than the one before by about a second: yes"
 
+# 3. Shutdown does not leave a client waiting on its delay without a reply:
+# 127.0.0.5 has three failures (a 4 s delay earned); SIGTERM 1 s after its
+# fourth wrong password gives it the 535 at once, before the connection ends.
+$PY - "$port" >"$T/drain" 2>&1 <<'PYEOF' &
+import os, sys, time
+exec(open(os.environ["T"] + "/lib.py").read())
+PORT = int(sys.argv[1])
+t, tf = tls_session("127.0.0.5")
+open(os.environ["T"] + "/drain.ready", "w").close()
+t0 = time.time()
+r = cmd(t, tf, plain("bob", "wrong4"))
+print(r[:3], "in time" if time.time() - t0 < 3.5 else "late (%.2f s)" % (time.time() - t0))
+PYEOF
+drain_pid=$!
+wait_for 10 test -e "$T/drain.ready"
+sleep 1
+srv_stop s
+wait $drain_pid
+check_eq "SIGTERM during a failure delay: the 535 is sent before the session ends" \
+    "$(cat "$T/drain")" "535 in time"
+
 e2e_done

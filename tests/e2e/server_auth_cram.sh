@@ -75,6 +75,34 @@ check "log: the failure names the mechanism and user" \
     grep -q 'SASL CRAM-MD5 authentication failed: authentication failure, sasl_username=alice$' "$T/r/maillog"
 srv_stop r
 
+# SIGTERM while a 535 waits on its failure delay (5 s here) on a plaintext
+# session: the client gets its 535 at once, before the connection ends
+# (TLS sessions: server_auth_abuse.sh)
+sed -i 's/^smtpd_error_sleep_time = 0s$/smtpd_error_sleep_time = 5s/' "$T/r/server.ini"
+srv_start r
+T=$T $PY - "$port" >"$T/drain.out" 2>&1 <<'PYEOF' &
+import os, smtplib, sys, time
+c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.ehlo("c.test")
+c.user, c.password = "tim", "wrong"
+open(os.environ["T"] + "/drain.ready", "w").close()
+t0 = time.time()
+try:
+    code, text = c.auth("CRAM-MD5", c.auth_cram_md5)
+except smtplib.SMTPAuthenticationError as e:
+    code = e.smtp_code
+except smtplib.SMTPServerDisconnected:
+    code = "EOF"
+print(code, "in time" if time.time() - t0 < 3.5 else "late (%.2f s)" % (time.time() - t0))
+PYEOF
+drain_pid=$!
+wait_for 10 test -e "$T/drain.ready"
+sleep 1
+srv_stop r
+wait $drain_pid
+check_eq "SIGTERM during a failure delay: the 535 is sent before the session ends" \
+    "$(cat "$T/drain.out")" "535 in time"
+
 # a users file other users can read is refused at start (verifiers are password equivalents)
 chmod 604 "$T/users"
 "$BIN_DIR/etrn-server" -c "$T/r/server.ini" >"$T/bad.out" 2>&1; rc=$?
