@@ -171,6 +171,19 @@ static void target_add(struct target **tg, size_t *n, const char *name, const ch
 
 /* ---------------------------------------------------------------- DNS (lookup threads) */
 
+/* lookup_fail - no targets: the DSN code (4.x.x: try again later, 5.x.x: bounce) and why */
+static void lookup_fail(struct lookup *lk, const char *dsn, const char *fmt, ...) LOG_PRINTF(3, 4);
+static void lookup_fail(struct lookup *lk, const char *dsn, const char *fmt, ...)
+{
+    va_list ap;
+
+    lk->status = dsn[0] == '4' ? DELIVERY_TEMP : DELIVERY_PERM;
+    snprintf(lk->dsn, sizeof(lk->dsn), "%s", dsn);
+    va_start(ap, fmt);
+    vsnprintf(lk->why, sizeof(lk->why), fmt, ap);
+    va_end(ap);
+}
+
 /* resolve_addrs - A then AAAA of lk->domain as the targets (no MX involved) */
 static void resolve_addrs(struct lookup *lk)
 {
@@ -180,9 +193,7 @@ static void resolve_addrs(struct lookup *lk)
     enum mx_status st;
 
     if (r == NULL) {
-        lk->status = DELIVERY_TEMP;
-        snprintf(lk->dsn, sizeof(lk->dsn), "4.3.5");
-        snprintf(lk->why, sizeof(lk->why), "cannot initialise the resolver for %s", lk->domain);
+        lookup_fail(lk, "4.3.5", "cannot initialise the resolver for %s", lk->domain);
         return;
     }
     st = mx_lookup_host(r, lk->domain, &list, why, sizeof(why));
@@ -194,16 +205,12 @@ static void resolve_addrs(struct lookup *lk)
     if (lk->ntargets > 0)
         return;
     if (st == MX_TEMPFAIL) {
-        lk->status = DELIVERY_TEMP;
-        snprintf(lk->dsn, sizeof(lk->dsn), "4.4.3");
-        snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. Name service error "
-                 "for name=%s type=A: Host not found, try again", lk->domain);
+        lookup_fail(lk, "4.4.3", "Host or domain name not found. Name service error "
+                    "for name=%s type=A: Host not found, try again", lk->domain);
     } else {
-        lk->status = DELIVERY_PERM;
-        snprintf(lk->dsn, sizeof(lk->dsn), "5.4.4");
-        snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. Name service error "
-                 "for name=%s type=%s: Host not found", lk->domain,
-                 st == MX_NXDOMAIN ? "A" : "AAAA");
+        lookup_fail(lk, "5.4.4", "Host or domain name not found. Name service error "
+                    "for name=%s type=%s: Host not found", lk->domain,
+                    st == MX_NXDOMAIN ? "A" : "AAAA");
     }
 }
 
@@ -217,9 +224,7 @@ static void resolve_mx(struct lookup *lk)
     enum mx_status st;
 
     if (r == NULL) {
-        lk->status = DELIVERY_TEMP;
-        snprintf(lk->dsn, sizeof(lk->dsn), "4.3.5");
-        snprintf(lk->why, sizeof(lk->why), "dns_resolver: %s", why);
+        lookup_fail(lk, "4.3.5", "dns_resolver: %s", why);
         return;
     }
     st = mx_lookup(r, lk->domain, lk->self, &list, why, sizeof(why));
@@ -230,31 +235,23 @@ static void resolve_mx(struct lookup *lk)
     case MX_NODATA:
         /* mx.h: MX_NODATA is "no MX", a null MX, or every MX being this host */
         if (strstr(why, "null MX") != NULL) {
-            lk->status = DELIVERY_PERM;
-            snprintf(lk->dsn, sizeof(lk->dsn), "5.1.10");
-            snprintf(lk->why, sizeof(lk->why), "Domain %s does not accept mail (nullMX)",
-                     lk->domain);
+            lookup_fail(lk, "5.1.10", "Domain %s does not accept mail (nullMX)",
+                        lk->domain);
         } else if (strstr(why, "this host") != NULL) {
-            lk->status = DELIVERY_PERM;
-            snprintf(lk->dsn, sizeof(lk->dsn), "5.4.6");
-            snprintf(lk->why, sizeof(lk->why), "mail for %s loops back to myself", lk->domain);
+            lookup_fail(lk, "5.4.6", "mail for %s loops back to myself", lk->domain);
         } else {
             resolve_addrs(lk);
         }
         mx_list_free(&list);
         return;
     case MX_NXDOMAIN:
-        lk->status = DELIVERY_PERM;
-        snprintf(lk->dsn, sizeof(lk->dsn), "5.4.4");
-        snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. Name service error "
-                 "for name=%s type=MX: Host not found", lk->domain);
+        lookup_fail(lk, "5.4.4", "Host or domain name not found. Name service error "
+                    "for name=%s type=MX: Host not found", lk->domain);
         mx_list_free(&list);
         return;
     case MX_TEMPFAIL:
-        lk->status = DELIVERY_TEMP;
-        snprintf(lk->dsn, sizeof(lk->dsn), "4.4.3");
-        snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. Name service error "
-                 "for name=%s type=MX: Host not found, try again (%s)", lk->domain, why);
+        lookup_fail(lk, "4.4.3", "Host or domain name not found. Name service error "
+                    "for name=%s type=MX: Host not found, try again (%s)", lk->domain, why);
         mx_list_free(&list);
         return;
     }
@@ -273,10 +270,8 @@ static void resolve_mx(struct lookup *lk)
             target_add(&lk->targets, &lk->ntargets, h->name, h->addrs[j]);
     }
     if (lk->ntargets == 0) {
-        lk->status = temp ? DELIVERY_TEMP : DELIVERY_PERM;
-        snprintf(lk->dsn, sizeof(lk->dsn), temp ? "4.4.3" : "5.4.4");
-        snprintf(lk->why, sizeof(lk->why), "Host or domain name not found. %s",
-                 first_why ? first_why : "no address for any MX host");
+        lookup_fail(lk, temp ? "4.4.3" : "5.4.4", "Host or domain name not found. %s",
+                    first_why ? first_why : "no address for any MX host");
     }
     mx_list_free(&list);
 }
