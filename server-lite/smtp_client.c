@@ -769,6 +769,21 @@ static void dot_reply(struct smtp_client *c)
 
 /* ---------------------------------------------------------------- events */
 
+/* conn_over - an idle or quitting connection ended (a reply, a close or a timeout): close it
+   and tell the owner (lost while idle, gone after QUIT); after QUIT, free c */
+static void conn_over(struct smtp_client *c)
+{
+    int quit = c->state == CS_QUIT;
+    smtp_client_note_fn note = quit ? c->gone : c->lost;
+    void *ctx = quit ? c->gone_ctx : c->lost_ctx;
+
+    close_conn(c);
+    if (note)
+        note(ctx, c);
+    if (quit)
+        smtp_client_free(c);
+}
+
 /* got_reply - a complete reply: hand it to the current state */
 static void got_reply(struct smtp_client *c)
 {
@@ -790,29 +805,15 @@ static void got_reply(struct smtp_client *c)
         c->refused = 0;
         xact_end(c, c->reply.code / 100 == 2 ? SMTP_CLIENT_REUSABLE : SMTP_CLIENT_CLOSED);
         return;
-    case CS_QUIT: {
-        smtp_client_note_fn gone = c->gone;
-
-        close_conn(c);
-        if (gone)
-            gone(c->gone_ctx, c);
-        smtp_client_free(c);
-        return;
-    }
     case CS_BODY:
         /* a reply while the content is still going out: the peer gave up on it */
         c->state = CS_DOT;
         dot_reply(c);
         return;
-    case CS_IDLE: {
-        smtp_client_note_fn lost = c->lost;
-
-        /* e.g. "421 timeout" while cached: the connection is no good any more */
-        close_conn(c);
-        if (lost)
-            lost(c->lost_ctx, c);
+    case CS_IDLE: /* e.g. "421 timeout" while cached: the connection is no good any more */
+    case CS_QUIT:
+        conn_over(c);
         return;
-    }
     case CS_CONNECT:
     case CS_HANDSHAKE:
     case CS_DEAD:
@@ -829,6 +830,13 @@ static void broken(struct smtp_client *c, int timed_out, const char *why)
         ready_fail(c, DELIVERY_TEMP, "4.4.1", "connect to %s[%s]:%d: %s", c->name, c->addr,
                    c->port, timed_out ? "Connection timed out" : why);
         return;
+    case CS_HANDSHAKE:
+        /* a timeout is said as in the other setup states */
+        if (!timed_out) {
+            tls_failed(c);
+            return;
+        }
+        /* FALLTHROUGH */
     case CS_GREETING:
     case CS_EHLO:
     case CS_HELO:
@@ -841,37 +849,16 @@ static void broken(struct smtp_client *c, int timed_out, const char *why)
             ready_fail(c, DELIVERY_TEMP, "4.4.2", "lost connection with %s while %s%s%s",
                        c->peer, stage_text(c), why && *why ? " " : "", why ? why : "");
         return;
-    case CS_HANDSHAKE:
-        if (timed_out) {
-            ready_fail(c, DELIVERY_TEMP, "4.4.2", "conversation with %s timed out while %s",
-                       c->peer, stage_text(c));
-            return;
-        }
-        tls_failed(c);
-        return;
     case CS_XACT:
     case CS_BODY:
     case CS_DOT:
     case CS_RSET:
         xact_lost(c, timed_out);
         return;
-    case CS_IDLE: {
-        smtp_client_note_fn lost = c->lost;
-
-        close_conn(c);
-        if (lost)
-            lost(c->lost_ctx, c);
+    case CS_IDLE:
+    case CS_QUIT:
+        conn_over(c);
         return;
-    }
-    case CS_QUIT: {
-        smtp_client_note_fn gone = c->gone;
-
-        close_conn(c);
-        if (gone)
-            gone(c->gone_ctx, c);
-        smtp_client_free(c);
-        return;
-    }
     case CS_DEAD:
         return;
     }
