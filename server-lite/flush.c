@@ -461,45 +461,64 @@ static void finish_run(struct flush *f, struct site *s)
     STAILQ_REMOVE_HEAD(&f->runq, run);
 }
 
-/* run_cb - one batch of flush work, then yield to the loop */
-static void run_cb(evutil_socket_t fd, short what, void *arg)
+/* batch - one event-loop turn of work: step until it says there is no more (-1) or
+   FLUSH_BATCH_MAX units or FLUSH_BATCH_MS are spent; then ev runs again after what else
+   is ready */
+static void batch(struct flush *f, struct event *ev, int (*step)(struct flush *f))
 {
     static const struct timeval now = { 0, 0 };
-    struct flush *f = arg;
     long long start = clock_now_ms();
     size_t done = 0;
 
+    while (done < FLUSH_BATCH_MAX && clock_now_ms() - start < FLUSH_BATCH_MS) {
+        int n = step(f);
+
+        if (n < 0)
+            return;
+        done += (size_t) n;
+    }
+    evtimer_add(ev, &now);
+}
+
+/* run_step - the next ID of the first queued flush: 1 (one ID), 0, or -1 (none queued) */
+static int run_step(struct flush *f)
+{
+    struct site *s = STAILQ_FIRST(&f->runq);
+    const char *id;
+    int rc;
+
+    if (s == NULL)
+        return -1;
+    if (s->run_ids == NULL)
+        snapshot(s);
+    if (s->run_pos >= s->run_count) {
+        finish_run(f, s);
+        return 0;
+    }
+    id = s->run_ids[s->run_pos++];
+    if (id_find(&s->ids, id) == NULL) {
+        s->run_stale++;             /* dropped since the snapshot */
+        return 1;
+    }
+    rc = f->deliver ? f->deliver(f->deliver_ctx, id, s->name) : -1;
+    if (rc > 0)
+        s->run_started++;
+    else if (rc == 0) {
+        s->run_stale++;
+        drop_id(f, s, id);
+    } else
+        s->run_failed++;
+    return 1;
+}
+
+/* run_cb - one batch of flush work, then yield to the loop */
+static void run_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct flush *f = arg;
+
     (void) fd;
     (void) what;
-    while (!STAILQ_EMPTY(&f->runq) && done < FLUSH_BATCH_MAX
-           && clock_now_ms() - start < FLUSH_BATCH_MS) {
-        struct site *s = STAILQ_FIRST(&f->runq);
-        const char *id;
-        int rc;
-
-        if (s->run_ids == NULL)
-            snapshot(s);
-        if (s->run_pos >= s->run_count) {
-            finish_run(f, s);
-            continue;
-        }
-        id = s->run_ids[s->run_pos++];
-        done++;
-        if (id_find(&s->ids, id) == NULL) {
-            s->run_stale++;             /* dropped since the snapshot */
-            continue;
-        }
-        rc = f->deliver ? f->deliver(f->deliver_ctx, id, s->name) : -1;
-        if (rc > 0)
-            s->run_started++;
-        else if (rc == 0) {
-            s->run_stale++;
-            drop_id(f, s, id);
-        } else
-            s->run_failed++;
-    }
-    if (!STAILQ_EMPTY(&f->runq))
-        evtimer_add(f->run_ev, &now);
+    batch(f, f->run_ev, run_step);
 }
 
 /* flush_waiting - how many IDs a domain's log holds */
@@ -680,51 +699,56 @@ static void schedule_refresh(struct flush *f, long long secs)
     evtimer_add(f->refresh_ev, &tv);
 }
 
+/* refresh_step - the next entry of deferred/, or the next log to sweep: the units of
+   work done, or -1 when the refresh is over (or none runs) */
+static int refresh_step(struct flush *f)
+{
+    struct dirent *de;
+    size_t n;
+
+    switch (f->phase) {
+    case REFRESH_IDLE:
+        return -1;
+    case REFRESH_WALK:
+        errno = 0;
+        if ((de = readdir(f->walk)) == NULL) {
+            if (errno)
+                log_warn("flush: refresh: read deferred/: %s", strerror(errno));
+            closedir(f->walk);
+            f->walk = NULL;
+            f->phase = REFRESH_SWEEP;
+            f->sweep = LIST_FIRST(&f->sites);
+            return 0;
+        }
+        if (!queue_id_valid(de->d_name))
+            return 0;
+        walk_message(f, de->d_name);
+        return 1;
+    case REFRESH_SWEEP:
+        break;
+    }
+    if (f->sweep == NULL) {
+        f->phase = REFRESH_IDLE;
+        log_info("flush: refresh done: %zu deferred message(s) read, %zu ID(s) added, "
+                 "%zu stale ID(s) dropped, %zu log(s)", f->walk_msgs, f->walk_added,
+                 f->walk_dropped, f->nsites);
+        schedule_refresh(f, f->conf->fast_flush_refresh_time);
+        return -1;
+    }
+    sweep_site(f, f->sweep);
+    n = f->sweep->ids.used + 1;
+    f->sweep = LIST_NEXT(f->sweep, link);
+    return n > FLUSH_BATCH_MAX ? FLUSH_BATCH_MAX : (int) n; /* the batch is spent */
+}
+
 /* step_cb - one batch of refresh work */
 static void step_cb(evutil_socket_t fd, short what, void *arg)
 {
-    static const struct timeval now = { 0, 0 };
     struct flush *f = arg;
-    long long start = clock_now_ms();
-    size_t done = 0;
 
     (void) fd;
     (void) what;
-    while (f->phase != REFRESH_IDLE && done < FLUSH_BATCH_MAX
-           && clock_now_ms() - start < FLUSH_BATCH_MS) {
-        if (f->phase == REFRESH_WALK) {
-            struct dirent *de;
-
-            errno = 0;
-            if ((de = readdir(f->walk)) == NULL) {
-                if (errno)
-                    log_warn("flush: refresh: read deferred/: %s", strerror(errno));
-                closedir(f->walk);
-                f->walk = NULL;
-                f->phase = REFRESH_SWEEP;
-                f->sweep = LIST_FIRST(&f->sites);
-                continue;
-            }
-            if (queue_id_valid(de->d_name)) {
-                walk_message(f, de->d_name);
-                done++;
-            }
-        } else {
-            if (f->sweep == NULL) {
-                f->phase = REFRESH_IDLE;
-                log_info("flush: refresh done: %zu deferred message(s) read, %zu ID(s) added, "
-                         "%zu stale ID(s) dropped, %zu log(s)", f->walk_msgs, f->walk_added,
-                         f->walk_dropped, f->nsites);
-                schedule_refresh(f, f->conf->fast_flush_refresh_time);
-                break;
-            }
-            sweep_site(f, f->sweep);
-            done += f->sweep->ids.used + 1;
-            f->sweep = LIST_NEXT(f->sweep, link);
-        }
-    }
-    if (f->phase != REFRESH_IDLE)
-        evtimer_add(f->step_ev, &now);
+    batch(f, f->step_ev, refresh_step);
 }
 
 /* flush_refresh - start rebuilding the logs from deferred/ (no-op while one runs) */
@@ -942,14 +966,11 @@ void flush_free(struct flush *f)
 
     if (f == NULL)
         return;
-    if (f->run_ev)
-        event_free(f->run_ev);
-    if (f->refresh_ev)
-        event_free(f->refresh_ev);
-    if (f->step_ev)
-        event_free(f->step_ev);
-    if (f->maint_ev)
-        event_free(f->maint_ev);
+    struct event *const timers[] = { f->run_ev, f->refresh_ev, f->step_ev, f->maint_ev };
+
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
+        if (timers[i])
+            event_free(timers[i]);
     if (f->walk)
         closedir(f->walk);
     for (struct site *s = LIST_FIRST(&f->sites); s; s = next) {
