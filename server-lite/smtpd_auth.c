@@ -340,6 +340,30 @@ static void bad_response(struct smtpd_auth_session *as, int after)
         as->ops->retract(as->ctx);
 }
 
+/* refuse - a decoded response that is not what the mechanism takes: wipe it, 535 */
+static void refuse(struct smtpd_auth_session *as, unsigned char *dec, size_t len, int after)
+{
+    wipe(dec, len);
+    exchange_end(as);
+    failed(as, NULL, after);
+}
+
+/* decode_text - a base64 response that must be text: 0 and *dec (the caller wipes it), or
+   -1 when it was not (undecodable: 501; a NUL byte: 535) and the exchange is over */
+static int decode_text(struct smtpd_auth_session *as, const char *text, int after,
+                       unsigned char **dec, size_t *len)
+{
+    if (b64_decode(text, dec, len) != 0) {
+        bad_response(as, after);
+        return -1;
+    }
+    if (memchr(*dec, 0, *len) != NULL) {
+        refuse(as, *dec, *len, after);
+        return -1;
+    }
+    return 0;
+}
+
 /* plain_response - "authzid NUL authcid NUL password", base64 */
 static void plain_response(struct smtpd_auth_session *as, const char *text, int after)
 {
@@ -356,9 +380,7 @@ static void plain_response(struct smtpd_auth_session *as, const char *text, int 
     user = memchr(authz, 0, len);
     pass = user ? memchr(user + 1, 0, (size_t) (end - user - 1)) : NULL;
     if (user == NULL || pass == NULL || memchr(pass + 1, 0, (size_t) (end - pass - 1)) != NULL) {
-        exchange_end(as);
-        failed(as, NULL, after);
-        wipe(dec, len);
+        refuse(as, dec, len, after);
         return;
     }
     user++;
@@ -379,14 +401,10 @@ static void login_user(struct smtpd_auth_session *as, const char *text, int afte
     unsigned char *dec;
     size_t len;
 
-    if (b64_decode(text, &dec, &len) != 0) {
-        bad_response(as, after);
+    if (decode_text(as, text, after, &dec, &len) != 0)
         return;
-    }
-    if (memchr(dec, 0, len) != NULL || len == 0) {
-        wipe(dec, len);
-        exchange_end(as);
-        failed(as, NULL, after);
+    if (len == 0) {
+        refuse(as, dec, len, after);
         return;
     }
     as->login_user = (char *) dec;
@@ -401,16 +419,8 @@ static void login_pass(struct smtpd_auth_session *as, const char *text)
     size_t len;
     char *user;
 
-    if (b64_decode(text, &dec, &len) != 0) {
-        bad_response(as, 1);
+    if (decode_text(as, text, 1, &dec, &len) != 0)
         return;
-    }
-    if (memchr(dec, 0, len) != NULL) {
-        wipe(dec, len);
-        exchange_end(as);
-        failed(as, NULL, 1);
-        return;
-    }
     user = as->login_user;
     as->login_user = NULL;
     verify(as, user, (const char *) dec);
@@ -425,15 +435,11 @@ static void cram_response(struct smtpd_auth_session *as, const char *text)
     size_t len;
     char *sp;
 
-    if (b64_decode(text, &dec, &len) != 0) {
-        bad_response(as, 1);
+    if (decode_text(as, text, 1, &dec, &len) != 0)
         return;
-    }
     sp = strrchr((char *) dec, ' ');
-    if (memchr(dec, 0, len) != NULL || sp == NULL || sp == (char *) dec) {
-        wipe(dec, len);
-        exchange_end(as);
-        failed(as, NULL, 1);
+    if (sp == NULL || sp == (char *) dec) {
+        refuse(as, dec, len, 1);
         return;
     }
     *sp = 0;
