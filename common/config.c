@@ -144,6 +144,55 @@ int cfg_parse_bool(const char *text, int *value)
     return -1;
 }
 
+/* cfg_map_read - each "key  value" line of a lookup table file to fn */
+int cfg_map_read(const char *path, cfg_map_fn fn, void *ctx, int *line, char *why, size_t whylen)
+{
+    FILE *fp = fopen(path, "re");
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = -1;
+
+    *line = 0;
+    if (fp == NULL) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while ((n = getline(&text, &cap, fp)) >= 0) {
+        char *s = text, *key;
+
+        ++*line;
+        if ((size_t) n != strlen(text)) {
+            snprintf(why, whylen, "a NUL byte in the line");
+            goto out;
+        }
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+            text[--n] = 0;
+        s += strspn(s, " \t");
+        if (*s == 0 || *s == '#')
+            continue;
+        if (s != text) {
+            snprintf(why, whylen, "continuation lines are not supported");
+            goto out;
+        }
+        key = s;
+        s += strcspn(s, " \t");
+        if (*s)
+            *s++ = 0;
+        if (fn(ctx, *line, key, s + strspn(s, " \t"), why, whylen) != 0)
+            goto out;
+    }
+    if (ferror(fp)) {
+        snprintf(why, whylen, "read error: %s", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    fclose(fp);
+    return rc;
+}
+
 void cfg_list_add(struct cfg_list *list, const char *item)
 {
     list->items = xreallocarray(list->items, list->count + 1, sizeof(*list->items));

@@ -18,6 +18,13 @@
  * (index into choices), CFG_LIST struct cfg_list (split on blanks and
  * commas; continuation lines append). The struct owns the strings;
  * cfg_section_free() releases them.
+ *
+ * cfg_map_read() reads a Postfix lookup table file (texthash format) for the
+ * map parameters: each "key  value" line goes to a callback with the key and
+ * the rest of the line ("" when none); blank lines and '#' comments are
+ * skipped; a line that starts with white space (a continuation) or holds a
+ * NUL byte is an error. Returns 0, or -1 with why and *line (0: the file could
+ * not be opened).
  */
 #ifndef ETRNKIT_CONFIG_H
 #define ETRNKIT_CONFIG_H
@@ -84,6 +91,11 @@ void cfg_list_split(struct cfg_list *list, const char *text);
 void cfg_list_add(struct cfg_list *list, const char *item);
 void cfg_list_free(struct cfg_list *list);
 int cfg_parse_bool(const char *text, int *value);
+
+/* one line of a lookup table file; key and value may be changed in place */
+typedef int (*cfg_map_fn)(void *ctx, int line, char *key, char *value, char *why, size_t whylen);
+
+int cfg_map_read(const char *path, cfg_map_fn fn, void *ctx, int *line, char *why, size_t whylen);
 void cfg_error_set(struct cfg_error *err, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -11,6 +11,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "config.h"
 #include "domain.h"
 #include "htable.h"
 #include "recipient.h"
@@ -82,66 +83,42 @@ static const char *check_key(const char *key, int allow_bare)
     return NULL;
 }
 
+/* What map_line needs besides the line. */
+struct map_load {
+    struct recipient_map *map;
+    int allow_bare;
+};
+
+/* map_line - one "key  value" line of a recipient table */
+static int map_line(void *ctx, int line, char *key, char *value, char *why, size_t whylen)
+{
+    struct map_load *ml = ctx;
+    const char *bad;
+
+    (void) line;
+    if (*value == 0) {
+        snprintf(why, whylen, "\"%.100s\": expected \"address  value\"", key);
+        return -1;
+    }
+    fold(key);
+    if ((bad = check_key(key, ml->allow_bare)) != NULL) {
+        snprintf(why, whylen, "\"%.100s\": %s", key, bad);
+        return -1;
+    }
+    htable_insert(ml->map->keys, key, PRESENT); /* a repeated key: the first one stays */
+    return 0;
+}
+
 /* recipient_map_load - add one file's "key  value" lines to map */
 int recipient_map_load(struct recipient_map *map, const char *path, int allow_bare, int *line,
                        char *why, size_t whylen)
 {
-    FILE *fp = fopen(path, "re");
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = -1;
+    struct map_load ml = { map, allow_bare };
 
-    *line = 0;
-    if (fp == NULL) {
-        snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+    if (cfg_map_read(path, map_line, &ml, line, why, whylen) != 0)
         return -1;
-    }
-    while ((n = getline(&text, &cap, fp)) >= 0) {
-        char *s = text, *key, *value;
-        const char *bad;
-
-        ++*line;
-        if ((size_t) n != strlen(text)) {
-            snprintf(why, whylen, "a NUL byte in the line");
-            goto out;
-        }
-        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-            text[--n] = 0;
-        if (*s == ' ' || *s == '\t') {
-            s += strspn(s, " \t");
-            if (*s == 0 || *s == '#')
-                continue;
-            snprintf(why, whylen, "continuation lines are not supported");
-            goto out;
-        }
-        if (*s == 0 || *s == '#')
-            continue;
-        key = s;
-        s += strcspn(s, " \t");
-        value = s + strspn(s, " \t");
-        if (*value == 0) {
-            snprintf(why, whylen, "\"%.100s\": expected \"address  value\"", key);
-            goto out;
-        }
-        *s = 0;
-        fold(key);
-        if ((bad = check_key(key, allow_bare)) != NULL) {
-            snprintf(why, whylen, "\"%.100s\": %s", key, bad);
-            goto out;
-        }
-        htable_insert(map->keys, key, PRESENT); /* a repeated key: the first one stays */
-    }
-    if (ferror(fp)) {
-        snprintf(why, whylen, "read error: %s", strerror(errno));
-        goto out;
-    }
-    rc = 0;
     *line = 0;
-out:
-    free(text);
-    fclose(fp);
-    return rc;
+    return 0;
 }
 
 /* recipient_map_lookup - addr, its domain as "@domain" or (bare) its user is listed */

@@ -131,6 +131,7 @@ struct load {
     char hostname[256];
     char *last_table;           /* key of the previous [etrn_*] line */
     size_t order;
+    const char *map_file;       /* the transport_maps file being read */
 };
 
 /* main_key_index - index of a [main] key, or -1 */
@@ -778,14 +779,30 @@ static int elem_cidr(struct load *ld, const char *elem, struct cfg_list *out, ch
     return 0;
 }
 
+/* add_listener - a "host[:port]" element onto a listener array */
+static int add_listener(const char *elem, int default_port, struct server_listen **list,
+                        size_t *n, struct cfg_list *out, char *why, size_t whylen)
+{
+    const char *reason;
+    char *host;
+    int port;
+
+    if (server_hostport_parse(elem, default_port, &host, &port, &reason) != 0) {
+        snprintf(why, whylen, "\"%s\": %s", elem, reason);
+        return -1;
+    }
+    *list = xreallocarray(*list, *n + 1, sizeof(**list));
+    (*list)[*n].host = host;
+    (*list)[(*n)++].port = port;
+    cfg_list_add(out, elem);
+    return 0;
+}
+
 /* elem_listen - an inet_interfaces element */
 static int elem_listen(struct load *ld, const char *elem, struct cfg_list *out, char *why,
                        size_t whylen)
 {
     struct server_config *conf = ld->conf;
-    const char *reason;
-    char *host;
-    int port;
 
     if (strcmp(elem, "all") == 0 || strcmp(elem, "loopback-only") == 0) {
         /* Postfix's words: every address, or the loopback ones, on port 25 */
@@ -795,35 +812,14 @@ static int elem_listen(struct load *ld, const char *elem, struct cfg_list *out, 
             return -1;
         return elem_listen(ld, all ? "[::]:25" : "[::1]:25", out, why, whylen);
     }
-    if (server_hostport_parse(elem, 25, &host, &port, &reason) != 0) {
-        snprintf(why, whylen, "\"%s\": %s", elem, reason);
-        return -1;
-    }
-    conf->listen = xreallocarray(conf->listen, conf->nlisten + 1, sizeof(*conf->listen));
-    conf->listen[conf->nlisten].host = host;
-    conf->listen[conf->nlisten++].port = port;
-    cfg_list_add(out, elem);
-    return 0;
+    return add_listener(elem, 25, &conf->listen, &conf->nlisten, out, why, whylen);
 }
 
 /* elem_odmr_listen - an odmr_listen element: host:port (the port defaults to 366, RFC 2645) */
 static int elem_odmr_listen(struct load *ld, const char *elem, struct cfg_list *out, char *why,
                             size_t whylen)
 {
-    struct server_config *conf = ld->conf;
-    const char *reason;
-    char *host;
-    int port;
-
-    if (server_hostport_parse(elem, 366, &host, &port, &reason) != 0) {
-        snprintf(why, whylen, "\"%s\": %s", elem, reason);
-        return -1;
-    }
-    conf->odmr = xreallocarray(conf->odmr, conf->nodmr + 1, sizeof(*conf->odmr));
-    conf->odmr[conf->nodmr].host = host;
-    conf->odmr[conf->nodmr++].port = port;
-    cfg_list_add(out, elem);
-    return 0;
+    return add_listener(elem, 366, &ld->conf->odmr, &ld->conf->nodmr, out, why, whylen);
 }
 
 /* elem_transport_name - a defer_transports element */
@@ -870,70 +866,36 @@ static void build_netlist(const struct cfg_list *list, struct server_netlist *ne
             log_panic("build_netlist: %s: %s", list->items[i], why);
 }
 
-/* read_transport_map - one transport_maps file: "pattern  transport:nexthop" lines */
-static int read_transport_map(struct load *ld, const char *path)
+/* transport_line - one transport_maps line: "pattern  transport:nexthop" */
+static int transport_line(void *ctx, int line, char *key, char *value, char *why, size_t whylen)
 {
-    const char *file = add_file_name(ld->conf, path);
-    FILE *fp = fopen(path, "r");
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int line = 0;
-    char why[512];
+    struct load *ld = ctx;
+    char *end = value + strcspn(value, " \t");
+    char reason[400];
 
-    if (fp == NULL) {
-        cfg_error_set(ld->err, ld->conf->path, key_line(ld, "transport_maps"),
-                      "[main] transport_maps: cannot open %s: %s", path, strerror(errno));
+    if (*value == 0) {
+        snprintf(why, whylen, "\"%s\": expected \"domain  transport:nexthop\"", key);
         return -1;
     }
-    while ((n = getline(&text, &cap, fp)) >= 0) {
-        char *s = text, *key, *value;
-
-        line++;
-        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-            text[--n] = 0;
-        if (*s == ' ' || *s == '\t') {
-            s += strspn(s, " \t");
-            if (*s == 0 || *s == '#')
-                continue;
-            snprintf(why, sizeof(why), "continuation lines are not supported");
-            goto bad;
-        }
-        if (*s == 0 || *s == '#')
-            continue;
-        key = s;
-        s += strcspn(s, " \t");
-        if (*s == 0) {
-            snprintf(why, sizeof(why), "\"%s\": expected \"domain  transport:nexthop\"", key);
-            goto bad;
-        }
-        *s++ = 0;
-        value = s + strspn(s, " \t");
-        s = value + strcspn(value, " \t");
-        if (s[strspn(s, " \t")] != 0) {
-            snprintf(why, sizeof(why), "%s: expected one value \"transport:nexthop\"", key);
-            goto bad;
-        }
-        *s = 0;
-        char reason[400];
-        if (add_transport(ld, key, value, file, line, reason, sizeof(reason)) != 0) {
-            snprintf(why, sizeof(why), "%s: %s", key, reason);
-            goto bad;
-        }
-    }
-    free(text);
-    if (ferror(fp)) {
-        cfg_error_set(ld->err, path, line, "[main] transport_maps: read error: %s", strerror(errno));
-        fclose(fp);
+    if (end[strspn(end, " \t")] != 0) {
+        snprintf(why, whylen, "%s: expected one value \"transport:nexthop\"", key);
         return -1;
     }
-    fclose(fp);
+    *end = 0;
+    if (add_transport(ld, key, value, ld->map_file, line, reason, sizeof(reason)) != 0) {
+        snprintf(why, whylen, "%s: %s", key, reason);
+        return -1;
+    }
     return 0;
-bad:
-    cfg_error_set(ld->err, path, line, "[main] transport_maps: %s", why);
-    free(text);
-    fclose(fp);
-    return -1;
+}
+
+/* transport_file - one transport_maps file */
+static int transport_file(void *ctx, const char *path, int *line, char *why, size_t whylen)
+{
+    struct load *ld = ctx;
+
+    ld->map_file = add_file_name(ld->conf, path);
+    return cfg_map_read(path, transport_line, ld, line, why, whylen);
 }
 
 static int cmp_transport(const void *a, const void *b)
@@ -1008,39 +970,64 @@ static const char *map_path(const char *map)
     return map[0] == '/' ? map : NULL;
 }
 
-/* load_recipient_maps - every file of a *_recipient_maps key into one map; NULL map if none */
-static int load_recipient_maps(struct load *ld, const char *key, const struct cfg_list *maps,
-                               int allow_bare, struct recipient_map **out)
+/* reads one map file: 0, or -1 with why and *line (0: the file itself) */
+typedef int (*map_reader)(void *ctx, const char *path, int *line, char *why, size_t whylen);
+
+/* read_maps - every file of a lookup table key; errors as "[main] key: ..." at the key's
+   line, or at the map file's line when the problem is there */
+static int read_maps(struct load *ld, const char *key, const struct cfg_list *maps,
+                     map_reader read, void *ctx)
 {
-    char why[512];
+    char why[600];
     int line;
 
-    *out = NULL;
-    if (maps->count == 0)
-        return 0;
-    *out = recipient_map_new();
     for (size_t i = 0; i < maps->count; i++) {
         const char *path = map_path(maps->items[i]);
 
         if (path == NULL) {
-            cfg_error_set(ld->err, ld->conf->path, key_line(ld, key),
-                          "[main] %s: \"%s\": expected /path, texthash:/path or hash:/path", key,
-                          maps->items[i]);
-            return -1;
+            snprintf(why, sizeof(why), "\"%s\": expected /path, texthash:/path or hash:/path",
+                     maps->items[i]);
+            line = 0;
+        } else if (read(ctx, path, &line, why, sizeof(why)) == 0) {
+            continue;
         }
-        if (recipient_map_load(*out, path, allow_bare, &line, why, sizeof(why)) != 0) {
-            if (line == 0)
-                cfg_error_set(ld->err, ld->conf->path, key_line(ld, key), "[main] %s: %s", key,
-                              why);
-            else
-                cfg_error_set(ld->err, path, line, "[main] %s: %s", key, why);
-            return -1;
-        }
+        if (line == 0)
+            cfg_error_set(ld->err, ld->conf->path, key_line(ld, key), "[main] %s: %s", key, why);
+        else
+            cfg_error_set(ld->err, path, line, "[main] %s: %s", key, why);
+        return -1;
     }
     return 0;
 }
 
-static int load_tls_policies(struct load *ld);
+/* What recipient_file adds a file to. */
+struct recipient_load {
+    struct recipient_map *map;
+    int allow_bare;
+};
+
+/* recipient_file - one relay_ or local_recipient_maps file */
+static int recipient_file(void *ctx, const char *path, int *line, char *why, size_t whylen)
+{
+    const struct recipient_load *rl = ctx;
+
+    return recipient_map_load(rl->map, path, rl->allow_bare, line, why, whylen);
+}
+
+/* load_recipient_maps - every file of a *_recipient_maps key into one map; NULL map if none */
+static int load_recipient_maps(struct load *ld, const char *key, const struct cfg_list *maps,
+                               int allow_bare, struct recipient_map **out)
+{
+    struct recipient_load rl = { NULL, allow_bare };
+
+    *out = NULL;
+    if (maps->count == 0)
+        return 0;
+    rl.map = *out = recipient_map_new();
+    return read_maps(ld, key, maps, recipient_file, &rl);
+}
+
+static int tls_policy_file(void *ctx, const char *path, int *line, char *why, size_t whylen);
 
 /* finish_main - validate [main] and derive the parsed forms */
 static int finish_main(struct load *ld)
@@ -1180,18 +1167,9 @@ static int finish_main(struct load *ld)
         || load_recipient_maps(ld, "local_recipient_maps", &c->local_recipient_maps, 1,
                                &c->local_recipients) != 0)
         return -1;
-    for (size_t i = 0; i < c->transport_maps.count; i++) {
-        const char *m = map_path(c->transport_maps.items[i]);
-
-        if (m == NULL) {
-            main_error(ld, "transport_maps", "\"%s\": expected /path, texthash:/path or hash:/path",
-                       c->transport_maps.items[i]);
-            return -1;
-        }
-        if (read_transport_map(ld, m) != 0)
-            return -1;
-    }
-    if (load_tls_policies(ld) != 0)
+    if (read_maps(ld, "transport_maps", &c->transport_maps, transport_file, ld) != 0
+        || read_maps(ld, "smtp_tls_policy_maps", &c->smtp_tls_policy_maps, tls_policy_file,
+                     c) != 0)
         return -1;
     return finish_transports(ld);
 }
@@ -1223,109 +1201,51 @@ static int policy_key_ok(const char *key)
            || domain_is_hostname(host, &why);
 }
 
-/* read_tls_policy_map - one smtp_tls_policy_maps file: "nexthop  level" lines */
-static int read_tls_policy_map(struct load *ld, const char *path)
+/* tls_policy_line - one smtp_tls_policy_maps line: "nexthop  level" */
+static int tls_policy_line(void *ctx, int line, char *key, char *value, char *why,
+                           size_t whylen)
 {
-    struct server_config *c = ld->conf;
-    FILE *fp = fopen(path, "r");
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int line = 0;
-    char why[600];
+    struct server_config *c = ctx;
+    char *rest = value + strcspn(value, " \t");
+    int level = -1;
 
-    if (fp == NULL) {
-        main_error(ld, "smtp_tls_policy_maps", "cannot open %s: %s", path, strerror(errno));
+    (void) line;
+    if (*rest)
+        *rest++ = 0;
+    domain_lowercase(key);
+    if (!policy_key_ok(key)) {
+        snprintf(why, whylen, "\"%s\": expected a domain, [host] or [host]:port", key);
         return -1;
     }
-    while ((n = getline(&text, &cap, fp)) >= 0) {
-        char *s = text, *key, *value;
-        int level = -1;
-
-        line++;
-        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-            text[--n] = 0;
-        s += strspn(s, " \t");
-        if (*s == 0 || *s == '#')
-            continue;
-        if (s != text) {
-            snprintf(why, sizeof(why), "continuation lines are not supported");
-            goto bad;
-        }
-        key = s;
-        s += strcspn(s, " \t");
-        if (*s)
-            *s++ = 0;
-        value = s + strspn(s, " \t");
-        s = value + strcspn(value, " \t");
-        if (*s)
-            *s++ = 0;
-        for (char *p = key; *p; p++)
-            *p = (char) tolower((unsigned char) *p);
-        if (!policy_key_ok(key)) {
-            snprintf(why, sizeof(why), "\"%s\": expected a domain, [host] or [host]:port", key);
-            goto bad;
-        }
-        for (int i = 0; tls_level_choices[i]; i++)
-            if (strcmp(value, tls_level_choices[i]) == 0)
-                level = i;
-        if (level < 0) {
-            snprintf(why, sizeof(why), "%s: \"%s\" is not one of: none, may, encrypt, verify, "
-                     "secure", key, value);
-            goto bad;
-        }
-        if (s[strspn(s, " \t")] != 0) {
-            snprintf(why, sizeof(why), "%s: only the security level is supported, not \"%s\"",
-                     key, s + strspn(s, " \t"));
-            goto bad;
-        }
-        for (size_t i = 0; i < c->ntls_policies; i++)
-            if (strcmp(c->tls_policies[i].nexthop, key) == 0) {
-                snprintf(why, sizeof(why), "%s: duplicate entry", key);
-                goto bad;
-            }
-        c->tls_policies = xreallocarray(c->tls_policies, c->ntls_policies + 1,
-                                        sizeof(*c->tls_policies));
-        c->tls_policies[c->ntls_policies].nexthop = xstrdup(key);
-        c->tls_policies[c->ntls_policies++].level = level;
-    }
-    free(text);
-    if (ferror(fp)) {
-        cfg_error_set(ld->err, path, line, "[main] smtp_tls_policy_maps: read error: %s",
-                      strerror(errno));
-        fclose(fp);
+    for (int i = 0; tls_level_choices[i]; i++)
+        if (strcmp(value, tls_level_choices[i]) == 0)
+            level = i;
+    if (level < 0) {
+        snprintf(why, whylen, "%s: \"%s\" is not one of: none, may, encrypt, verify, secure",
+                 key, value);
         return -1;
     }
-    fclose(fp);
+    rest += strspn(rest, " \t");
+    if (*rest != 0) {
+        snprintf(why, whylen, "%s: only the security level is supported, not \"%s\"", key, rest);
+        return -1;
+    }
+    for (size_t i = 0; i < c->ntls_policies; i++)
+        if (strcmp(c->tls_policies[i].nexthop, key) == 0) {
+            snprintf(why, whylen, "%s: duplicate entry", key);
+            return -1;
+        }
+    c->tls_policies = xreallocarray(c->tls_policies, c->ntls_policies + 1,
+                                    sizeof(*c->tls_policies));
+    c->tls_policies[c->ntls_policies].nexthop = xstrdup(key);
+    c->tls_policies[c->ntls_policies++].level = level;
     return 0;
-bad:
-    cfg_error_set(ld->err, path, line, "[main] smtp_tls_policy_maps: %s", why);
-    free(text);
-    fclose(fp);
-    return -1;
 }
 
-/* load_tls_policies - every smtp_tls_policy_maps file */
-static int load_tls_policies(struct load *ld)
+/* tls_policy_file - one smtp_tls_policy_maps file */
+static int tls_policy_file(void *ctx, const char *path, int *line, char *why, size_t whylen)
 {
-    const struct cfg_list *maps = &ld->conf->smtp_tls_policy_maps;
-
-    for (size_t i = 0; i < maps->count; i++) {
-        const char *m = maps->items[i];
-
-        if (strncmp(m, "texthash:", 9) == 0)
-            m += 9;
-        else if (strncmp(m, "hash:", 5) == 0)
-            m += 5;
-        if (m[0] != '/') {
-            main_error(ld, "smtp_tls_policy_maps",
-                       "\"%s\": expected /path, texthash:/path or hash:/path", maps->items[i]);
-            return -1;
-        }
-        if (read_tls_policy_map(ld, m) != 0)
-            return -1;
-    }
-    return 0;
+    return cfg_map_read(path, tls_policy_line, ctx, line, why, whylen);
 }
 
 /* server_tls_policy_lookup - the smtp_tls_policy_maps level for a route's next hop
