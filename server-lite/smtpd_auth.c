@@ -348,35 +348,12 @@ static void refuse(struct smtpd_auth_session *as, unsigned char *dec, size_t len
     failed(as, NULL, after);
 }
 
-/* decode_text - a base64 response that must be text: 0 and *dec (the caller wipes it), or
-   -1 when it was not (undecodable: 501; a NUL byte: 535) and the exchange is over */
-static int decode_text(struct smtpd_auth_session *as, const char *text, int after,
-                       unsigned char **dec, size_t *len)
+/* plain_response - "authzid NUL authcid NUL password" */
+static void plain_response(struct smtpd_auth_session *as, unsigned char *dec, size_t len,
+                           int after)
 {
-    if (b64_decode(text, dec, len) != 0) {
-        bad_response(as, after);
-        return -1;
-    }
-    if (memchr(*dec, 0, *len) != NULL) {
-        refuse(as, *dec, *len, after);
-        return -1;
-    }
-    return 0;
-}
+    const char *end = (const char *) dec + len, *authz = (const char *) dec, *user, *pass;
 
-/* plain_response - "authzid NUL authcid NUL password", base64 */
-static void plain_response(struct smtpd_auth_session *as, const char *text, int after)
-{
-    unsigned char *dec;
-    size_t len;
-    const char *authz, *user, *pass, *end;
-
-    if (b64_decode(text, &dec, &len) != 0) {
-        bad_response(as, after);
-        return;
-    }
-    end = (const char *) dec + len;
-    authz = (const char *) dec;
     user = memchr(authz, 0, len);
     pass = user ? memchr(user + 1, 0, (size_t) (end - user - 1)) : NULL;
     if (user == NULL || pass == NULL || memchr(pass + 1, 0, (size_t) (end - pass - 1)) != NULL) {
@@ -396,13 +373,8 @@ static void plain_response(struct smtpd_auth_session *as, const char *text, int 
 }
 
 /* login_user - the LOGIN user name; ask for the password */
-static void login_user(struct smtpd_auth_session *as, const char *text, int after)
+static void login_user(struct smtpd_auth_session *as, unsigned char *dec, size_t len, int after)
 {
-    unsigned char *dec;
-    size_t len;
-
-    if (decode_text(as, text, after, &dec, &len) != 0)
-        return;
     if (len == 0) {
         refuse(as, dec, len, after);
         return;
@@ -413,39 +385,67 @@ static void login_user(struct smtpd_auth_session *as, const char *text, int afte
 }
 
 /* login_pass - the LOGIN password */
-static void login_pass(struct smtpd_auth_session *as, const char *text)
+static void login_pass(struct smtpd_auth_session *as, unsigned char *dec, size_t len)
 {
-    unsigned char *dec;
-    size_t len;
-    char *user;
+    char *user = as->login_user;
 
-    if (decode_text(as, text, 1, &dec, &len) != 0)
-        return;
-    user = as->login_user;
     as->login_user = NULL;
     verify(as, user, (const char *) dec);
     wipe((unsigned char *) user, strlen(user));
     wipe(dec, len);
 }
 
-/* cram_response - "user SP 32 hex digits", base64 (RFC 2195) */
-static void cram_response(struct smtpd_auth_session *as, const char *text)
+/* cram_response - "user SP 32 hex digits" (RFC 2195) */
+static void cram_response(struct smtpd_auth_session *as, unsigned char *dec, size_t len,
+                          int after)
 {
-    unsigned char *dec;
-    size_t len;
-    char *sp;
+    char *sp = strrchr((char *) dec, ' ');
 
-    if (decode_text(as, text, 1, &dec, &len) != 0)
-        return;
-    sp = strrchr((char *) dec, ' ');
     if (sp == NULL || sp == (char *) dec) {
-        refuse(as, dec, len, 1);
+        refuse(as, dec, len, after);
         return;
     }
     *sp = 0;
     submit(as, (const char *) dec,
            sasl_check_new_cram(as->a->users, (const char *) dec, as->challenge, sp + 1));
     wipe(dec, len);
+}
+
+/* respond - a base64 response at a step of the exchange (after: not an initial response);
+   decoded once here, then the step's function owns (and wipes) the text */
+static void respond(struct smtpd_auth_session *as, enum auth_step step, const char *text,
+                    int after)
+{
+    unsigned char *dec;
+    size_t len;
+
+    if (step == STEP_NONE)
+        return;
+    if (b64_decode(text, &dec, &len) != 0) {
+        bad_response(as, after);
+        return;
+    }
+    if (step != STEP_PLAIN && memchr(dec, 0, len) != NULL) {
+        /* only PLAIN separates its fields with NUL bytes */
+        refuse(as, dec, len, after);
+        return;
+    }
+    switch (step) {
+    case STEP_PLAIN:
+        plain_response(as, dec, len, after);
+        break;
+    case STEP_LOGIN_USER:
+        login_user(as, dec, len, after);
+        break;
+    case STEP_LOGIN_PASS:
+        login_pass(as, dec, len);
+        break;
+    case STEP_CRAM:
+        cram_response(as, dec, len, after);
+        break;
+    case STEP_NONE:
+        break;
+    }
 }
 
 /* cram_start - AUTH CRAM-MD5: a challenge "<random.time@myhostname>" */
@@ -483,7 +483,7 @@ static void cram_start(struct smtpd_auth_session *as, const char *init)
 static void plain_start(struct smtpd_auth_session *as, const char *init)
 {
     if (init) {
-        plain_response(as, init, 0);
+        respond(as, STEP_PLAIN, init, 0);
     } else {
         as->step = STEP_PLAIN;
         say(as, "334 ");
@@ -494,7 +494,7 @@ static void plain_start(struct smtpd_auth_session *as, const char *init)
 static void login_start(struct smtpd_auth_session *as, const char *init)
 {
     if (init) {
-        login_user(as, init, 0);
+        respond(as, STEP_LOGIN_USER, init, 0);
     } else {
         as->step = STEP_LOGIN_USER;
         say(as, "334 VXNlcm5hbWU6"); /* "Username:" */
@@ -522,22 +522,7 @@ void smtpd_auth_response(struct smtpd_auth_session *as, char *line, size_t len)
         as->ops->retract(as->ctx);
         return;
     }
-    switch (as->step) {
-    case STEP_PLAIN:
-        plain_response(as, line, 1);
-        break;
-    case STEP_LOGIN_USER:
-        login_user(as, line, 1);
-        break;
-    case STEP_LOGIN_PASS:
-        login_pass(as, line);
-        break;
-    case STEP_CRAM:
-        cram_response(as, line);
-        break;
-    case STEP_NONE:
-        break;
-    }
+    respond(as, as->step, line, 1);
 }
 
 /* smtpd_auth_too_long - a response line over the limit ends the exchange */
