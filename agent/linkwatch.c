@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "domain.h"
 #include "linkwatch.h"
 #include "log.h"
 
@@ -290,11 +291,7 @@ int linkwatch_target_parse(const char *host, struct linkwatch_target *target)
         return -1;
     memcpy(text, host, n);
     text[n] = 0;
-    if (inet_pton(AF_INET, text, target->addr) == 1)
-        target->family = AF_INET;
-    else if (inet_pton(AF_INET6, text, target->addr) == 1)
-        target->family = AF_INET6;
-    else
+    if ((target->family = domain_ip_parse(text, target->addr)) == 0)
         return -1;
     memcpy(target->host, text, n + 1);
     return 0;

@@ -85,6 +85,16 @@ int domain_is_address_literal(const char *text)
     return inet_pton(AF_INET, addr, bin) == 1;
 }
 
+/* domain_ip_parse - an IPv4 or IPv6 address: AF_INET or AF_INET6 and its bytes, or 0 */
+int domain_ip_parse(const char *text, unsigned char addr[16])
+{
+    if (inet_pton(AF_INET, text, addr) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, text, addr) == 1)
+        return AF_INET6;
+    return 0;
+}
+
 /* domain_etrn_arg - classify and validate one ETRN argument */
 enum etrn_arg_kind domain_etrn_arg(const char *arg, const char **why)
 {

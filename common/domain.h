@@ -11,6 +11,8 @@
  * digits, '.', '_', '-', at most 64) or "[address]" (an IPv4 or
  * "IPv6:" literal). Everything else -- spaces, CR, LF, NUL, '/', "..",
  * UTF-8, '%' -- is ETRN_ARG_INVALID with a static reason in *why.
+ * domain_ip_parse() reads a bare IPv4 or IPv6 address into 4 or 16 bytes
+ * and says which (AF_INET, AF_INET6; 0: neither).
  * Pure functions: no allocation, no state.
  */
 #ifndef ETRNKIT_DOMAIN_H
@@ -33,5 +35,6 @@ int domain_is_hostname(const char *name, const char **why);
 int domain_is_address_literal(const char *text);
 enum etrn_arg_kind domain_etrn_arg(const char *arg, const char **why);
 void domain_lowercase(char *name);
+int domain_ip_parse(const char *text, unsigned char addr[16]);
 
 #endif

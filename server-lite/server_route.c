@@ -55,11 +55,7 @@ int server_cidr_parse(const char *text, struct server_cidr *net, const char **wh
         memcpy(addr, text, len);
         addr[len] = 0;
     }
-    if (inet_pton(AF_INET, addr, net->addr) == 1)
-        net->family = AF_INET;
-    else if (inet_pton(AF_INET6, addr, net->addr) == 1)
-        net->family = AF_INET6;
-    else {
+    if ((net->family = domain_ip_parse(addr, net->addr)) == 0) {
         *why = "not an IP address or network (a.b.c.d/n, [v6addr]/n)";
         return -1;
     }
