@@ -133,6 +133,20 @@ static void json_time(struct buf *b, time_t t)
     buf_json_string(b, stamp);
 }
 
+/* member - ", \"name\": \"text\"" (text JSON-escaped) */
+static void member(struct buf *b, const char *name, const char *text)
+{
+    buf_printf(b, ", \"%s\": ", name);
+    buf_json_string(b, text);
+}
+
+/* time_member - ", \"name\": \"2026-01-02T03:04:05Z\"" */
+static void time_member(struct buf *b, const char *name, time_t t)
+{
+    buf_printf(b, ", \"%s\": ", name);
+    json_time(b, t);
+}
+
 /* status_render - the table as JSON */
 static void status_render(const struct status_table *st, struct buf *b)
 {
@@ -142,42 +156,32 @@ static void status_render(const struct status_table *st, struct buf *b)
     for (size_t i = 0; i < st->count; i++) {
         const struct status_host *h = &st->hosts[i];
 
-        buf_puts(b, i ? ",\n    {" : "\n    {");
-        buf_puts(b, "\"provider\": ");
+        buf_puts(b, i ? ",\n    {\"provider\": " : "\n    {\"provider\": ");
         buf_json_string(b, h->provider);
-        buf_puts(b, ", \"host\": ");
-        buf_json_string(b, h->host);
-        buf_printf(b, ", \"port\": %d, \"time\": ", h->port);
-        json_time(b, h->when);
-        buf_puts(b, ", \"result\": ");
-        buf_json_string(b, etrn_verdict_name(h->verdict));
-        buf_puts(b, ", \"error\": ");
-        buf_json_string(b, h->error);
+        member(b, "host", h->host);
+        buf_printf(b, ", \"port\": %d", h->port);
+        time_member(b, "time", h->when);
+        member(b, "result", etrn_verdict_name(h->verdict));
+        member(b, "error", h->error);
         if (h->relayed >= 0)
             buf_printf(b, ", \"relayed\": %ld", h->relayed);
         if (h->next) {
-            buf_puts(b, ", \"next\": ");
-            json_time(b, h->next);
-            buf_puts(b, ", \"next_why\": ");
-            buf_json_string(b, h->next_why);
+            time_member(b, "next", h->next);
+            member(b, "next_why", h->next_why);
         }
         buf_puts(b, ",\n     \"domains\": [");
         for (size_t j = 0; j < h->ndomains; j++) {
             const struct status_domain *d = &h->domains[j];
 
-            buf_puts(b, j ? ",\n       {" : "\n       {");
-            buf_puts(b, "\"domain\": ");
+            buf_puts(b, j ? ",\n       {\"domain\": " : "\n       {\"domain\": ");
             buf_json_string(b, d->domain);
-            buf_printf(b, ", \"code\": %d, \"text\": ", d->code);
-            buf_json_string(b, d->text);
-            buf_puts(b, ", \"meaning\": ");
-            buf_json_string(b, d->meaning);
-            buf_puts(b, ", \"result\": ");
-            buf_json_string(b, etrn_verdict_name(d->verdict));
+            buf_printf(b, ", \"code\": %d", d->code);
+            member(b, "text", d->text);
+            member(b, "meaning", d->meaning);
+            member(b, "result", etrn_verdict_name(d->verdict));
             if (d->pending >= 0)
                 buf_printf(b, ", \"pending\": %ld", d->pending);
-            buf_puts(b, ", \"time\": ");
-            json_time(b, d->when);
+            time_member(b, "time", d->when);
             buf_puts(b, "}");
         }
         buf_puts(b, "]}");
