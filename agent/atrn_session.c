@@ -407,6 +407,17 @@ static void send_atrn(struct atrn *a, char *const *domains, size_t ndomains)
     buf_free(&cmd);
 }
 
+/* expect - the reply has the code the step needs; else fail with "what: code text" */
+static int expect(struct atrn *a, int code, const char *what)
+{
+    const struct smtp_reply *r = &a->reply;
+
+    if (r->code == code)
+        return 1;
+    fail(a, class_verdict(r->code), "%s: %d %s", what, r->code, reply_text(r));
+    return 0;
+}
+
 /* handle_reply - one complete reply before the relay */
 static void handle_reply(struct atrn *a)
 {
@@ -414,16 +425,12 @@ static void handle_reply(struct atrn *a)
 
     switch (a->st) {
     case ST_GREETING:
-        if (r->code != 220)
-            fail(a, class_verdict(r->code), "greeting: %d %s", r->code, reply_text(r));
-        else
+        if (expect(a, 220, "greeting"))
             send_ehlo(a);
         return;
     case ST_EHLO:
-        if (r->code != 250) {
-            fail(a, class_verdict(r->code), "EHLO refused: %d %s", r->code, reply_text(r));
+        if (!expect(a, 250, "EHLO refused"))
             return;
-        }
         parse_ehlo(a);
         if (!a->tls_on && a->t->conn.tls == AGENT_TLS_STARTTLS) {
             if (!a->offers_starttls) {
@@ -438,9 +445,7 @@ static void handle_reply(struct atrn *a)
         start_auth(a);
         return;
     case ST_STARTTLS:
-        if (r->code != 220)
-            fail(a, class_verdict(r->code), "STARTTLS refused: %d %s", r->code, reply_text(r));
-        else
+        if (expect(a, 220, "STARTTLS refused"))
             start_tls(a);
         return;
     case ST_AUTH:
