@@ -588,20 +588,12 @@ static void write_cmd(struct smtp_client *c, size_t k)
 /* arm_for - the deadline for the oldest outstanding reply */
 static void arm_for(struct smtp_client *c)
 {
-    switch (c->cmds[c->nreplied].kind) {
-    case CK_MAIL:
-        arm(c, c->conf.mail_ms);
-        break;
-    case CK_RCPT:
-        arm(c, c->conf.rcpt_ms);
-        break;
-    case CK_DATA:
-        arm(c, c->conf.data_init_ms);
-        break;
-    case CK_DOT_ONLY:
-        arm(c, c->conf.data_done_ms);
-        break;
-    }
+    const long long ms[] = {
+        [CK_MAIL] = c->conf.mail_ms, [CK_RCPT] = c->conf.rcpt_ms,
+        [CK_DATA] = c->conf.data_init_ms, [CK_DOT_ONLY] = c->conf.data_done_ms,
+    };
+
+    arm(c, ms[c->cmds[c->nreplied].kind]);
 }
 
 /* fill_body - dot-stuffed content into the output buffer up to BODY_HIGH, each
