@@ -27,6 +27,27 @@ static void set_dsn(char *out, size_t outlen, const char *dsn, enum delivery_sta
     snprintf(out, outlen, "%s", dsn);
 }
 
+/* delivery_msg_copy - a transport's own copy of the job's ID, sender and recipients */
+void delivery_msg_copy(struct delivery_msg *m, const struct delivery_job *job)
+{
+    m->id = xstrdup(job->id ? job->id : "?");
+    m->sender = xstrdup(job->sender ? job->sender : "");
+    m->nrcpt = job->nrcpt;
+    m->rcpts = xcalloc(job->nrcpt ? job->nrcpt : 1, sizeof(*m->rcpts));
+    for (size_t i = 0; i < job->nrcpt; i++)
+        m->rcpts[i] = xstrdup(job->rcpts[i]);
+}
+
+/* delivery_msg_free - release a copy */
+void delivery_msg_free(struct delivery_msg *m)
+{
+    free(m->id);
+    free(m->sender);
+    for (size_t i = 0; i < m->nrcpt; i++)
+        free(m->rcpts[i]);
+    free(m->rcpts);
+}
+
 /* delivery_report_init - size a report for nrcpt recipients, none attempted yet */
 void delivery_report_init(struct delivery_report *r, size_t nrcpt)
 {

@@ -14,6 +14,9 @@
  * one, else X.0.0 from the code). All text is truncated at QUEUE_REASON_MAX
  * and every byte outside printable ASCII (CR, LF, ESC, UTF-8) becomes '?',
  * as Postfix's smtp client masks reply text (printable.h).
+ * delivery_msg_copy() gives a transport its own copy of a job's ID ("?" when
+ * NULL), sender and recipients, for work that outlives the deliver call;
+ * delivery_msg_free() releases it.
  */
 #ifndef ETRNKIT_DELIVERY_H
 #define ETRNKIT_DELIVERY_H
@@ -41,6 +44,14 @@ struct delivery_job {
     struct server_route route;    /* transport, next hop host/port, mx, ... */
 };
 
+/* a transport's own copy of a job's ID, sender and recipients (deliver's job is
+   valid only during the call); delivery_msg_free releases it */
+struct delivery_msg {
+    char *id, *sender;
+    char **rcpts;
+    size_t nrcpt;
+};
+
 struct delivery_rcpt {
     enum delivery_status status;
     char dsn[QUEUE_DSN_MAX + 1];      /* "2.0.0", "4.4.1", "5.1.1" */
@@ -59,6 +70,8 @@ struct delivery_report {
    the call that started the job; the report is valid only during the call */
 typedef void (*delivery_done_fn)(void *ctx, const struct delivery_report *report);
 
+void delivery_msg_copy(struct delivery_msg *m, const struct delivery_job *job);
+void delivery_msg_free(struct delivery_msg *m);
 void delivery_report_init(struct delivery_report *r, size_t nrcpt);
 void delivery_report_free(struct delivery_report *r);
 void delivery_set(struct delivery_report *r, size_t i, enum delivery_status status,

@@ -51,10 +51,8 @@ struct local_job {
     struct handoff_item back;    /* first: the hand-off gives it back as a job */
     STAILQ_ENTRY(local_job) inbox;
     /* input: private copies, valid whatever the qmgr or a reload does meanwhile */
-    char *id, *sender;
-    char **rcpts;
-    size_t nrcpt;
-    unsigned char *may_create;   /* a recipient map accepted rcpts[i]: make its Maildir */
+    struct delivery_msg msg;
+    unsigned char *may_create;   /* a recipient map accepted msg.rcpts[i]: make its Maildir */
     int fd;                      /* a dup() of the qmgr's content fd */
     off_t offset, size;
     char *base, *mailbox, *host; /* local_maildir_base, home_mailbox, myhostname */
@@ -97,7 +95,7 @@ static int copy_content(int fd, const struct local_job *job, const char *rcpt, i
     off_t off = 0;
     int rc = -1, held_cr = 0;
 
-    buf_printf(&b, "Return-Path: <%s>\nDelivered-To: %s\n", job->sender, rcpt);
+    buf_printf(&b, "Return-Path: <%s>\nDelivered-To: %s\n", job->msg.sender, rcpt);
     while (off < job->size) {
         size_t want = (size_t) (job->size - off) < COPY_BLOCK
                           ? (size_t) (job->size - off) : COPY_BLOCK;
@@ -161,7 +159,7 @@ static void unique_name(char *out, size_t outlen, const char *host)
 /* deliver_one - one recipient into its Maildir */
 static void deliver_one(struct local_job *job, struct delivery_report *r, size_t i)
 {
-    const char *addr = job->rcpts[i], *at = strrchr(addr, '@');
+    const char *addr = job->msg.rcpts[i], *at = strrchr(addr, '@');
     char user[RECIPIENT_LOCAL_PART_MAX + 2], domain[DOMAIN_MAX + 2], name[256], failed[256];
     char rcpt[RECIPIENT_LOCAL_PART_MAX + DOMAIN_MAX + 4];
     int mdfd = -1, tmpfd = -1, newfd = -1, fd = -1, err = 0;
@@ -234,7 +232,7 @@ static void deliver_one(struct local_job *job, struct delivery_report *r, size_t
         goto fail_unlink;
     }
     if (unlinkat(tmpfd, name, 0) != 0)
-        buf_printf(&job->warnings, "%s: cannot remove maildir tmp/%s: %s\n", job->id, name,
+        buf_printf(&job->warnings, "%s: cannot remove maildir tmp/%s: %s\n", job->msg.id, name,
                    strerror(errno));
     if (fsync(newfd) != 0) {
         io_fail(r, i, errno, "fsync", "new/");
@@ -264,7 +262,7 @@ static void job_run(struct local_job *job, struct delivery_report *report, const
     long long start = clock_now_ms();
 
     snprintf(report->relay, sizeof(report->relay), "local");
-    for (size_t i = 0; i < job->nrcpt && i < report->nrcpt; i++) {
+    for (size_t i = 0; i < job->msg.nrcpt && i < report->nrcpt; i++) {
         if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED))
             break; /* the rest stay "delivery not attempted" and are not reported anyway */
         deliver_one(job, report, i);
@@ -279,13 +277,9 @@ static struct local_job *job_new(const struct server_config *conf, const struct 
     struct local_job *lj = xcalloc(1, sizeof(*lj));
 
     lj->fd = -1;
-    lj->id = xstrdup(job->id);
-    lj->sender = xstrdup(job->sender);
-    lj->nrcpt = job->nrcpt;
-    lj->rcpts = xcalloc(job->nrcpt ? job->nrcpt : 1, sizeof(char *));
+    delivery_msg_copy(&lj->msg, job);
     lj->may_create = xcalloc(job->nrcpt ? job->nrcpt : 1, 1);
     for (size_t i = 0; i < job->nrcpt; i++) {
-        lj->rcpts[i] = xstrdup(job->rcpts[i]);
         /* a Maildir is made only for a recipient a local_recipient_maps entry names */
         lj->may_create[i] = conf->local_recipients != NULL
                             && recipient_map_lookup(conf->local_recipients, job->rcpts[i], 1);
@@ -303,11 +297,7 @@ static struct local_job *job_new(const struct server_config *conf, const struct 
 /* job_free - release a job and its copies */
 static void job_free(struct local_job *lj)
 {
-    free(lj->id);
-    free(lj->sender);
-    for (size_t i = 0; i < lj->nrcpt; i++)
-        free(lj->rcpts[i]);
-    free(lj->rcpts);
+    delivery_msg_free(&lj->msg);
     free(lj->may_create);
     if (lj->fd >= 0 && close(lj->fd) != 0)
         log_warn("local: close content: %s", strerror(errno));
@@ -378,7 +368,7 @@ static void drop_job(struct local_job *lj, int finished)
         ok += lj->report.rcpt[i].status == DELIVERY_OK;
     if (ok)
         log_warn("%s: stopping: %zu maildir deliveries not recorded in the queue; "
-                 "they will be delivered again", lj->id, ok);
+                 "they will be delivered again", lj->msg.id, ok);
     job_free(lj);
 }
 

@@ -94,10 +94,9 @@ struct job {
     struct smtp_transport *t;
     delivery_done_fn done;
     void *ctx;
-    char *id, *sender, *host;
-    char **rcpts;
+    struct delivery_msg msg;
+    char *host;
     unsigned char *bad;       /* bad[i]: recipient i is not sent (result set already) */
-    size_t nrcpt;
     int fd;
     off_t offset, size;
     int port, mx;
@@ -312,15 +311,11 @@ static void *dns_worker(void *arg)
 /* job_free - release a finished or cancelled job (its session is gone or handed back) */
 static void job_free(struct job *job)
 {
-    free(job->id);
-    free(job->sender);
+    delivery_msg_free(&job->msg);
     free(job->host);
-    for (size_t i = 0; i < job->nrcpt; i++)
-        free(job->rcpts[i]);
-    free(job->rcpts);
     free(job->bad);
     if (job->fd >= 0 && close(job->fd) < 0)
-        log_warn("%s: close content: %m", job->id);
+        log_warn("%s: close content: %m", job->msg.id);
     targets_free(job->targets, job->ntargets);
     delivery_report_free(&job->rep);
     if (job->later)
@@ -372,7 +367,7 @@ static void finish_later(struct job *job)
 static void set_valid_all(struct job *job, enum delivery_status st, const char *dsn,
                           const char *text)
 {
-    for (size_t i = 0; i < job->nrcpt; i++)
+    for (size_t i = 0; i < job->msg.nrcpt; i++)
         if (!job->bad[i])
             delivery_set(&job->rep, i, st, dsn, "%s", text);
 }
@@ -486,10 +481,10 @@ static struct smtp_client *cache_get(struct smtp_transport *t, struct dest *d)
 /* msg_of - the job as smtp_client sees it */
 static void msg_of(const struct job *job, struct smtp_client_msg *m)
 {
-    m->id = job->id;
-    m->sender = job->sender;
-    m->rcpts = (const char *const *) job->rcpts;
-    m->nrcpt = job->nrcpt;
+    m->id = job->msg.id;
+    m->sender = job->msg.sender;
+    m->rcpts = (const char *const *) job->msg.rcpts;
+    m->nrcpt = job->msg.nrcpt;
     m->skip = job->bad;
     m->fd = job->fd;
     m->offset = job->offset;
@@ -535,7 +530,7 @@ static void send_on(struct job *job, struct smtp_client *c)
     job->t_xmit = clock_now_ms();
     msg_of(job, &m);
     if (smtp_client_send(c, &m, &job->rep, sent_cb, job) < 0)
-        log_panic("%s: smtp: session not idle", job->id);
+        log_panic("%s: smtp: session not idle", job->msg.id);
 }
 
 /* ready_cb - a new session is set up, or failed to be */
@@ -579,7 +574,7 @@ static void connect_target(struct job *job)
     const struct target *tg = &job->targets[job->cur];
     int level = job->tls_off ? SERVER_TLS_NONE : job->tls_level;
 
-    log_debug("%s: trying %s[%s]:%d%s", job->id, tg->name, tg->addr, job->port,
+    log_debug("%s: trying %s[%s]:%d%s", job->msg.id, tg->name, tg->addr, job->port,
               job->tls_off ? " without STARTTLS" : "");
     job->t_setup = clock_now_ms();
     job->d->nbusy++;
@@ -788,8 +783,7 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
     job->t = t;
     job->done = done;
     job->ctx = ctx;
-    job->id = xstrdup(in->id ? in->id : "?");
-    job->sender = xstrdup(in->sender ? in->sender : "");
+    delivery_msg_copy(&job->msg, in);
     job->host = xstrdup(in->route.host);
     job->port = in->route.port > 0 ? in->route.port : 25;
     job->mx = in->route.mx;
@@ -797,20 +791,16 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
     job->size = in->content_size;
     level = server_tls_policy_lookup(t->policies, t->npolicies, &in->route);
     job->tls_level = level < 0 ? t->tls_level : (enum server_tls_level) level;
-    job->rcpts = xcalloc(in->nrcpt, sizeof(*job->rcpts));
-    for (size_t i = 0; i < in->nrcpt; i++)
-        job->rcpts[i] = xstrdup(in->rcpts[i]);
-    job->nrcpt = in->nrcpt;
     job->later = event_new(t->base, -1, 0, later_cb, job);
     if (job->later == NULL)
         log_fatal("smtp: cannot create an event");
     delivery_report_init(&job->rep, in->nrcpt);
     job->bad = xcalloc(in->nrcpt, 1);
     for (size_t i = 0; i < in->nrcpt; i++) {
-        if (bad_address(job->sender)) {
+        if (bad_address(job->msg.sender)) {
             job->bad[i] = 1;
             delivery_set(&job->rep, i, DELIVERY_PERM, "5.1.7", "bad sender address syntax");
-        } else if (bad_address(job->rcpts[i]) || job->rcpts[i][0] == 0) {
+        } else if (bad_address(job->msg.rcpts[i]) || job->msg.rcpts[i][0] == 0) {
             job->bad[i] = 1;
             delivery_set(&job->rep, i, DELIVERY_PERM, "5.1.3", "bad recipient address syntax");
         }
@@ -820,12 +810,12 @@ int smtp_transport_deliver(struct smtp_transport *t, const struct delivery_job *
     t->njobs++;
     job->d = dest_get(t, job->host, job->port, job->mx);
     job->d->njobs++;
-    if (nbad == job->nrcpt) {
+    if (nbad == job->msg.nrcpt) {
         finish_later(job); /* nothing to send: every address was refused already */
         return 0;
     }
     if ((c = cache_get(t, job->d)) != NULL) {
-        log_debug("%s: reusing the cached connection to %s", job->id, smtp_client_relay(c));
+        log_debug("%s: reusing the cached connection to %s", job->msg.id, smtp_client_relay(c));
         job->d->nbusy++;
         send_on(job, c);
         return 0;
