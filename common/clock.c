@@ -14,6 +14,14 @@ long long clock_now_ms(void)
     return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* clock_timeval - ms milliseconds as a struct timeval */
+struct timeval clock_timeval(long long ms)
+{
+    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000 * 1000) };
+
+    return tv;
+}
+
 /* clock_wall - seconds since the epoch, with microseconds */
 double clock_wall(void)
 {

@@ -8,6 +8,8 @@
  * outlive the process or be shown (retry times kept in a file's mtime,
  * the flush index's ages, status stamps); clock_wall_sec() the same in
  * whole seconds. Neither can fail on Linux.
+ * clock_timeval(ms): a duration in milliseconds as the struct timeval that
+ * libevent timers take.
  *
  * clock_set_wall(t) is for unit tests only: from then on clock_wall()
  * answers t until the next call (t < 0: the system clock again), so a test
@@ -17,11 +19,13 @@
 #ifndef ETRNKIT_CLOCK_H
 #define ETRNKIT_CLOCK_H
 
+#include <sys/time.h>
 #include <time.h>
 
 long long clock_now_ms(void);
 double clock_wall(void);
 time_t clock_wall_sec(void);
 void clock_set_wall(double t);
+struct timeval clock_timeval(long long ms);
 
 #endif

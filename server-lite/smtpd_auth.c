@@ -293,8 +293,7 @@ static void check_back(void *arg)
         return;
     }
     if (delay > 0 && !w->a->stopping && (w->timer = evtimer_new(w->a->base, delay_cb, w))) {
-        tv.tv_sec = (time_t) (delay / 1000);
-        tv.tv_usec = (suseconds_t) (delay % 1000 * 1000);
+        tv = clock_timeval(delay);
         if (evtimer_add(w->timer, &tv) == 0) {
             TAILQ_INSERT_TAIL(&w->a->delayed, w, delayed_link);
             return;
