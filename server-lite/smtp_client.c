@@ -130,7 +130,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg);
 /* arm - the deadline of the stage that starts now */
 static void arm(struct smtp_client *c, long long ms)
 {
-    struct timeval tv = { (time_t) (ms / 1000), (suseconds_t) (ms % 1000) * 1000 };
+    struct timeval tv = clock_timeval(ms);
 
     if (evtimer_add(c->timer, &tv) < 0)
         log_fatal("smtp: cannot arm a timer");
