@@ -230,7 +230,7 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg);
 /* arm_idle - (re)start the idle countdown */
 static void arm_idle(struct odmr_turn *t)
 {
-    struct timeval tv = { IDLE_QUIT_MS / 1000, (IDLE_QUIT_MS % 1000) * 1000 };
+    struct timeval tv = clock_timeval(IDLE_QUIT_MS);
 
     evtimer_add(t->idle, &tv);
 }
