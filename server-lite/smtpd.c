@@ -1351,9 +1351,7 @@ static void deadline_arm(struct session *s)
             s->deadline_ms = now + conf->smtpd_timeout * 1000;
         due = s->deadline_ms;
     }
-    due = due > now ? due - now : 0;
-    tv.tv_sec = (time_t) (due / 1000);
-    tv.tv_usec = (suseconds_t) (due % 1000 * 1000);
+    tv = clock_timeval(due > now ? due - now : 0);
     evtimer_add(s->deadline, &tv);
 }
 
