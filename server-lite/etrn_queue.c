@@ -34,6 +34,7 @@
 #include "exitcode.h"
 #include "printable.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "server_config.h"
 #include "version.h"
 
@@ -87,7 +88,7 @@ static int list_queue(const char *queue_directory)
     struct buf out = BUF_INIT;
     int rc;
 
-    if (queue_open(&q, queue_directory, 0) != QUEUE_OK) {
+    if (queue_fs_open(&q, queue_directory, 0) != QUEUE_OK) {
         fprintf(stderr, "etrn-queue: %s\n", queue_error(&q));
         queue_close(&q);
         return EXIT_IOERR;

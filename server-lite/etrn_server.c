@@ -45,6 +45,7 @@
 #include "log.h"
 #include "qmgr.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "server_config.h"
 #include "smtpd.h"
 #include "transport_local.h"
@@ -53,6 +54,7 @@
 
 #define DEFAULT_CONFIG "/etc/etrnkit/server-lite.ini"
 #define IDENT "etrn-server"
+#define COMMIT_THREADS 8 /* queue files fsynced at the same time (queue_attach) */
 
 struct server {
     const char *config_path;
@@ -447,14 +449,16 @@ static int serve(struct server *sv, struct passwd *pw)
     if (pw && check_owner_files(sv->conf, pw->pw_name, errbuf, sizeof(errbuf)) != 0)
         log_warn("%s", errbuf);
     /* as root: make and check the directories only; nothing in them is read yet */
-    rc = pw ? queue_open_owned(&q, sv->conf->queue_directory, pw->pw_uid, pw->pw_gid)
-            : queue_open(&q, sv->conf->queue_directory, 1);
+    rc = pw ? queue_fs_open_owned(&q, sv->conf->queue_directory, pw->pw_uid, pw->pw_gid)
+            : queue_fs_open(&q, sv->conf->queue_directory, 1);
     if (rc != QUEUE_OK)
         startup_fatal(sv->conf, EXIT_IOERR, queue_error(&q));
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         log_fatal_code(EXIT_OSERR, "signal: %s", strerror(errno));
     if ((sv->base = event_base_new()) == NULL)
         log_fatal_code(EXIT_OSERR, "cannot create the event loop");
+    if (queue_attach(&q, sv->base, COMMIT_THREADS, errbuf, sizeof(errbuf)) != QUEUE_OK)
+        log_fatal_code(EXIT_OSERR, "%s", errbuf);
     if ((sv->smtpd = smtpd_new(sv->base, sv->conf, &q, errbuf, sizeof(errbuf))) == NULL) {
         fprintf(stderr, "%s: %s\n", IDENT, errbuf);
         log_fatal_code(EXIT_OSERR, "%s", errbuf);
@@ -495,8 +499,8 @@ static int serve(struct server *sv, struct passwd *pw)
     flush_free(sv->flush);
     for (int i = 0; signums[i]; i++)
         event_free(sigs[i]);
+    queue_close(&q); /* before the event base: it leaves the loop */
     event_base_free(sv->base);
-    queue_close(&q);
     if (rc < 0) {
         log_error("event loop failed");
         return EXIT_SOFTWARE;

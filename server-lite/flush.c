@@ -109,7 +109,8 @@ struct flush {
     void *deliver_ctx;
     enum refresh_phase phase;
     unsigned gen;
-    DIR *walk;
+    char (*walk_ids)[QUEUE_ID_MAX + 1]; /* refresh: deferred/ as it was at the start */
+    size_t walk_n, walk_pos, walk_cap;
     struct site *sweep;
     size_t walk_added, walk_dropped, walk_msgs;
     unsigned long tmp_counter;
@@ -633,7 +634,7 @@ static int in_queue(const struct flush *f, const char *id)
     static const enum queue_dir dirs[] = { QUEUE_INCOMING, QUEUE_ACTIVE, QUEUE_DEFERRED, QUEUE_HOLD };
 
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-        if (faccessat(f->q->dirfd[dirs[i]], id, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        if (queue_stat(f->q, dirs[i], id, NULL) == QUEUE_OK)
             return 1;
     return 0;
 }
@@ -699,30 +700,25 @@ static void schedule_refresh(struct flush *f, long long secs)
     evtimer_add(f->refresh_ev, &tv);
 }
 
-/* refresh_step - the next entry of deferred/, or the next log to sweep: the units of
+/* refresh_step - the next ID of the deferred/ walk, or the next log to sweep: the units of
    work done, or -1 when the refresh is over (or none runs) */
 static int refresh_step(struct flush *f)
 {
-    struct dirent *de;
     size_t n;
 
     switch (f->phase) {
     case REFRESH_IDLE:
         return -1;
     case REFRESH_WALK:
-        errno = 0;
-        if ((de = readdir(f->walk)) == NULL) {
-            if (errno)
-                log_warn("flush: refresh: read deferred/: %s", strerror(errno));
-            closedir(f->walk);
-            f->walk = NULL;
+        if (f->walk_pos == f->walk_n) {
+            free(f->walk_ids);
+            f->walk_ids = NULL;
+            f->walk_n = f->walk_pos = f->walk_cap = 0;
             f->phase = REFRESH_SWEEP;
             f->sweep = LIST_FIRST(&f->sites);
             return 0;
         }
-        if (!queue_id_valid(de->d_name))
-            return 0;
-        walk_message(f, de->d_name);
+        walk_message(f, f->walk_ids[f->walk_pos++]);
         return 1;
     case REFRESH_SWEEP:
         break;
@@ -751,20 +747,31 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
     batch(f, f->step_ev, refresh_step);
 }
 
+/* walk_id - queue_walk callback: note one deferred ID for the refresh */
+static int walk_id(void *ctx, enum queue_dir dir, const char *id)
+{
+    struct flush *f = ctx;
+
+    (void) dir;
+    if (f->walk_n == f->walk_cap) {
+        f->walk_cap = f->walk_cap ? 2 * f->walk_cap : 256;
+        f->walk_ids = xreallocarray(f->walk_ids, f->walk_cap, sizeof(*f->walk_ids));
+    }
+    snprintf(f->walk_ids[f->walk_n++], sizeof(f->walk_ids[0]), "%s", id);
+    return 0;
+}
+
 /* flush_refresh - start rebuilding the logs from deferred/ (no-op while one runs) */
 void flush_refresh(struct flush *f)
 {
     static const struct timeval now = { 0, 0 };
-    int fd;
 
     if (f->phase != REFRESH_IDLE)
         return;
     evtimer_del(f->refresh_ev);
-    fd = openat(f->q->dirfd[QUEUE_DEFERRED], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || (f->walk = fdopendir(fd)) == NULL) {
-        log_warn("flush: refresh: open deferred/: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    f->walk_n = f->walk_pos = 0;
+    if (queue_walk(f->q, QUEUE_DEFERRED, walk_id, f) != QUEUE_OK) {
+        log_warn("flush: refresh: %s", queue_error(f->q));
         schedule_refresh(f, f->conf->fast_flush_refresh_time);
         return;
     }
@@ -842,7 +849,7 @@ struct flush *flush_open(struct event_base *base, const struct server_config *co
     f->q = q;
     f->gen = 1;
     f->tmpfd = -1;
-    buf_printf(&path, "%s/flush", q->path);
+    buf_printf(&path, "%s/flush", conf->queue_directory);
     f->dir = buf_steal(&path);
     f->flushfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (f->flushfd < 0) {
@@ -850,7 +857,7 @@ struct flush *flush_open(struct event_base *base, const struct server_config *co
         flush_free(f);
         return NULL;
     }
-    buf_printf(&path, "%s/tmp", q->path);
+    buf_printf(&path, "%s/tmp", conf->queue_directory);
     f->tmpfd = open(buf_cstr(&path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (f->tmpfd < 0) {
         snprintf(err, errlen, "open %s: %s", buf_cstr(&path), strerror(errno));
@@ -971,8 +978,7 @@ void flush_free(struct flush *f)
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
         if (timers[i])
             event_free(timers[i]);
-    if (f->walk)
-        closedir(f->walk);
+    free(f->walk_ids);
     for (struct site *s = LIST_FIRST(&f->sites); s; s = next) {
         next = LIST_NEXT(s, link);
         site_free(s);

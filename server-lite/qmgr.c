@@ -28,14 +28,13 @@
  * as they come; failed recipients of one result (one job, or the no-attempt
  * outcomes of one activation) get one DSN, committed before they are marked
  * bounced, so a crash can repeat a DSN but never lose one.
- * fsyncs: the qmgr's moves between incoming/, active/ and deferred/ are not
- * synced (the states travel with the file; recovery finds it anywhere). The
- * marks of a job are fsynced when it ends while other jobs of the message
- * still run, and before a message goes back to deferred/ or hold/; a
- * message whose last recipient is done is unlinked without that fsync, and
- * active/ is fsynced SYNC_DELAY_MS after the first such unlink, once for all
- * of them. So a crash can repeat a delivery of the last few milliseconds,
- * never lose one, and a delivered message costs no fsync of its own.
+ * Durability through the queue interface only: the recipient states of a
+ * job are settled (queue_settle) when it ends while other jobs of the
+ * message still run, and before a message goes back to deferred/ or hold/;
+ * a message whose last recipient is done is deleted with QUEUE_LATER and no
+ * settle (the delete is the record of the final states; the backend makes
+ * it durable within milliseconds, once for many). So a crash can repeat a
+ * delivery of the last few milliseconds, never lose one.
  * Log lines: delay= has two decimals below 100 s and none above; delays=
  * parts print as Postfix does: "0" below 10 ms, two decimals below 1 s, one
  * below 10 s, whole seconds above.
@@ -46,14 +45,12 @@
 #define LOG_SERVICE "qmgr" /* its log lines: syslog_name/qmgr[pid] */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -74,7 +71,6 @@
 #define ACTIVE_LIMIT 2000     /* messages active at once */
 #define DEAD_SLACK 0.25       /* seconds a dead window ends early */
 #define HEAP_NONE SIZE_MAX
-#define SYNC_DELAY_MS 10      /* unlinks from active/ wait this long for their fsync */
 
 enum qmgr_op { OP_NONE, OP_DELETE, OP_HOLD };
 
@@ -174,8 +170,6 @@ struct qmgr {
     struct event *timer;           /* earliest deferred message */
     struct event *run_ev;          /* work off the run queue */
     struct event *scan_ev;         /* queue_run_delay scan */
-    struct event *sync_ev;         /* fsync active/ after unsynced deletes */
-    int active_unsynced;           /* active/ lost files since its last fsync */
     struct transport_slot transports[SERVER_TRANSPORT_COUNT];
     qmgr_flush_hook_fn hook;
     void *hook_ctx;
@@ -628,41 +622,11 @@ void qmgr_grant_end(struct qmgr_grant *g)
 
 /* ---- results ---- */
 
-/* settle - make the recipient states marked so far durable (not needed before an unlink) */
+/* settle - make the recipient states marked so far durable (not needed before a delete) */
 static void settle(struct amsg *am)
 {
-    if (queue_sync_loaded(am->m->q, &am->qm) != QUEUE_OK)
+    if (queue_settle(am->m->q, &am->qm) != QUEUE_OK)
         log_error("%s: %s", am->qm.id, queue_error(am->m->q));
-}
-
-static void sync_cb(evutil_socket_t fd, short what, void *arg);
-
-/* removed_unsynced - a file left active/ without an fsync: sync it soon, once for many */
-static void removed_unsynced(struct qmgr *m)
-{
-    static const struct timeval soon = { 0, SYNC_DELAY_MS * 1000 };
-
-    if (m->active_unsynced++ == 0 && evtimer_add(m->sync_ev, &soon) != 0) {
-        log_error("qmgr: cannot arm the queue sync timer; syncing now");
-        sync_cb(-1, 0, m);
-    }
-}
-
-/* sync_cb - fsync active/: the unlinks since the last sync are durable */
-static void sync_cb(evutil_socket_t fd, short what, void *arg)
-{
-    static const struct timeval retry = { 1, 0 };
-    struct qmgr *m = arg;
-
-    (void) fd;
-    (void) what;
-    m->active_unsynced = 0;
-    if (queue_sync_dir(m->q, QUEUE_ACTIVE) != QUEUE_OK) {
-        log_error("qmgr: %s; trying again in 1s", queue_error(m->q));
-        m->active_unsynced = 1;
-        if (evtimer_add(m->sync_ev, &retry) != 0)
-            log_error("qmgr: cannot arm the queue sync timer");
-    }
 }
 
 /* mark - write one recipient's state to the queue file (settle() makes it durable) */
@@ -672,7 +636,7 @@ static void mark(struct amsg *am, size_t i, enum queue_rcpt_state state, const c
     struct qmgr *m = am->m;
     struct queue_rcpt *r = &am->qm.rcpts[i];
 
-    if (queue_mark_loaded(m->q, &am->qm, i, state, dsn, reason) == QUEUE_OK)
+    if (queue_update(m->q, &am->qm, i, state, dsn, reason) == QUEUE_OK)
         return;
     log_error("%s: cannot record the state of <%s>: %s", am->qm.id, r->address,
               queue_error(m->q));
@@ -1276,11 +1240,9 @@ static void finish(struct amsg *am)
     for (size_t i = 0; i < am->qm.nrcpt; i++)
         pending += am->qm.rcpts[i].state == QUEUE_RCPT_PENDING;
     if (e->op == OP_DELETE || pending == 0) {
-        /* the unlink is the record of the final states: no settle() before it */
-        if (queue_delete_unsynced(m->q, QUEUE_ACTIVE, e->id) != QUEUE_OK)
+        /* the delete is the record of the final states: no settle() before it */
+        if (queue_delete(m->q, QUEUE_ACTIVE, e->id, QUEUE_LATER) != QUEUE_OK)
             log_error("%s: %s", e->id, queue_error(m->q));
-        else
-            removed_unsynced(m);
         log_info("%s: removed", e->id);
         notify(m, am, 1);
         if (e->op == OP_DELETE)
@@ -1377,14 +1339,13 @@ static int load_walk(void *ctx, enum queue_dir dir, const char *id)
 {
     struct qmgr *m = ctx;
     struct qent *e = htable_find(m->msgs, id);
-    struct stat st;
+    time_t when;
 
     if (e != NULL)
         return 0;
     e = ent_new(m, id, dir);
     if (dir == QUEUE_DEFERRED) {
-        e->due = fstatat(m->q->dirfd[dir], id, &st, AT_SYMLINK_NOFOLLOW) == 0
-                     ? (double) st.st_mtime : clock_wall();
+        e->due = queue_stat(m->q, dir, id, &when) == QUEUE_OK ? (double) when : clock_wall();
         heap_push(m, e);
     } else if (dir == QUEUE_INCOMING || dir == QUEUE_ACTIVE) {
         runq_push(m, e);
@@ -1446,8 +1407,7 @@ struct qmgr *qmgr_new(struct event_base *base, const struct server_config *conf,
     m->timer = evtimer_new(base, timer_cb, m);
     m->run_ev = evtimer_new(base, run_cb, m);
     m->scan_ev = evtimer_new(base, scan_cb, m);
-    m->sync_ev = evtimer_new(base, sync_cb, m);
-    if (m->timer == NULL || m->run_ev == NULL || m->scan_ev == NULL || m->sync_ev == NULL) {
+    if (m->timer == NULL || m->run_ev == NULL || m->scan_ev == NULL) {
         snprintf(err, errlen, "qmgr: cannot create timers");
         qmgr_free(m);
         return NULL;
@@ -1521,16 +1481,16 @@ static int has_pending(struct qmgr *m, const struct qent *e, const char *domain)
 int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain)
 {
     struct qent *e;
-    struct stat st;
+    time_t when;
     int rc;
 
     if (!queue_id_valid(id))
         return QUEUE_BADID;
     if ((e = htable_find(m->msgs, id)) == NULL) {
-        if (fstatat(m->q->dirfd[QUEUE_DEFERRED], id, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        if (queue_stat(m->q, QUEUE_DEFERRED, id, &when) != QUEUE_OK)
             return 0;
         e = ent_new(m, id, QUEUE_DEFERRED);
-        e->due = (double) st.st_mtime;
+        e->due = (double) when;
     }
     if (e->dir == QUEUE_HOLD || e->op != OP_NONE)
         return 0;
@@ -1572,23 +1532,20 @@ size_t qmgr_flush_all(struct qmgr *m)
     return n;
 }
 
-/* delete_one - remove one message now, or when its delivery ends */
-static int delete_one(struct qmgr *m, struct qent *e, unsigned *unsynced)
+/* delete_one - remove one message now, or when its delivery ends; flags: queue_delete's */
+static int delete_one(struct qmgr *m, struct qent *e, int flags)
 {
     if (e->am) {
         e->op = OP_DELETE;
         return QUEUE_OK;
     }
-    int rc = unsynced ? queue_delete_unsynced(m->q, e->dir, e->id)
-                      : queue_delete(m->q, e->dir, e->id);
+    int rc = queue_delete(m->q, e->dir, e->id, flags);
 
     if (rc != QUEUE_OK && rc != QUEUE_NOTFOUND)
         return rc;
-    if (rc == QUEUE_OK && unsynced)
-        *unsynced |= 1u << e->dir;
     if (rc == QUEUE_OK)
         log_info("%s: removed", e->id);
-    if (rc == QUEUE_OK && !unsynced)
+    if (rc == QUEUE_OK && !(flags & QUEUE_LATER))
         forget(m, e->id); /* qmgr_delete("ALL") forgets everything at once */
     ent_drop(m, e);
     return rc;
@@ -1603,34 +1560,30 @@ int qmgr_delete(struct qmgr *m, const char *id)
     if (strcmp(id, "ALL") == 0) {
         size_t n;
         void **all = table_values(m->msgs, &n);
-        unsigned unsynced = 0;
+        int r;
 
-        /* one fsync per directory for the lot, before the answer */
+        /* durable once for the lot, before the answer */
         rc = QUEUE_OK;
         for (size_t i = 0; i < n; i++) {
-            int r = delete_one(m, all[i], &unsynced);
+            r = delete_one(m, all[i], QUEUE_LATER);
 
             if (r != QUEUE_OK && r != QUEUE_NOTFOUND)
                 rc = r;
         }
         free(all);
-        for (int d = 0; d < QUEUE_NDIRS; d++) {
-            int r = unsynced & (1u << d) ? queue_sync_dir(m->q, (enum queue_dir) d) : QUEUE_OK;
-
-            if (r != QUEUE_OK)
-                rc = r;
-        }
+        if ((r = queue_sync(m->q)) != QUEUE_OK)
+            rc = r;
         forget(m, "ALL");
         return rc;
     }
     if (!queue_id_valid(id))
         return QUEUE_BADID;
     if ((e = htable_find(m->msgs, id)) != NULL)
-        return delete_one(m, e, NULL);
+        return delete_one(m, e, 0);
     /* not known (yet): look in the directories a message can wait in */
     static const enum queue_dir dirs[] = { QUEUE_INCOMING, QUEUE_DEFERRED, QUEUE_HOLD };
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-        if ((rc = queue_delete(m->q, dirs[i], id)) != QUEUE_NOTFOUND) {
+        if ((rc = queue_delete(m->q, dirs[i], id, 0)) != QUEUE_NOTFOUND) {
             if (rc == QUEUE_OK) {
                 log_info("%s: removed", id);
                 forget(m, id);
@@ -1836,10 +1789,5 @@ void qmgr_free(struct qmgr *m)
         event_free(m->run_ev);
     if (m->scan_ev)
         event_free(m->scan_ev);
-    if (m->sync_ev) {
-        if (m->active_unsynced)
-            sync_cb(-1, 0, m);
-        event_free(m->sync_ev);
-    }
     free(m);
 }

@@ -1,38 +1,37 @@
 /*
- * queue - the durable on-disk mail queue: one file per message (format: queue.c).
+ * queue - the mail queue's interface; the backend is chosen when it is opened
+ * (queue_fs.h: files on disk, what the server runs; queue_ram.h: memory, for
+ * unit tests). Callers see only the functions below, never the backend.
  *
- * incoming/ active/ deferred/ hold/ corrupt/ hold complete messages only;
- * files are written in tmp/. queue_create + queue_write + queue_commit
- * (fsync, rename into incoming/, fsync the directory): only after QUEUE_OK
- * may smtpd answer 250; queue_abort removes a partial file. With a
- * queue_async, queue_create may use an unnamed spare file (O_TMPFILE) that
- * the commit links into incoming/ instead of renaming it.
- * queue_commit_async does the same on the threads of a queue_async
- * (queue_async_new: results come back on the event base): it owns qf's file
- * from then on and calls fn(ctx, id, status, error) from the loop once that
- * file is durable in incoming/ or removed; queue_async_free drains.
- * Recipient state is updated in place: queue_mark_recipient() by ID (pwrite
- * + fsync), or queue_mark_loaded() on a message the caller holds loaded (no
- * re-read, no fsync) followed by queue_sync_loaded(), which fsyncs once for
- * all the delivered/bounced marks since the load (a pending mark changes only
- * the reason text and never needs it). The next retry time is the mtime.
- * queue_move decides itself whether a move is fsynced: a move among
- * incoming/, active/ and deferred/ (the qmgr's own steps) is not, since a file
- * keeps its recipient states in any directory and queue_recover() finds it in
- * any of them, so a rename lost in a crash repeats a step; a move into or out
- * of hold/ or corrupt/ fsyncs both directories. queue_delete fsyncs the
- * directory; queue_delete_unsynced does not: an unlink lost in a crash (until
- * the caller's queue_sync_dir) repeats a delivery, never loses one.
- * queue_open() refuses a queue directory or subdirectory that is a symbolic
- * link or not a directory; queue_open_owned() (as root, before the switch to
- * mail_owner) also makes what is missing, refuses a directory owned by
- * anyone but uid or root and gives each to uid:gid, reading nothing inside.
- * queue_recover() at startup, after that switch: it reads and removes files.
- * queue_list() appends the mailq listing to out;
- * queue_open_content() returns a read-only fd at the content (caller closes).
- * int functions return QUEUE_OK or a negative enum queue_status (QUEUE_NOSPACE on
- * ENOSPC/EDQUOT: 452 4.3.1), text in queue_error(q); IDs are checked before use;
- * queue_msg_free() frees a msg.
+ * Writing: queue_create (envelope) + queue_write (content) + queue_commit:
+ *   only after QUEUE_OK is the message durable in incoming/ (smtpd may
+ *   answer 250); queue_abort drops a message being written. With an event
+ *   loop attached (queue_attach), queue_commit_async owns qf's message from
+ *   then on and calls fn(ctx, id, status, error) from the loop once it is
+ *   durable in incoming/ or gone; queue_pending counts those not reported
+ *   yet, queue_drain reports them all now; queue_detach drains, stops what
+ *   the backend runs on the loop and makes deferred work durable: call it
+ *   (or queue_close) before the event base is freed.
+ * Reading: queue_load (envelope, caller frees with queue_msg_free),
+ *   queue_open_content (a read-only fd at the content, msg->data_offset;
+ *   caller closes), queue_stat (is it in dir; its retry time), queue_walk
+ *   (every ID in a directory, no order promised; a commit in flight is not
+ *   seen), queue_list (the mailq listing).
+ * Changing: queue_update sets one recipient's state of a loaded message,
+ *   in the queue and in msg; a final state (delivered/bounced) is durable
+ *   only after queue_settle(msg) (a pending one changes only the reason and
+ *   never needs it). queue_set_retry_time, queue_move between directories,
+ *   queue_delete: with QUEUE_LATER its durability may wait for the backend
+ *   (a crash can bring the message back, never lose it) until queue_sync or
+ *   at most a few milliseconds; without, it is durable on return.
+ *   queue_mark_recipient = load + update + settle by ID.
+ * queue_recover at startup: what was active/ goes back to incoming/, bad
+ * messages go to corrupt/.
+ * int functions return QUEUE_OK or a negative enum queue_status (QUEUE_NOSPACE
+ * on ENOSPC/EDQUOT: 452 4.3.1) with the text in queue_error(q); IDs and
+ * directories are checked before any backend sees them.
+ * A backend fills a struct queue_ops and q->ops/q->be, and reports errors
+ * with queue_fail; queue_header_safe/queue_dsn_valid are its checks on load.
  */
 #ifndef ETRNKIT_QUEUE_H
 #define ETRNKIT_QUEUE_H
@@ -41,9 +40,13 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "log.h"
+
 #define QUEUE_ID_MAX 32      /* upper-case hex digits */
 #define QUEUE_DSN_MAX 9      /* "5.123.456" */
 #define QUEUE_REASON_MAX 256 /* a longer reason keeps its first 256 bytes */
+#define QUEUE_RCPT_LIMIT 1000000
+#define QUEUE_LATER 1        /* queue_delete flag: durable at the next sync */
 
 enum queue_status {
     QUEUE_OK = 0,
@@ -51,7 +54,7 @@ enum queue_status {
     QUEUE_NOSPACE = -2,  /* disk full or quota: 452 4.3.1 */
     QUEUE_NOTFOUND = -3, /* no such message in that directory */
     QUEUE_BADID = -4,    /* the ID is not a queue ID */
-    QUEUE_CORRUPT = -5,  /* the file cannot be parsed */
+    QUEUE_CORRUPT = -5,  /* the message cannot be parsed */
     QUEUE_INVAL = -6,    /* bad argument (CR/LF in an address, bad DSN, index) */
 };
 
@@ -71,22 +74,22 @@ enum queue_rcpt_state {
     QUEUE_RCPT_BOUNCED = 'B',
 };
 
+struct queue_ops;
+
 struct queue {
-    char *path;
-    int dirfd[QUEUE_NDIRS];
-    int tmpfd;
-    unsigned long counter;
+    const struct queue_ops *ops; /* the backend */
+    void *be;                    /* its state */
     char err[512];
-    struct queue_async *async; /* set by queue_async_new: spare files for queue_create */
 };
 
 /* a message being written */
 struct queue_file {
     struct queue *q;
-    int fd;                 /* -1 when closed */
-    char tmpname[64];
     char id[QUEUE_ID_MAX + 1];
     off_t size;             /* content bytes written so far */
+    int fd;                 /* the backend's: -1 when closed */
+    char tmpname[64];       /* the backend's */
+    void *priv;             /* the backend's */
 };
 
 struct queue_rcpt {
@@ -94,27 +97,30 @@ struct queue_rcpt {
     enum queue_rcpt_state state;
     char dsn[QUEUE_DSN_MAX + 1];      /* "" when none */
     char reason[QUEUE_REASON_MAX + 1];
-    off_t offset;                     /* of the record in the file */
+    off_t offset;                     /* the backend's: where the record is */
 };
 
 struct queue_msg {
     char id[QUEUE_ID_MAX + 1];
     enum queue_dir dir;
     time_t arrival;
-    time_t retry_time;       /* the file's mtime */
+    time_t retry_time;
     char *sender;            /* "" for the null sender */
     char *client;            /* e.g. "pop[192.168.11.12]" */
     struct queue_rcpt *rcpts;
     size_t nrcpt;
-    off_t data_offset;       /* where the content starts */
+    off_t data_offset;       /* where the content starts in queue_open_content's fd */
     off_t size;              /* content bytes */
-    int unsynced;            /* queue_mark_loaded wrote a final state: queue_sync_loaded */
+    int unsynced;            /* queue_update wrote a final state: queue_settle */
 };
 
 typedef int (*queue_walk_fn)(void *ctx, enum queue_dir dir, const char *id);
+/* status is QUEUE_OK or a negative enum queue_status; error is "" on success */
+typedef void (*queue_done_fn)(void *ctx, const char *id, int status, const char *error);
 
-int queue_open(struct queue *q, const char *path, int create);
-int queue_open_owned(struct queue *q, const char *path, uid_t uid, gid_t gid);
+struct event_base;
+struct buf;
+
 void queue_close(struct queue *q);
 const char *queue_error(const struct queue *q);
 const char *queue_dir_name(enum queue_dir dir);
@@ -126,36 +132,64 @@ int queue_write(struct queue_file *qf, const void *data, size_t len);
 int queue_commit(struct queue_file *qf);
 void queue_abort(struct queue_file *qf);
 
+int queue_attach(struct queue *q, struct event_base *base, int nthreads, char *err,
+                 size_t errlen);
+int queue_commit_async(struct queue_file *qf, queue_done_fn fn, void *ctx);
+size_t queue_pending(const struct queue *q);
+void queue_drain(struct queue *q);
+void queue_detach(struct queue *q);
+
 int queue_load(struct queue *q, enum queue_dir dir, const char *id, struct queue_msg *msg);
 void queue_msg_free(struct queue_msg *msg);
 int queue_open_content(struct queue *q, const struct queue_msg *msg);
-int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
-int queue_mark_loaded(struct queue *q, struct queue_msg *msg, size_t idx,
-                      enum queue_rcpt_state state, const char *dsn, const char *reason);
-int queue_sync_loaded(struct queue *q, struct queue_msg *msg);
+int queue_stat(struct queue *q, enum queue_dir dir, const char *id, time_t *retry_time);
+int queue_walk(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx);
+int queue_list(struct queue *q, struct buf *out);
+
+int queue_update(struct queue *q, struct queue_msg *msg, size_t idx,
+                 enum queue_rcpt_state state, const char *dsn, const char *reason);
+int queue_settle(struct queue *q, struct queue_msg *msg);
 int queue_mark_recipient(struct queue *q, enum queue_dir dir, const char *id, size_t idx,
                          enum queue_rcpt_state state, const char *dsn, const char *reason);
 int queue_set_retry_time(struct queue *q, enum queue_dir dir, const char *id, time_t when);
-int queue_delete(struct queue *q, enum queue_dir dir, const char *id);
-int queue_delete_unsynced(struct queue *q, enum queue_dir dir, const char *id);
-int queue_sync_dir(struct queue *q, enum queue_dir dir);
-int queue_walk(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx);
+int queue_move(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
+int queue_delete(struct queue *q, enum queue_dir dir, const char *id, int flags);
+int queue_sync(struct queue *q);
 int queue_recover(struct queue *q);
 
-struct buf;
-int queue_list(struct queue *q, struct buf *out);
+/* ---- for backends ---- */
 
-/* group commit; every queue_async function runs in the event loop's thread */
-struct event_base;
-struct queue_async;
-/* status is QUEUE_OK or a negative enum queue_status; error is "" on success */
-typedef void (*queue_done_fn)(void *ctx, const char *id, int status, const char *error);
+/* every function gets arguments the front end checked (directories, IDs,
+   recipient index, state, DSN); errors go through queue_fail */
+struct queue_ops {
+    int (*create)(struct queue *q, const char *sender, const char *client,
+                  const char *const *rcpts, size_t nrcpt, struct queue_file *qf);
+    int (*write)(struct queue_file *qf, const void *data, size_t len);
+    int (*commit)(struct queue_file *qf);
+    void (*abort)(struct queue_file *qf);
+    int (*attach)(struct queue *q, struct event_base *base, int nthreads, char *err,
+                  size_t errlen);
+    int (*commit_async)(struct queue_file *qf, queue_done_fn fn, void *ctx);
+    size_t (*pending)(const struct queue *q);
+    void (*drain)(struct queue *q);
+    void (*detach)(struct queue *q);
+    int (*load)(struct queue *q, enum queue_dir dir, const char *id, struct queue_msg *msg);
+    int (*open_content)(struct queue *q, const struct queue_msg *msg);
+    int (*stat)(struct queue *q, enum queue_dir dir, const char *id, time_t *retry_time);
+    int (*walk)(struct queue *q, enum queue_dir dir, queue_walk_fn fn, void *ctx);
+    int (*update)(struct queue *q, struct queue_msg *msg, size_t idx,
+                  enum queue_rcpt_state state, const char *dsn, const char *reason);
+    int (*settle)(struct queue *q, struct queue_msg *msg);
+    int (*set_retry_time)(struct queue *q, enum queue_dir dir, const char *id, time_t when);
+    int (*move)(struct queue *q, const char *id, enum queue_dir from, enum queue_dir to);
+    int (*delete)(struct queue *q, enum queue_dir dir, const char *id, int flags);
+    int (*sync)(struct queue *q);
+    int (*recover)(struct queue *q);
+    void (*close)(struct queue *q);
+};
 
-struct queue_async *queue_async_new(struct queue *q, struct event_base *base, int nthreads,
-                                    char *err, size_t errlen);
-int queue_commit_async(struct queue_async *qa, struct queue_file *qf, queue_done_fn fn, void *ctx);
-size_t queue_async_pending(const struct queue_async *qa);
-void queue_async_drain(struct queue_async *qa);
-void queue_async_free(struct queue_async *qa);
+int queue_fail(struct queue *q, int status, const char *fmt, ...) LOG_PRINTF(3, 4);
+int queue_header_safe(const char *s);
+int queue_dsn_valid(const char *dsn);
 
 #endif

@@ -84,7 +84,6 @@
 #define OUT_MAX (64 * 1024)   /* stop reading while this much output waits */
 #define WRITE_CHUNK (64 * 1024)
 #define ADDR_MAX SMTPD_ADDR_MAX
-#define COMMIT_THREADS 8       /* queue files fsynced at the same time */
 #define ACCEPT_PAUSE_MS 100    /* accept() failed (EMFILE...): listeners off this long */
 #define LISTEN_BACKLOG 128
 
@@ -161,7 +160,6 @@ struct smtpd {
     struct event_base *base;
     const struct server_config *conf;
     struct queue *q;
-    struct queue_async *qa;    /* group commit of accepted mail */
     int stopping;              /* smtpd_free drains the commits */
     struct evconnlistener **listeners;
     size_t nlisteners;
@@ -791,7 +789,7 @@ static int commit_start(struct session *s)
     w->size = (long long) s->qf.size;
     w->nrcpt = s->nrcpt;
     s->qf_open = 0;
-    if ((rc = queue_commit_async(s->srv->qa, &s->qf, commit_done, w)) != QUEUE_OK) {
+    if ((rc = queue_commit_async(&s->qf, commit_done, w)) != QUEUE_OK) {
         free(w);
         return rc;
     }
@@ -1989,8 +1987,7 @@ struct smtpd *smtpd_new_unbound(struct event_base *base, const struct server_con
     srv->anvil = anvil_new(conf->anvil_rate_time_unit * 1000);
     srv->etrn.conf = conf;
     srv->etrn.anvil = srv->anvil;
-    if ((srv->qa = queue_async_new(q, base, COMMIT_THREADS, err, errlen)) == NULL
-        || (srv->auth = smtpd_auth_new(base, srv->anvil, "smtp", err, errlen)) == NULL) {
+    if ((srv->auth = smtpd_auth_new(base, srv->anvil, "smtp", err, errlen)) == NULL) {
         smtpd_free(srv);
         return NULL;
     }
@@ -2145,7 +2142,7 @@ size_t smtpd_sessions(const struct smtpd *srv)
 /* smtpd_pending - work on other threads not answered yet: commits, AUTH checks */
 size_t smtpd_pending(const struct smtpd *srv)
 {
-    return (srv->qa ? queue_async_pending(srv->qa) : 0) + smtpd_auth_pending(srv->auth);
+    return queue_pending(srv->q) + smtpd_auth_pending(srv->auth);
 }
 
 /* smtpd_free - close every session and listener */
@@ -2191,8 +2188,7 @@ void smtpd_free(struct smtpd *srv)
         return;
     /* every message handed to the commit threads ends durable or removed */
     srv->stopping = 1;
-    queue_async_free(srv->qa);
-    srv->qa = NULL;
+    queue_drain(srv->q);
     /* the AUTH checks still running end with their reply (no delay while stopping) */
     smtpd_auth_drain(srv->auth);
     /* the replies of those commits, "250 ... queued as", reach their clients */

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "flush.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "server_config.h"
 #include "support.h"
 
@@ -38,7 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void) argv;
     support_init("flush_log");
     support_server_config("fast_flush_purge_time = 1d\n", NULL, &conf);
-    if (queue_open(&q, conf.queue_directory, 1) != QUEUE_OK)
+    if (queue_fs_open(&q, conf.queue_directory, 1) != QUEUE_OK)
         abort();
     support_mkdir("queue/flush");
     base = event_base_new();

@@ -6,7 +6,7 @@
  * characters (an address with CR LF would reach the wire in RCPT TO and a
  * bounce's header; a reason may, it is masked when shown) and whose content fits
  * the file; queue_list() (etrn-queue -p) reads it without trouble; marking
- * each recipient delivered in place (queue_mark_loaded) leaves a file that
+ * each recipient delivered in place (queue_update) leaves a file that
  * loads again with the same recipients, now all delivered, and the same
  * content offset: the fixed-width update never spills into a neighbour.
  */
@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "support.h"
 
 #define ID "0123456789ABCDEF"
@@ -30,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void) argc;
     (void) argv;
     support_init("queue_file");
-    if (queue_open(&q, support_path("queue"), 1) != QUEUE_OK)
+    if (queue_fs_open(&q, support_path("queue"), 1) != QUEUE_OK)
         abort();
     return 0;
 }
@@ -86,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         close(fd);
         for (size_t i = 0; i < m.nrcpt; i++)
-            if (queue_mark_loaded(&q, &m, i, QUEUE_RCPT_DELIVERED, "2.0.0", "delivered\tok") != QUEUE_OK)
+            if (queue_update(&q, &m, i, QUEUE_RCPT_DELIVERED, "2.0.0", "delivered\tok") != QUEUE_OK)
                 abort();
         if (queue_load(&q, QUEUE_INCOMING, ID, &again) != QUEUE_OK)
             abort();

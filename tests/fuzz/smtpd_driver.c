@@ -22,6 +22,7 @@
 #include "domain.h"
 #include "flush.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "server_config.h"
 #include "smtpd.h"
 #include "smtpd_driver.h"
@@ -112,7 +113,7 @@ static void commit_hook(void *ctx, const char *id)
         }
         buf_free(&got);
     }
-    if (queue_delete_unsynced(&q, QUEUE_INCOMING, id) != QUEUE_OK)
+    if (queue_delete(&q, QUEUE_INCOMING, id, QUEUE_LATER) != QUEUE_OK)
         abort();
 }
 
@@ -232,10 +233,14 @@ void driver_init(const char *name, const char *extra_main, const char *sections,
         buf_puts(&main_lines, extra_main);
     support_server_config(buf_cstr(&main_lines), sections, &conf);
     buf_free(&main_lines);
-    if (queue_open(&q, conf.queue_directory, 1) != QUEUE_OK)
+    if (queue_fs_open(&q, conf.queue_directory, 1) != QUEUE_OK)
         abort();
     if ((base = event_base_new()) == NULL)
         abort();
+    if (queue_attach(&q, base, 2, err, sizeof(err)) != QUEUE_OK) {
+        fprintf(stderr, "queue: %s\n", err);
+        abort();
+    }
     if ((srv = smtpd_new_unbound(base, &conf, &q, err, sizeof(err))) == NULL) {
         fprintf(stderr, "smtpd: %s\n", err);
         abort();

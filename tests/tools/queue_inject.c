@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "queue.h"
+#include "queue_fs.h"
 
 /* die - print and exit */
 static _Noreturn void die(const char *what, struct queue *q)
@@ -59,7 +60,7 @@ int main(int argc, char **argv)
     }
     if (dir == NULL || sender == NULL || optind >= argc)
         die("need -q, -f and at least one recipient", NULL);
-    if (queue_open(&q, dir, 1) != QUEUE_OK)
+    if (queue_fs_open(&q, dir, 1) != QUEUE_OK)
         die("open", &q);
     if (queue_create(&q, sender, client, (const char *const *) argv + optind,
                      (size_t) (argc - optind), &qf) != QUEUE_OK)

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "flush.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "server_config.h"
 #include "test.h"
 
@@ -211,7 +212,7 @@ int main(void)
     test_file_names();
 
     snprintf(path, sizeof(path), "%s/spool", top);
-    if (load_config(&conf) != 0 || queue_open(&q, path, 1) != QUEUE_OK) {
+    if (load_config(&conf) != 0 || queue_fs_open(&q, path, 1) != QUEUE_OK) {
         printf("setup failed\n");
         return 1;
     }

@@ -14,6 +14,7 @@
 #include "delivery.h"
 #include "qmgr.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "server_config.h"
 #include "test.h"
 #include "transport_local.h"
@@ -328,7 +329,7 @@ static void test_schedule(void)
 
     reply_ev = evtimer_new(base, fake_reply_cb, NULL);
     if (write_conf(&conf, "etrn_only_domains = site.test\n") != 0
-        || queue_open(&q, conf.queue_directory, 1) != QUEUE_OK) {
+        || queue_fs_open(&q, conf.queue_directory, 1) != QUEUE_OK) {
         TEST_CHECK(0, "setup");
         return;
     }

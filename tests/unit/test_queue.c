@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "queue.h"
+#include "queue_fs.h"
 #include "test.h"
 
 static char top[64];
@@ -85,7 +86,7 @@ static void test_round_trip(void)
     const char *content = "Subject: test\r\n\r\nhello\r\n";
     char id[QUEUE_ID_MAX + 1], got[256];
 
-    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, top, 1), QUEUE_OK);
     static const char *const subs[] = { "incoming", "active", "deferred", "hold", "corrupt", "flush",
                                         "tmp", "public" };
     for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
@@ -131,7 +132,7 @@ static void test_round_trip(void)
     TEST_INTEQ(queue_set_retry_time(&q, QUEUE_INCOMING, id, 2000000000), QUEUE_OK);
     queue_close(&q);
 
-    TEST_INTEQ(queue_open(&q, top, 0), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, top, 0), QUEUE_OK);
     TEST_INTEQ(queue_move(&q, id, QUEUE_INCOMING, QUEUE_DEFERRED), QUEUE_OK);
     TEST_INTEQ(queue_load(&q, QUEUE_INCOMING, id, &msg), QUEUE_NOTFOUND);
     TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, id, &msg), QUEUE_OK);
@@ -175,21 +176,21 @@ static void test_round_trip(void)
     TEST_CHECK(strstr(buf_cstr(&out), "a@example.org") == NULL, "delivered recipient not listed");
     buf_free(&out);
 
-    /* marks on a loaded message: a final state asks for queue_sync_loaded, a pending one does not */
+    /* marks on a loaded message: a final state asks for queue_settle, a pending one does not */
     TEST_INTEQ(queue_load(&q, QUEUE_DEFERRED, id, &msg), QUEUE_OK);
     TEST_INTEQ(msg.unsynced, 0);
-    TEST_INTEQ(queue_mark_loaded(&q, &msg, 2, QUEUE_RCPT_PENDING, "4.4.2", "lost"), QUEUE_OK);
+    TEST_INTEQ(queue_update(&q, &msg, 2, QUEUE_RCPT_PENDING, "4.4.2", "lost"), QUEUE_OK);
     TEST_INTEQ(msg.unsynced, 0);
-    TEST_INTEQ(queue_mark_loaded(&q, &msg, 2, QUEUE_RCPT_DELIVERED, "2.0.0", "250 ok"), QUEUE_OK);
+    TEST_INTEQ(queue_update(&q, &msg, 2, QUEUE_RCPT_DELIVERED, "2.0.0", "250 ok"), QUEUE_OK);
     TEST_INTEQ(msg.unsynced, 1);
-    TEST_INTEQ(queue_sync_loaded(&q, &msg), QUEUE_OK);
+    TEST_INTEQ(queue_settle(&q, &msg), QUEUE_OK);
     TEST_INTEQ(msg.unsynced, 0);
     queue_msg_free(&msg);
-    /* the unsynced move and a directory sync: the file and its marks move along */
+    /* the unsynced move and a sync: the file and its marks move along */
     TEST_INTEQ(queue_move(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_OK);
     TEST_INTEQ(queue_move(&q, id, QUEUE_DEFERRED, QUEUE_ACTIVE), QUEUE_NOTFOUND);
-    TEST_INTEQ(queue_sync_dir(&q, QUEUE_ACTIVE), QUEUE_OK);
-    TEST_INTEQ(queue_sync_dir(&q, QUEUE_NDIRS), QUEUE_INVAL);
+    TEST_INTEQ(queue_sync(&q), QUEUE_OK);
+    TEST_INTEQ(queue_stat(&q, QUEUE_NDIRS, id, NULL), QUEUE_INVAL);
     TEST_INTEQ(queue_load(&q, QUEUE_ACTIVE, id, &msg), QUEUE_OK);
     if (msg.nrcpt == 3) {
         TEST_INTEQ(msg.rcpts[2].state, QUEUE_RCPT_DELIVERED);
@@ -197,12 +198,12 @@ static void test_round_trip(void)
     }
     queue_msg_free(&msg);
     TEST_INTEQ(queue_move(&q, id, QUEUE_ACTIVE, QUEUE_DEFERRED), QUEUE_OK);
-    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_ACTIVE, id), QUEUE_NOTFOUND);
-    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_ACTIVE, "../x"), QUEUE_BADID);
+    TEST_INTEQ(queue_delete(&q, QUEUE_ACTIVE, id, QUEUE_LATER), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_delete(&q, QUEUE_ACTIVE, "../x", QUEUE_LATER), QUEUE_BADID);
 
-    TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id), QUEUE_OK);
+    TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id, 0), QUEUE_OK);
     TEST_INTEQ(count_files("deferred"), 0);
-    TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_delete(&q, QUEUE_DEFERRED, id, 0), QUEUE_NOTFOUND);
     TEST_INTEQ(queue_list(&q, &out), QUEUE_OK);
     TEST_STREQ(buf_cstr(&out), "Mail queue is empty\n");
     buf_free(&out);
@@ -232,12 +233,12 @@ static void test_bad_ids(void)
     struct queue q;
     struct queue_msg msg;
 
-    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, top, 1), QUEUE_OK);
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         TEST_CHECK(!queue_id_valid(ids[i]), "queue_id_valid(\"%s\") refused", ids[i]);
         TEST_INTEQ(queue_load(&q, QUEUE_INCOMING, ids[i], &msg), QUEUE_BADID);
         TEST_INTEQ(queue_move(&q, ids[i], QUEUE_INCOMING, QUEUE_HOLD), QUEUE_BADID);
-        TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, ids[i]), QUEUE_BADID);
+        TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, ids[i], 0), QUEUE_BADID);
         TEST_INTEQ(queue_mark_recipient(&q, QUEUE_INCOMING, ids[i], 0, QUEUE_RCPT_DELIVERED, "", ""),
                    QUEUE_BADID);
         TEST_INTEQ(queue_set_retry_time(&q, QUEUE_INCOMING, ids[i], 1), QUEUE_BADID);
@@ -253,7 +254,7 @@ static void test_recover(void)
     struct queue_msg msg;
     char id[QUEUE_ID_MAX + 1], id2[QUEUE_ID_MAX + 1], path[256];
 
-    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, top, 1), QUEUE_OK);
     TEST_INTEQ(make_msg(&q, "body\r\n", id, sizeof(id)), QUEUE_OK);
     TEST_INTEQ(queue_move(&q, id, QUEUE_INCOMING, QUEUE_ACTIVE), QUEUE_OK);
     TEST_INTEQ(queue_set_retry_time(&q, QUEUE_ACTIVE, id, 1700000000), QUEUE_OK);
@@ -357,7 +358,7 @@ static void test_control_chars(void)
 
     memcpy(saved_top, top, sizeof(top));
     snprintf(top, sizeof(top), "%s/ctl", saved_top);
-    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, top, 1), QUEUE_OK);
     TEST_INTEQ(make_msg(&q, "body\r\n", id, sizeof(id)), QUEUE_OK);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(cmd, sizeof(cmd), "sed -e '%s' -e 's/^id .*/id ABCD1%zu/' %s/incoming/%s "
@@ -389,7 +390,7 @@ static void test_rcpts_bound(void)
     /* a queue of its own: make_msg wants an empty incoming/ */
     memcpy(saved_top, top, sizeof(top));
     snprintf(top, sizeof(top), "%s/bound", saved_top);
-    TEST_INTEQ(queue_open(&q, top, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, top, 1), QUEUE_OK);
     TEST_INTEQ(make_msg(&q, "body\r\n", id, sizeof(id)), QUEUE_OK);
     /* a good file of 3 recipients that claims a million */
     snprintf(cmd, sizeof(cmd), "sed -e 's/^rcpts 3$/rcpts 1000000/' -e 's/^id .*/id ABCD02/' "
@@ -464,7 +465,7 @@ static void test_disk_full(void)
         return;
     }
     snprintf(spool, sizeof(spool), "%s/spool", mnt);
-    TEST_INTEQ(queue_open(&q, spool, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, spool, 1), QUEUE_OK);
     TEST_INTEQ(queue_create(&q, "", "c", one, 1, &qf), QUEUE_OK);
     int rc = QUEUE_OK;
     memset(block, 'x', sizeof(block));
@@ -546,23 +547,21 @@ static void test_async(void)
     struct queue_file qf;
     struct done d = { 0 };
     struct event_base *base = event_base_new();
-    struct queue_async *qa;
     int unnamed = 0;
 
     snprintf(path, sizeof(path), "%s/async", top);
     snprintf(top + strlen(top), sizeof(top) - strlen(top), "%s", "/async");
-    TEST_INTEQ(queue_open(&q, path, 1), QUEUE_OK);
-    qa = queue_async_new(&q, base, 2, err, sizeof(err));
-    TEST_CHECK(qa != NULL, "queue_async_new: %s", err);
-    if (qa == NULL)
+    TEST_INTEQ(queue_fs_open(&q, path, 1), QUEUE_OK);
+    TEST_INTEQ(queue_attach(&q, base, 2, err, sizeof(err)), QUEUE_OK);
+    if (err[0])
         goto out;
 
     /* the first file is a named one in tmp/: spares are made after the first take */
     TEST_INTEQ(start_msg(&q, "first\r\n", &qf), QUEUE_OK);
     TEST_INTEQ(count_files("tmp"), 1);
-    TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
-    TEST_INTEQ(queue_async_pending(qa), 1);
-    queue_async_drain(qa);
+    TEST_INTEQ(queue_commit_async(&qf, on_done, &d), QUEUE_OK);
+    TEST_INTEQ(queue_pending(&q), 1);
+    queue_drain(&q);
     TEST_INTEQ(d.calls, 1);
     TEST_INTEQ(d.status, QUEUE_OK);
     TEST_CHECK(content_is(&q, d.id, "first\r\n"), "first message intact in incoming/%s", d.id);
@@ -580,8 +579,8 @@ static void test_async(void)
     }
     TEST_CHECK(unnamed, "a spare (unnamed) file within 2 s");
     if (unnamed) {
-        TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
-        queue_async_drain(qa);
+        TEST_INTEQ(queue_commit_async(&qf, on_done, &d), QUEUE_OK);
+        queue_drain(&q);
         TEST_INTEQ(d.calls, 2);
         TEST_INTEQ(d.status, QUEUE_OK);
         TEST_CHECK(content_is(&q, d.id, "second\r\n"), "unnamed file linked as incoming/%s", d.id);
@@ -599,8 +598,8 @@ static void test_async(void)
     /* a removed message's file waits emptied in tmp/, and the next message reuses it */
     char gone[QUEUE_ID_MAX + 1];
     snprintf(gone, sizeof(gone), "%s", d.id);
-    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone), QUEUE_OK);
-    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone), QUEUE_NOTFOUND);
+    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone, 0), QUEUE_OK);
+    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone, 0), QUEUE_NOTFOUND);
     TEST_INTEQ(count_files("incoming"), unnamed ? 2 : 0);
     TEST_INTEQ(count_files("tmp"), 1);
     char cmd[256];
@@ -608,26 +607,27 @@ static void test_async(void)
     TEST_CHECK(system(cmd) == 0, "the recycled file is empty");
     TEST_INTEQ(start_msg(&q, "fourth\r\n", &qf), QUEUE_OK);
     TEST_CHECK(qf.tmpname[0] == 'r', "the recycled file is used: %s", qf.tmpname);
-    TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
-    queue_async_drain(qa);
+    TEST_INTEQ(queue_commit_async(&qf, on_done, &d), QUEUE_OK);
+    queue_drain(&q);
     TEST_INTEQ(d.status, QUEUE_OK);
     TEST_CHECK(content_is(&q, d.id, "fourth\r\n"), "recycled file holds only the new message");
     TEST_CHECK(strcmp(d.id, gone) != 0, "a new ID: %s after %s", d.id, gone);
     TEST_INTEQ(count_files("tmp"), 0);
 
-    /* an unsynced removal's file is reused only after its directory's fsync */
-    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_INCOMING, d.id), QUEUE_OK);
+    /* a QUEUE_LATER removal's file is reused only after its directory's fsync */
+    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, d.id, QUEUE_LATER), QUEUE_OK);
     TEST_INTEQ(count_files("tmp"), 1);
     TEST_INTEQ(start_msg(&q, "not yet\r\n", &qf), QUEUE_OK);
     TEST_CHECK(qf.tmpname[0] != 'r', "not reused before the fsync: %s", qf.tmpname);
     queue_abort(&qf);
-    TEST_INTEQ(queue_sync_dir(&q, QUEUE_INCOMING), QUEUE_OK);
+    /* the backend's own timer fsyncs the directory: one loop pass waits for it */
+    TEST_INTEQ(event_base_loop(base, EVLOOP_ONCE), 0);
     TEST_INTEQ(start_msg(&q, "now\r\n", &qf), QUEUE_OK);
     TEST_CHECK(qf.tmpname[0] == 'r', "reused after the fsync: %s", qf.tmpname);
 
     /* a scan of incoming/ does not see a file whose commit has not reported yet */
     int in_incoming = 0;
-    TEST_INTEQ(queue_commit_async(qa, &qf, on_done, &d), QUEUE_OK);
+    TEST_INTEQ(queue_commit_async(&qf, on_done, &d), QUEUE_OK);
     for (int i = 0; i < 200 && !in_incoming; i++) {
         in_incoming = exists("incoming", qf.id);
         if (!in_incoming)
@@ -638,18 +638,18 @@ static void test_async(void)
     walk_seen = 0;
     TEST_INTEQ(queue_walk(&q, QUEUE_INCOMING, walk_count, NULL), QUEUE_OK);
     TEST_INTEQ(walk_seen, 0);
-    queue_async_drain(qa);
+    queue_drain(&q);
     TEST_INTEQ(d.status, QUEUE_OK);
     walk_seen = 0;
     TEST_INTEQ(queue_walk(&q, QUEUE_INCOMING, walk_count, NULL), QUEUE_OK);
     TEST_INTEQ(walk_seen, 1);
 
     /* a restart (queue_recover) removes recycled files; a name gone from tmp/ is skipped */
-    TEST_INTEQ(queue_delete_unsynced(&q, QUEUE_INCOMING, d.id), QUEUE_OK);
-    TEST_INTEQ(queue_sync_dir(&q, QUEUE_INCOMING), QUEUE_OK);
+    TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, d.id, QUEUE_LATER), QUEUE_OK);
+    TEST_INTEQ(queue_sync(&q), QUEUE_OK);
     TEST_INTEQ(count_files("tmp"), 1);
     snprintf(path, sizeof(path), "%s", top);
-    TEST_INTEQ(queue_open(&q2, path, 0), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q2, path, 0), QUEUE_OK);
     TEST_INTEQ(queue_recover(&q2), QUEUE_OK);
     queue_close(&q2);
     TEST_INTEQ(count_files("tmp"), 0);
@@ -657,7 +657,7 @@ static void test_async(void)
     TEST_CHECK(qf.tmpname[0] != 'r', "no stale recycled name used: %s", qf.tmpname);
     TEST_INTEQ(queue_commit(&qf), QUEUE_OK);
     TEST_CHECK(content_is(&q, qf.id, "fifth\r\n"), "fifth message intact");
-    queue_async_free(qa);
+    queue_detach(&q);
     TEST_INTEQ(count_files("tmp"), 0);
 out:
     queue_close(&q);
@@ -675,13 +675,13 @@ static void test_open_links(void)
     snprintf(spool, sizeof(spool), "%s/links", top);
     snprintf(victim, sizeof(victim), "%s/victim", top);
     TEST_INTEQ(mkdir(victim, 0755), 0);
-    TEST_INTEQ(queue_open(&q, spool, 1), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open(&q, spool, 1), QUEUE_OK);
     queue_close(&q);
 
     snprintf(path, sizeof(path), "%s/flush", spool);
     TEST_INTEQ(rmdir(path), 0);
     TEST_INTEQ(symlink(victim, path), 0);
-    TEST_INTEQ(queue_open(&q, spool, 1), QUEUE_ERR);
+    TEST_INTEQ(queue_fs_open(&q, spool, 1), QUEUE_ERR);
     snprintf(want, sizeof(want), "%s is a symbolic link: refusing to follow it (a queue "
              "directory must be a plain directory; remove the link)", path);
     TEST_STREQ(queue_error(&q), want);
@@ -693,7 +693,7 @@ static void test_open_links(void)
     snprintf(path, sizeof(path), "%s/tmp", spool);
     TEST_INTEQ(rmdir(path), 0);
     put("links/tmp", "x", 1);
-    TEST_INTEQ(queue_open(&q, spool, 0), QUEUE_ERR);
+    TEST_INTEQ(queue_fs_open(&q, spool, 0), QUEUE_ERR);
     snprintf(want, sizeof(want), "%s is not a directory: refusing it", path);
     TEST_STREQ(queue_error(&q), want);
     queue_close(&q);
@@ -702,7 +702,7 @@ static void test_open_links(void)
     /* the top itself: the link is refused even though it points at a good tree */
     snprintf(path, sizeof(path), "%s/links-link", top);
     TEST_INTEQ(symlink(spool, path), 0);
-    TEST_INTEQ(queue_open(&q, path, 1), QUEUE_ERR);
+    TEST_INTEQ(queue_fs_open(&q, path, 1), QUEUE_ERR);
     snprintf(want, sizeof(want), "%s is a symbolic link: refusing to follow it (a queue "
              "directory must be a plain directory; remove the link)", path);
     TEST_STREQ(queue_error(&q), want);
@@ -712,13 +712,13 @@ static void test_open_links(void)
     if (geteuid() != 0)
         return; /* ownership checks: root only */
     snprintf(path, sizeof(path), "%s/owned", top);
-    TEST_INTEQ(queue_open_owned(&q, path, 65534, 65534), QUEUE_OK);
+    TEST_INTEQ(queue_fs_open_owned(&q, path, 65534, 65534), QUEUE_OK);
     queue_close(&q);
     snprintf(want, sizeof(want), "%s/owned/hold", top);
     TEST_CHECK(stat(want, &st) == 0 && st.st_uid == 65534 && st.st_gid == 65534,
                "hold/ given to 65534: uid %ld", (long) st.st_uid);
     TEST_INTEQ(chown(want, 1, 1), 0);
-    TEST_INTEQ(queue_open_owned(&q, path, 65534, 65534), QUEUE_ERR);
+    TEST_INTEQ(queue_fs_open_owned(&q, path, 65534, 65534), QUEUE_ERR);
     snprintf(want, sizeof(want), "%s/owned/hold is owned by uid 1, not by mail_owner (uid "
              "65534) or root: refusing it", top);
     TEST_STREQ(queue_error(&q), want);
