@@ -14,7 +14,7 @@
 #include "delivery.h"
 #include "qmgr.h"
 #include "queue.h"
-#include "queue_fs.h"
+#include "queue_ram.h"
 #include "server_config.h"
 #include "test.h"
 #include "transport_local.h"
@@ -298,21 +298,27 @@ static void settle(struct event_base *base)
         event_base_loop(base, EVLOOP_NONBLOCK);
 }
 
-/* count_dir - files in spool/sub */
-static int count_dir(const char *sub)
+/* count_fn - queue_walk callback: one more message */
+static int count_fn(void *ctx, enum queue_dir dir, const char *id)
 {
-    char cmd[256];
-    int n = -1;
+    (void) dir;
+    (void) id;
+    ++*(int *) ctx;
+    return 0;
+}
 
-    snprintf(cmd, sizeof(cmd), "ls -A %s/spool/%s | wc -l", top, sub);
-    FILE *fp = popen(cmd, "r");
-    if (fscanf(fp, "%d", &n) != 1)
-        n = -1;
-    pclose(fp);
+/* count_dir - messages in one queue directory */
+static int count_dir(struct queue *q, enum queue_dir dir)
+{
+    int n = 0;
+
+    if (queue_walk(q, dir, count_fn, &n) != QUEUE_OK)
+        return -1;
     return n;
 }
 
-/* test_schedule - ok / temp / perm in one message, etrn-only deferred at arrival */
+/* test_schedule - ok / temp / perm in one message, etrn-only deferred at arrival; the
+   queue is the memory one and time moves through the clock seam */
 static void test_schedule(void)
 {
     static const char *const rcpts[] = { "ok@t.test", "temp@t.test", "perm@t.test" };
@@ -325,11 +331,10 @@ static void test_schedule(void)
     struct qmgr *m;
     struct buf js = BUF_INIT;
     char err[256], id[QUEUE_ID_MAX + 1], wid[QUEUE_ID_MAX + 1], path[256];
-    struct stat st;
 
     reply_ev = evtimer_new(base, fake_reply_cb, NULL);
     if (write_conf(&conf, "etrn_only_domains = site.test\n") != 0
-        || queue_fs_open(&q, conf.queue_directory, 1) != QUEUE_OK) {
+        || queue_ram_open(&q) != QUEUE_OK) {
         TEST_CHECK(0, "setup");
         return;
     }
@@ -373,8 +378,8 @@ static void test_schedule(void)
     /* transport calls: the message, then the DSN for perm@ from <> */
     TEST_INTEQ(ncalls, 2);
     TEST_STREQ(last_transport_sender, "");
-    TEST_INTEQ(count_dir("deferred"), 2);
-    TEST_INTEQ(count_dir("incoming") + count_dir("active"), 0);
+    TEST_INTEQ(count_dir(&q, QUEUE_DEFERRED), 2);
+    TEST_INTEQ(count_dir(&q, QUEUE_INCOMING) + count_dir(&q, QUEUE_ACTIVE), 0);
     TEST_INTEQ(hook_added, 1);
     TEST_INTEQ(hook_done, 0);
 
@@ -388,12 +393,12 @@ static void test_schedule(void)
     TEST_INTEQ(qmgr_flush_message(m, wid, "site.test"), 1);
     settle(base);
     TEST_INTEQ(ncalls, 3);
-    snprintf(path, sizeof(path), "%s/spool/deferred/%s", top, wid);
-    TEST_CHECK(stat(path, &st) != 0, "flushed message removed");
+    TEST_INTEQ(queue_stat(&q, QUEUE_DEFERRED, wid, NULL), QUEUE_NOTFOUND); /* flushed, removed */
+    TEST_INTEQ(count_dir(&q, QUEUE_DEFERRED), 1);
 
     /* hold, release, delete */
     TEST_INTEQ(qmgr_hold(m, id), QUEUE_OK);
-    TEST_INTEQ(count_dir("hold"), 1);
+    TEST_INTEQ(count_dir(&q, QUEUE_HOLD), 1);
     TEST_STREQ(hook_forgot, id); /* a held message leaves the flush index */
     hook_forgot[0] = 0;
     TEST_INTEQ(qmgr_flush_message(m, id, NULL), 0);
@@ -412,7 +417,8 @@ static void test_schedule(void)
     snprintf(path, sizeof(path), "\"last_attempt\":%lld,", (long long) t0 + 30);
     TEST_CHECK(strstr(buf_cstr(&js), path) != NULL, "status after the retry: %s", buf_cstr(&js));
     TEST_INTEQ(qmgr_delete(m, id), QUEUE_OK);
-    TEST_INTEQ(count_dir("deferred") + count_dir("hold") + count_dir("incoming"), 0);
+    TEST_INTEQ(count_dir(&q, QUEUE_DEFERRED) + count_dir(&q, QUEUE_HOLD)
+               + count_dir(&q, QUEUE_INCOMING) + count_dir(&q, QUEUE_ACTIVE), 0);
     TEST_STREQ(hook_forgot, id); /* so does a deleted one */
     TEST_INTEQ(qmgr_delete(m, "ALL"), QUEUE_OK);
     TEST_STREQ(hook_forgot, "ALL");
