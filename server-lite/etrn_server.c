@@ -110,6 +110,17 @@ static int same_str(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* same_list - two lists hold the same items in the same order */
+static int same_list(const struct cfg_list *a, const struct cfg_list *b)
+{
+    if (a->count != b->count)
+        return 0;
+    for (size_t i = 0; i < a->count; i++)
+        if (strcmp(a->items[i], b->items[i]) != 0)
+            return 0;
+    return 1;
+}
+
 /* reopen_log - open maillog_file again by name (logrotate renamed it); 1, 0 no file, -1 */
 static int reopen_log(const char *why)
 {
@@ -145,14 +156,11 @@ static void reload(struct server *sv)
         log_warn("reload: %s; logging stays where it was", logerr);
     if (!same_str(conf->queue_directory, old->queue_directory))
         log_warn("reload: queue_directory changed: takes effect after a restart");
-    if (conf->inet_interfaces.count != old->inet_interfaces.count)
+    /* the sockets were bound as root: a listener list can only change with a restart */
+    if (!same_list(&conf->inet_interfaces, &old->inet_interfaces))
         log_warn("reload: inet_interfaces changed: takes effect after a restart");
-    else
-        for (size_t i = 0; i < conf->inet_interfaces.count; i++)
-            if (strcmp(conf->inet_interfaces.items[i], old->inet_interfaces.items[i]) != 0) {
-                log_warn("reload: inet_interfaces changed: takes effect after a restart");
-                break;
-            }
+    if (!same_list(&conf->odmr_listen, &old->odmr_listen))
+        log_warn("reload: odmr_listen changed: takes effect after a restart");
     smtpd_set_config(sv->smtpd, conf);
     smtp_transport_set_config(sv->smtp, conf);
     local_transport_set_config(sv->local, conf);
@@ -287,6 +295,64 @@ static int ctl_status(void *ctx, int json, struct buf *out)
     return QUEUE_OK;
 }
 
+/* odmr_busy - ATRN: another turn holds domain or its flush runs (451) */
+static int odmr_busy(void *ctx, const char *domain)
+{
+    struct server *sv = ctx;
+
+    return qmgr_grant_held(sv->qmgr, domain) || flush_running(sv->flush, domain);
+}
+
+/* odmr_waiting - ATRN: the flush index's count, else the queue's own (453 when 0) */
+static size_t odmr_waiting(void *ctx, const char *domain)
+{
+    struct server *sv = ctx;
+    size_t n = flush_waiting(sv->flush, domain);
+
+    return n ? n : qmgr_domain_waiting(sv->qmgr, domain, 1);
+}
+
+/* odmr_grant - route domain to an ODMR turn (a new grant when g is NULL) */
+static struct odmr_grant *odmr_grant(void *ctx, struct odmr_grant *g, const char *name,
+                                     const char *domain, odmr_deliver_fn fn, void *fctx)
+{
+    struct qmgr_grant *qg = (struct qmgr_grant *) g;
+
+    if (qg == NULL)
+        qg = qmgr_grant_new(((struct server *) ctx)->qmgr, name, fn, fctx);
+    qmgr_grant_domain(qg, domain);
+    return (struct odmr_grant *) qg;
+}
+
+/* odmr_flush - the turn is ready: every queued message of domain goes now */
+static size_t odmr_flush(void *ctx, const char *domain)
+{
+    return qmgr_flush_domain(((struct server *) ctx)->qmgr, domain);
+}
+
+/* odmr_pending - the turn's jobs waiting, running or scheduled */
+static size_t odmr_pending(void *ctx, struct odmr_grant *g)
+{
+    (void) ctx;
+    return qmgr_grant_busy((struct qmgr_grant *) g);
+}
+
+/* odmr_end - the turn is over */
+static void odmr_end(void *ctx, struct odmr_grant *g)
+{
+    (void) ctx;
+    qmgr_grant_end((struct qmgr_grant *) g);
+}
+
+static const struct odmr_ops odmr_ops = {
+    .busy = odmr_busy,
+    .waiting = odmr_waiting,
+    .grant = odmr_grant,
+    .flush = odmr_flush,
+    .pending = odmr_pending,
+    .end = odmr_end,
+};
+
 static const struct control_ops control_ops = {
     .flush_site = flush_site_cb,
     .flush_all = ctl_flush_all,
@@ -308,7 +374,7 @@ static void start_flush_control(struct server *sv, struct queue *q)
     qmgr_set_flush_hook(sv->qmgr, flush_note, sv->flush);
     flush_set_deliver(sv->flush, flush_deliver_cb, sv->qmgr);
     smtpd_set_etrn_hook(sv->smtpd, flush_site_cb, sv);
-    sv->odmr = odmr_new(sv->base, sv->conf, sv->qmgr, sv->flush);
+    sv->odmr = odmr_new(sv->base, sv->conf, &odmr_ops, sv);
     smtpd_set_odmr(sv->smtpd, sv->odmr);
     if (snprintf(path, sizeof(path), "%s/public/control", sv->conf->queue_directory)
         >= (int) sizeof(path))

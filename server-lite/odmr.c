@@ -2,14 +2,17 @@
  * odmr.c - ATRN (RFC 2645) and the turn: after "250 OK now reversing the
  * connection" the provider is the SMTP client on the site's connection.
  *
- * The turn holds a qmgr grant for its domains: the qmgr routes their
- * recipients here one job at a time, records each result as for any
- * delivery (delivered, deferred with the site's reply, bounced on 5xx) and
- * updates the flush logs through its hook. Jobs that come before the site's
- * 220 and EHLO wait here; the flush of each domain starts once the client
- * is ready. A connection lost mid-transaction leaves that message's
- * recipients deferred (queued). After IDLE_QUIT_MS with no job, no job
- * waiting and no flush running, the turn sends QUIT and ends the grant.
+ * The turn holds a grant for its domains (struct odmr_ops, the qmgr in
+ * etrn-server): the queue side routes their recipients here one job at a
+ * time, records each result as for any delivery (delivered, deferred with
+ * the site's reply, bounced on 5xx) and updates the flush logs. Jobs that
+ * come before the site's 220 and EHLO wait here; every queued message of
+ * each domain is scheduled once the client is ready (from the queue, not
+ * the flush index: a message the index does not list is sent too). A
+ * connection lost mid-transaction leaves that message's recipients
+ * deferred (queued). After IDLE_QUIT_MS with no job, none waiting and none
+ * scheduled, the turn sends QUIT and ends the grant; at
+ * odmr_session_time_limit it is cut, whatever the site is doing.
  */
 #define LOG_SERVICE "odmr" /* its log lines: syslog_name/odmr[pid] */
 
@@ -27,15 +30,12 @@
 #include "clock.h"
 #include "delivery.h"
 #include "domain.h"
-#include "flush.h"
 #include "log.h"
 #include "odmr.h"
-#include "qmgr.h"
 #include "smtp_client.h"
 #include "timefmt.h"
 
 #define IDLE_QUIT_MS 1000  /* nothing to send this long: QUIT */
-#define ATRN_TABLE_MAX 4096 /* domains remembered for status */
 
 struct atrn_note {
     char domain[DOMAIN_MAX + 1];
@@ -48,8 +48,8 @@ struct atrn_note {
 struct odmr {
     struct event_base *base;
     const struct server_config *conf;
-    struct qmgr *qmgr;
-    struct flush *flush;
+    const struct odmr_ops *ops;
+    void *ctx;
     struct smtp_client_conf cconf;
     struct odmr_turn *turns;
     size_t nturns;
@@ -68,9 +68,11 @@ struct odmr_turn {
     char addr[64];
     char client[300];
     char name[300];               /* "odmr:user" */
-    struct qmgr_grant *grant;
+    struct odmr_grant *grant;
     struct smtp_client *c;
     struct event *idle;
+    struct event *limit;          /* odmr_session_time_limit */
+    const char *end_why;          /* why a job still here is deferred */
     /* the job the qmgr handed over (at most one) */
     int have_job;
     struct delivery_job job;
@@ -121,7 +123,19 @@ int odmr_atrn_parse(const char *arg, struct odmr_domains *out, char *why, size_t
     }
 }
 
-/* note - remember the last ATRN for a domain (status) */
+/* listed - domain is an entry of u as written (not only covered by an "@parent" entry) */
+static int listed(const struct server_etrn_user *u, const char *domain)
+{
+    for (size_t i = 0; u && i < u->domains.count; i++) {
+        const char *d = u->domains.items[i];
+
+        if (strcmp(d[0] == '@' ? d + 1 : d, domain) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* note - remember the last ATRN for a domain (status); only granted (owned) domains come here */
 static void note(struct odmr *o, const char *domain, const char *client, const char *user,
                  const char *result)
 {
@@ -131,7 +145,7 @@ static void note(struct odmr *o, const char *domain, const char *client, const c
         if (strcmp(o->notes[i].domain, domain) == 0)
             n = &o->notes[i];
     if (n == NULL) {
-        if (o->nnotes >= ATRN_TABLE_MAX)
+        if (o->nnotes >= ODMR_NOTES_MAX)
             return;
         o->notes = xreallocarray(o->notes, o->nnotes + 1, sizeof(*o->notes));
         n = &o->notes[o->nnotes++];
@@ -178,14 +192,14 @@ void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *c
     }
     for (size_t i = 0; i < ds.n; i++)
         if (u == NULL || !server_etrn_user_covers(u, ds.name[i], 0)) {
+            /* no note(): a name anyone may make up must not take a row */
             log_warn("reject: ATRN %s from %s, sasl_username=%s: not in its [etrn_users] entry",
                      ds.name[i], client, user);
-            note(o, ds.name[i], client, user, "450 refused");
             buf_printf(reply, "450 4.7.1 %s: access denied", ds.name[i]);
             return;
         }
     for (size_t i = 0; i < ds.n; i++)
-        if (qmgr_grant_held(o->qmgr, ds.name[i]) || flush_running(o->flush, ds.name[i])) {
+        if (o->ops->busy(o->ctx, ds.name[i])) {
             log_info("ATRN %s from %s: another ATRN or a flush is running", ds.name[i], client);
             note(o, ds.name[i], client, user, "451 busy");
             buf_printf(reply, "451 4.3.0 %s: another ATRN or a flush for it is running, try "
@@ -193,10 +207,12 @@ void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *c
             return;
         }
     for (size_t i = 0; i < ds.n; i++)
-        waiting += flush_waiting(o->flush, ds.name[i]);
+        waiting += o->ops->waiting(o->ctx, ds.name[i]);
     if (waiting == 0) {
+        /* a made-up name under an "@parent" entry takes no row either */
         for (size_t i = 0; i < ds.n; i++)
-            note(o, ds.name[i], client, user, "453 no mail");
+            if (listed(u, ds.name[i]))
+                note(o, ds.name[i], client, user, "453 no mail");
         log_info("ATRN from %s, sasl_username=%s: no mail waiting", client, user);
         buf_puts(reply, "453 You have no mail");
         return;
@@ -208,9 +224,9 @@ void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *c
     snprintf(t->addr, sizeof(t->addr), "%s", addr);
     snprintf(t->client, sizeof(t->client), "%s", client);
     snprintf(t->name, sizeof(t->name), "odmr:%s", user);
-    t->grant = qmgr_grant_new(o->qmgr, t->name, turn_deliver, t);
+    t->end_why = "ODMR session ended";
     for (size_t i = 0; i < ds.n; i++) {
-        qmgr_grant_domain(t->grant, ds.name[i]);
+        t->grant = o->ops->grant(o->ctx, t->grant, t->name, ds.name[i], turn_deliver, t);
         note(o, ds.name[i], client, user, "250 started");
     }
     t->next = o->turns;
@@ -218,7 +234,7 @@ void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *c
         t->next->prev = t;
     o->turns = t;
     o->nturns++;
-    log_info("ATRN from %s, sasl_username=%s: %zu message(s) waiting for %zu domain(s); "
+    log_info("ATRN from %s, sasl_username=%s: %zu or more message(s) waiting for %zu domain(s); "
              "reversing the connection", client, user, waiting, ds.n);
     buf_puts(reply, "250 OK now reversing the connection");
     *turn = t;
@@ -320,17 +336,15 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
 
     (void) fd;
     (void) what;
-    if (t->state != TURN_READY || t->have_job || qmgr_grant_busy(t->grant) > 0) {
+    if (t->state != TURN_READY || t->have_job)
+        return;
+    if (t->o->ops->pending(t->o->ctx, t->grant) > 0) {
+        arm_idle(t);
         return;
     }
-    for (size_t i = 0; i < t->domains.n; i++)
-        if (flush_running(t->o->flush, t->domains.name[i])) {
-            arm_idle(t);
-            return;
-        }
     log_info("%s: %s: %zu recipient(s) delivered; QUIT", t->name, t->client, t->delivered);
     t->state = TURN_QUIT;
-    qmgr_grant_end(t->grant);
+    t->o->ops->end(t->o->ctx, t->grant);
     t->grant = NULL;
     smtp_client_quit(t->c, NULL, NULL);
     t->c = NULL;
@@ -351,22 +365,36 @@ static void ready_cb(void *ctx, struct smtp_client *c, const struct smtp_client_
         return;
     }
     t->state = TURN_READY;
-    for (size_t i = 0; i < t->domains.n; i++) {
-        size_t pending = 0;
-
-        (void) flush_request(t->o->flush, t->domains.name[i], 0, t->client, t->user, &pending);
-    }
+    for (size_t i = 0; i < t->domains.n; i++)
+        (void) t->o->ops->flush(t->o->ctx, t->domains.name[i]);
     if (t->have_job)
         send_job(t);
     else
         arm_idle(t);
 }
 
+/* limit_cb - odmr_session_time_limit: the turn ends, whatever the site is doing */
+static void limit_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct odmr_turn *t = arg;
+
+    (void) fd;
+    (void) what;
+    log_warn("%s: %s: odmr_session_time_limit (%llds) exceeded after %zu recipient(s) "
+             "delivered; closing, what is not acknowledged stays queued", t->name, t->client,
+             t->o->conf->odmr_session_time_limit, t->delivered);
+    t->end_why = "ODMR session time limit exceeded";
+    turn_end(t);
+}
+
 /* odmr_turn_start - the 250 was written: become the client on bev */
 void odmr_turn_start(struct odmr_turn *t, struct bufferevent *bev, int tls)
 {
+    struct timeval tv = { (time_t) t->o->conf->odmr_session_time_limit, 0 };
+
     t->idle = evtimer_new(t->o->base, idle_cb, t);
-    if (t->idle == NULL)
+    t->limit = evtimer_new(t->o->base, limit_cb, t);
+    if (t->idle == NULL || t->limit == NULL || evtimer_add(t->limit, &tv) != 0)
         log_fatal("odmr: cannot create a timer");
     t->state = TURN_SETUP;
     t->c = smtp_client_attach(t->o->base, &t->o->cconf, bev, tls, 1, t->name, t->addr, 366,
@@ -385,17 +413,23 @@ static void turn_end(struct odmr_turn *t)
 {
     struct odmr *o = t->o;
 
+    /* the grant first: the jobs the report below lets through are deferred by the qmgr */
+    t->state = TURN_QUIT;
+    if (t->grant)
+        o->ops->end(o->ctx, t->grant);
+    t->grant = NULL;
     if (t->have_job) {
         delivery_report_free(&t->rep);
         delivery_report_init(&t->rep, t->job.nrcpt);
-        delivery_set_all(&t->rep, DELIVERY_TEMP, "4.4.2", "ODMR session ended");
+        delivery_set_all(&t->rep, DELIVERY_TEMP, "4.4.2", "%s", t->end_why);
         report(t);
     }
-    qmgr_grant_end(t->grant);
     if (t->c)
         smtp_client_free(t->c);
     if (t->idle)
         event_free(t->idle);
+    if (t->limit)
+        event_free(t->limit);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -408,13 +442,13 @@ static void turn_end(struct odmr_turn *t)
 
 /* odmr_new - ATRN for a server */
 struct odmr *odmr_new(struct event_base *base, const struct server_config *conf,
-                      struct qmgr *qmgr, struct flush *flush)
+                      const struct odmr_ops *ops, void *ctx)
 {
     struct odmr *o = xcalloc(1, sizeof(*o));
 
     o->base = base;
-    o->qmgr = qmgr;
-    o->flush = flush;
+    o->ops = ops;
+    o->ctx = ctx;
     odmr_set_config(o, conf);
     return o;
 }

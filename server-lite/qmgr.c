@@ -178,6 +178,7 @@ struct qmgr {
 
 static void finish(struct amsg *am);
 static void dest_dispatch(struct qmgr *m, struct dest *d);
+static int flush_match(const struct qent *e, const char *domain);
 
 /* ---- time and formatting ---- */
 
@@ -588,14 +589,34 @@ int qmgr_grant_held(const struct qmgr *m, const char *domain)
     return grant_find(m, domain) != NULL;
 }
 
-/* qmgr_grant_busy - jobs of g waiting or running */
+/* flush_for_grant - e is scheduled (run queue, or again after its delivery) for a domain of g */
+static int flush_for_grant(const struct qent *e, const struct qmgr_grant *g)
+{
+    if (!e->flush_req || (!e->on_runq && e->am == NULL))
+        return 0;
+    if (e->nflush_domains == 0)
+        return 1;
+    for (size_t i = 0; i < g->ndomains; i++)
+        if (flush_match(e, g->domains[i]))
+            return 1;
+    return 0;
+}
+
+/* qmgr_grant_busy - jobs of g waiting or running, and messages scheduled for its domains */
 size_t qmgr_grant_busy(const struct qmgr_grant *g)
 {
-    size_t n = g->d->running;
+    size_t n = g->d->running, nent;
     const struct job *j;
+    void **ents;
 
     STAILQ_FOREACH(j, &g->d->queue, wait)
         n++;
+    if (n > 0)
+        return n;
+    ents = table_values(g->m->msgs, &nent);
+    for (size_t i = 0; i < nent; i++)
+        n += flush_for_grant(ents[i], g);
+    free(ents);
     return n;
 }
 
@@ -1506,6 +1527,39 @@ int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain)
     add_flush(e, domain);
     runq_push(m, e);
     return 1;
+}
+
+/* qmgr_domain_waiting - queued messages with a pending recipient in domain, at most max */
+size_t qmgr_domain_waiting(struct qmgr *m, const char *domain, size_t max)
+{
+    size_t n = 0, nent;
+    void **ents = table_values(m->msgs, &nent);
+
+    for (size_t i = 0; i < nent && n < max; i++) {
+        const struct qent *e = ents[i];
+
+        if (e->dir != QUEUE_HOLD && e->op == OP_NONE && has_pending(m, e, domain) > 0)
+            n++;
+    }
+    free(ents);
+    return n;
+}
+
+/* qmgr_flush_domain - every queued message with a pending recipient in domain, now */
+size_t qmgr_flush_domain(struct qmgr *m, const char *domain)
+{
+    size_t n = 0, nent;
+    void **ents = table_values(m->msgs, &nent);
+    char (*ids)[QUEUE_ID_MAX + 1] = xcalloc(nent + 1, sizeof(*ids));
+
+    /* by ID: qmgr_flush_message may drop an entry whose file is gone */
+    for (size_t i = 0; i < nent; i++)
+        snprintf(ids[i], sizeof(ids[i]), "%s", ((const struct qent *) ents[i])->id);
+    free(ents);
+    for (size_t i = 0; i < nent; i++)
+        n += qmgr_flush_message(m, ids[i], domain) > 0;
+    free(ids);
+    return n;
 }
 
 /* qmgr_flush_all - every deferred message now; dead destinations forgotten */

@@ -28,7 +28,12 @@
  * say "odmr". qmgr_grant_busy() counts its jobs waiting or running;
  * qmgr_grant_end() ends the routing (a job still running reports as usual;
  * waiting ones are deferred "4.4.2 ODMR session ended") and frees g.
- * qmgr_grant_held(): a session holds domain now.
+ * qmgr_grant_held(): a session holds domain now. qmgr_grant_busy() also counts
+ * messages scheduled for its domains but not yet handed over.
+ * qmgr_domain_waiting(): queued messages (not held) with a pending recipient in
+ * domain, read from the queue files, counting stops at max; the flush index is
+ * not asked. qmgr_flush_domain(): qmgr_flush_message() for each of them; how
+ * many were scheduled. Both read every queued message's file.
  */
 #ifndef ETRNKIT_QMGR_H
 #define ETRNKIT_QMGR_H
@@ -68,6 +73,8 @@ void qmgr_incoming(struct qmgr *m, const char *id);
 int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain);
 /* every deferred message now, dead destinations forgotten; returns how many */
 size_t qmgr_flush_all(struct qmgr *m);
+size_t qmgr_domain_waiting(struct qmgr *m, const char *domain, size_t max);
+size_t qmgr_flush_domain(struct qmgr *m, const char *domain);
 
 struct qmgr_grant;
 struct qmgr_grant *qmgr_grant_new(struct qmgr *m, const char *name, qmgr_deliver_fn fn,

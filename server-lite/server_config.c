@@ -33,6 +33,8 @@ static const struct cfg_key main_keys[] = {
     { "myhostname", CFG_STRING, NULL, 0, 0, NULL, OFF(myhostname), 0 },
     { "inet_interfaces", CFG_LIST, "0.0.0.0:25 [::]:25", 0, 0, NULL, OFF(inet_interfaces), 0 },
     { "odmr_listen", CFG_LIST, "", 0, 0, NULL, OFF(odmr_listen), 0 },
+    { "odmr_session_time_limit", CFG_DURATION, "3600s", 1, 0, NULL,
+      OFF(odmr_session_time_limit), 0 },
     { "queue_directory", CFG_STRING, "/var/spool/etrnkit", 0, 0, NULL, OFF(queue_directory), 0 },
     { "mail_owner", CFG_STRING, "etrnkit", 0, 0, NULL, OFF(mail_owner), 0 },
     { "maillog_file", CFG_STRING, NULL, 0, 0, NULL, OFF(maillog_file), 0 },

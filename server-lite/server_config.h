@@ -93,6 +93,7 @@ struct server_config {
     char *myhostname;
     struct cfg_list inet_interfaces;
     struct cfg_list odmr_listen;   /* ODMR (RFC 2645) listeners; empty: none */
+    long long odmr_session_time_limit; /* seconds from ATRN's 250 to the turn's end, at most */
     char *queue_directory;
     char *mail_owner;
     char *maillog_file;            /* NULL or "": syslog */
