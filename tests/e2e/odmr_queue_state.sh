@@ -87,7 +87,7 @@ PYEOF
 check_eq "1,000 made-up names: 450 each" "$(cat "$T/flood.out")" "450 1000"
 srv_queue provider status --json >"$T/status.json" 2>&1
 check_eq "status: ATRN rows only for the two owned domains" \
-    "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["atrn"]), sorted(r["domain"] for r in d["atrn"]))' "$T/status.json")" \
+    "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); n=len(d["atrn"]); print(n, sorted(r["domain"] for r in d["atrn"]) if n < 10 else "...")' "$T/status.json")" \
     "2 ['a.test', 'b.test']"
 check_eq "status: one ODMR destination row" \
     "$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len([x for x in d["destinations"] if x["destination"].startswith("odmr")]))' "$T/status.json")" \
