@@ -75,6 +75,7 @@ struct atrn {
     struct smtp_reply reply;
     int atrn_code;
     char atrn_text[512];
+    char reply_line[SMTP_REPLY_MAX + 1]; /* reply_text()'s */
     /* relay */
     int data_mode;              /* provider is sending message content */
     int line_start;             /* content: the next byte starts a line */
@@ -355,12 +356,10 @@ static void start_auth(struct atrn *a)
     }
 }
 
-/* reply_text - the first line's text after the code */
-static const char *reply_text(const struct smtp_reply *r)
+/* reply_text - the reply's lines without their codes on one line (common/smtp_reply) */
+static const char *reply_text(struct atrn *a)
 {
-    const char *p = r->text;
-
-    return strlen(p) > 4 ? p + 4 : "";
+    return smtp_reply_oneline(&a->reply, a->reply_line, sizeof(a->reply_line));
 }
 
 /* auth_reply - one reply during AUTH */
@@ -377,7 +376,7 @@ static void auth_reply(struct atrn *a)
     if (r->code != 334 || a->auth_step >= (a->mech == MECH_LOGIN ? 2 : a->mech == MECH_CRAM ? 1 : 0)) {
         fail(a, r->code >= 400 && r->code < 500 ? ETRN_TEMP : ETRN_PERM,
              "AUTH %s as %s refused: %d %s", a->mech == MECH_CRAM ? "CRAM-MD5"
-             : a->mech == MECH_PLAIN ? "PLAIN" : "LOGIN", a->t->conn.username, r->code, reply_text(r));
+             : a->mech == MECH_PLAIN ? "PLAIN" : "LOGIN", a->t->conn.username, r->code, reply_text(a));
         return;
     }
     smtp_reply_line(r, 0, first, sizeof(first));
@@ -414,7 +413,7 @@ static int expect(struct atrn *a, int code, const char *what)
 
     if (r->code == code)
         return 1;
-    fail(a, class_verdict(r->code), "%s: %d %s", what, r->code, reply_text(r));
+    fail(a, class_verdict(r->code), "%s: %d %s", what, r->code, reply_text(a));
     return 0;
 }
 
@@ -455,7 +454,7 @@ static void handle_reply(struct atrn *a)
         return;
     case ST_ATRN:
         a->atrn_code = r->code;
-        snprintf(a->atrn_text, sizeof(a->atrn_text), "%s", reply_text(r));
+        snprintf(a->atrn_text, sizeof(a->atrn_text), "%s", reply_text(a));
         event_del(a->phase);
         if (r->code == 250) {
             start_relay(a);

@@ -29,24 +29,10 @@ struct session_trace {
     int greeted;            /* a 220 greeting arrived during this perform */
 };
 
-/* reply_text - a reply's lines without their codes, joined by blanks */
-static void reply_text(const struct smtp_reply *r, struct buf *out)
-{
-    char line[SMTP_REPLY_MAX + 1];
-
-    buf_reset(out);
-    for (size_t i = 0; i < r->lines && smtp_reply_line(r, i, line, sizeof(line)); i++) {
-        if (line[0] == 0)
-            continue;
-        if (out->len)
-            buf_putc(out, ' ');
-        buf_puts(out, line);
-    }
-}
-
 /* session_trace_line - one reply line from the server */
 static void session_trace_line(struct session_trace *tr, const char *line, size_t len)
 {
+    char text[SMTP_REPLY_MAX + 1];
     int code;
 
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -66,7 +52,8 @@ static void session_trace_line(struct session_trace *tr, const char *line, size_
     tr->last_code = code;
     if (code != 334)
         tr->in_auth = 0;
-    reply_text(&tr->reading, &tr->last_text);
+    buf_reset(&tr->last_text);
+    buf_puts(&tr->last_text, smtp_reply_oneline(&tr->reading, text, sizeof(text)));
     if (code == 220 && !tr->in_etrn)
         tr->greeted = 1;
     if (tr->in_etrn) {

@@ -104,3 +104,25 @@ int smtp_reply_line(const struct smtp_reply *r, size_t i, char *out, size_t outl
     snprintf(out, outlen, "%.*s", (int) (end - p), p);
     return 1;
 }
+
+/* smtp_reply_oneline - the lines' texts joined by blanks, for logs and status */
+const char *smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t outlen)
+{
+    char line[SMTP_REPLY_MAX + 1];
+    size_t len = 0;
+
+    if (outlen == 0)
+        return out;
+    out[0] = 0;
+    for (size_t i = 0; i < r->lines && smtp_reply_line(r, i, line, sizeof(line)); i++) {
+        int n;
+
+        if (line[0] == 0)
+            continue;
+        n = snprintf(out + len, outlen - len, "%s%s", len ? " " : "", line);
+        if (n < 0 || (size_t) n >= outlen - len)
+            break; /* cut: out holds what fitted, as much of this line as it could */
+        len += (size_t) n;
+    }
+    return out;
+}

@@ -47,5 +47,9 @@ enum smtp_reply_state smtp_reply_feed(struct smtp_reply *r, const char *line, si
 /* smtp_reply_line - the i-th line's text after "NNN-"/"NNN " (into out); 0 if none
    (also for lines cut off by the truncation) */
 int smtp_reply_line(const struct smtp_reply *r, size_t i, char *out, size_t outlen);
+/* smtp_reply_oneline - every line's text after its code, empty ones left out,
+   joined by one blank (into out, cut to fit): the form for a log line or a
+   status file; returns out */
+const char *smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t outlen);
 
 #endif

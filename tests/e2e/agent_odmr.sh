@@ -10,7 +10,9 @@
 # CRAM-MD5 and no TLS (nothing sent); wrong password; the ATRN replies 453,
 # 451, 450, 530 and 502 mapped to exit 0/75/69; the site's MTA refusing one
 # recipient (not counted); the provider dropping mid-DATA (the cut message
-# not delivered, exit 75); a stalled provider against idle_timeout; an
+# not delivered, exit 75); a stalled provider against idle_timeout; a site
+# MTA that answers slowly but steadily against session_limit (exit 75); a
+# multi-line ATRN reply (one line in the log and the status file); an
 # unverifiable certificate.
 . "$(dirname "$0")/../lib/e2e.sh"
 . "$E2E_TOP/tests/lib/etrn_server.sh"
@@ -184,6 +186,70 @@ for spec in '453:0:no mail waiting:453 You have no mail' \
     check "ATRN $code: logged with its meaning" logline "$T/r$code.err" "domain b.example" "$code" "$meaning"
     check "ATRN $code: QUIT after it, no turn" sh -c "tail -n 3 '$T/r$code.log' | grep -q ' C: QUIT' && ! grep -q 'odmr reversed' '$T/r$code.log'"
 done
+
+# --- a multi-line ATRN reply: one line in the log and the status file ------
+provider ml --auth-mechs CRAM-MD5 --reply-escapes \
+    --atrn-reply '450-4.7.1 b.example: not yours\n450 4.7.1 ask the postmaster'
+agent_conf ml "$port" "127.0.0.1:$SPORT" "ca_file = $T/cert.pem"
+agent_run ml -c "$conf" --once
+expect_rc "multi-line 450" 69
+check_eq "multi-line 450: status text on one line, without the codes" \
+    "$("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(repr(d["hosts"][0]["domains"][0]["text"]))' "$T/ml.status.json")" \
+    "'4.7.1 b.example: not yours 4.7.1 ask the postmaster'"
+check "multi-line 450: one log line holds both parts" \
+    logline "$T/ml.err" "domain a.example" 450 "not yours 4.7.1 ask the postmaster"
+
+# --- session_limit: a site MTA that keeps the relay busy but never idle ----
+cat >"$T/slowmta.py" <<'PYEOF'
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os").rename(sys.argv[1] + ".tmp", sys.argv[1])
+s.settimeout(60)
+end = time.monotonic() + 90
+for _ in range(5):      # local_smtp_wait's probe connects and closes first
+    c, _ = s.accept()
+    c.settimeout(30)
+    f = c.makefile("rb")
+    def say(t):
+        time.sleep(0.3)  # every reply late, far inside idle_timeout
+        c.sendall(t.encode() + b"\r\n")
+    try:
+        say("220 slowmta ESMTP")
+        indata = False
+        while time.monotonic() < end:
+            line = f.readline()
+            if not line:
+                break
+            if indata:
+                if line in (b".\r\n", b".\n"):
+                    indata = False
+                    say("250 2.0.0 Ok")
+                continue
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                indata = True
+                say("354 go ahead")
+            elif verb == b"QUIT":
+                say("221 bye")
+                break
+            else:
+                say("250 ok")
+    except OSError:
+        pass
+    c.close()
+PYEOF
+start_bg slowmta "$PY" "$T/slowmta.py" "$T/slowmta.port"
+wait_for 10 test -s "$T/slowmta.port"
+provider slow --auth-mechs CRAM-MD5 --atrn-messages 200
+agent_conf slow "$port" "127.0.0.1:$(cat "$T/slowmta.port")" "ca_file = $T/cert.pem" \
+    'session_limit = 3s' 'idle_timeout = 20s'
+start=$(date +%s)
+agent_run slow -c "$conf" --once
+end=$(date +%s)
+expect_rc "session_limit reached" 75
+check "session_limit: named in the log" logline "$T/slow.err" "session_limit of 3s reached"
+check "session_limit: not all 200 relayed" grep_none 'odmr delivered 200 of 200' "$T/slow.log"
+check "session_limit: ended within 40s (200 messages would take minutes)" test $((end - start)) -lt 40
 
 # --- the site's MTA refuses one recipient: not counted, and the provider hears it
 smtpd sink --accept-mail --rcpt-reply 'user2@b.example=550 5.1.1 <user2@b.example>: no such user'

@@ -87,6 +87,31 @@ static void test_lines(void)
     TEST_STREQ(out, "");
 }
 
+/* the one-line form: texts without codes, empty lines left out, cut to fit */
+static void test_oneline(void)
+{
+    static const struct {
+        const char *script;
+        size_t outlen;
+        const char *want;
+    } cases[] = {
+        { "450-4.7.1 first\r\n450 4.7.1 second", 64, "4.7.1 first 4.7.1 second" },
+        { "453 You have no mail", 64, "You have no mail" },
+        { "250-\r\n250-a\r\n250 \r\n", 64, "a" },
+        { "250", 64, "" },
+        { "451-one\r\n451 two", 6, "one t" },
+        { "451-one\r\n451 two", 8, "one two" },
+    };
+    struct smtp_reply r;
+    char out[64];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TEST_INTEQ(feed(&r, cases[i].script), SMTP_REPLY_DONE);
+        TEST_STREQ(smtp_reply_oneline(&r, out, cases[i].outlen), cases[i].want);
+        TEST_CHECK(strchr(out, '\n') == NULL, "case %zu: one line", i);
+    }
+}
+
 /* a long reply keeps its first SMTP_REPLY_MAX bytes; an endless one stops at
    SMTP_REPLY_LIMIT and stays stopped */
 static void test_cap(void)
@@ -139,6 +164,7 @@ int main(void)
 {
     test_table();
     test_lines();
+    test_oneline();
     test_cap();
     return test_summary();
 }
