@@ -196,6 +196,8 @@ static void test_errors(void)
           "@D@/s.ini:2: [main] smtp_tls_CAfile: \"ca.pem\" is not an absolute path" },
         { "[main]\nsmtp_data_done_timeout = 0\n",
           "@D@/s.ini:2: [main] smtp_data_done_timeout: 0 is below the minimum 1" },
+        { "[main]\nodmr_session_time_limit = 0s\n",
+          "@D@/s.ini:2: [main] odmr_session_time_limit: 0s is below the minimum 1" },
         { "[main]\nsmtp_tls_policy_maps = @D@/pol-bad\n",
           "@D@/pol-bad:3: [main] smtp_tls_policy_maps: [mx.b.org]:25: \"maybe\" is not one of: "
           "none, may, encrypt, verify, secure" },
@@ -295,6 +297,7 @@ static void test_values(void)
     TEST_INTEQ(conf.smtp_data_xfer_timeout, 180);
     TEST_INTEQ(conf.smtp_data_done_timeout, 600);
     TEST_INTEQ(conf.smtp_quit_timeout, 300);
+    TEST_INTEQ(conf.odmr_session_time_limit, 3600);
     TEST_INTEQ(conf.smtp_connection_cache_time_limit, 2);
     TEST_INTEQ(conf.smtp_tls_security_level, SERVER_TLS_MAY);
     TEST_CHECK(conf.smtp_tls_CAfile == NULL, "smtp_tls_CAfile unset by default");
