@@ -390,7 +390,7 @@ static void limit_cb(evutil_socket_t fd, short what, void *arg)
 /* odmr_turn_start - the 250 was written: become the client on bev */
 void odmr_turn_start(struct odmr_turn *t, struct bufferevent *bev, int tls)
 {
-    struct timeval tv = { (time_t) t->o->conf->odmr_session_time_limit, 0 };
+    struct timeval tv = clock_timeval(t->o->conf->odmr_session_time_limit * 1000);
 
     t->idle = evtimer_new(t->o->base, idle_cb, t);
     t->limit = evtimer_new(t->o->base, limit_cb, t);
