@@ -1071,7 +1071,17 @@ static void cmd_atrn(struct session *s, char *arg)
 {
     struct buf b = BUF_INIT;
     struct odmr_turn *t;
+    long long limit = s->srv->conf->etrn_rate_limit;
 
+    /* counted with ETRN: each ATRN may read the queue (odmr.h), so it is rate-limited too */
+    if (!s->exempt && limit > 0
+        && anvil_event(s->srv->anvil, ANVIL_ETRN, s->addr, clock_now_ms())
+               > (unsigned long long) limit) {
+        log_warn("reject: ATRN from %s, sasl_username=%s: more than etrn_rate_limit (%lld) "
+                 "requests", s->client, session_user(s), limit);
+        reply(s, "451 4.7.0 Error: too many ATRN requests from %s", s->addr);
+        return;
+    }
     odmr_atrn(s->srv->odmr, session_user(s), s->addr, s->client, arg, &b, &t);
     reply(s, "%s", buf_cstr(&b));
     buf_free(&b);

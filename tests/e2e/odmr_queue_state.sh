@@ -10,7 +10,9 @@
 #   names under its "@b.test" entry (453): the status's ATRN rows and
 #   destinations do not grow;
 # - SIGHUP with another odmr_listen: "reload: odmr_listen changed: takes
-#   effect after a restart", and the old listener still serves.
+#   effect after a restart", and the old listener still serves;
+# - ATRN counts against etrn_rate_limit (451 4.7.0 past it), since each may
+#   read the queue.
 . "$(dirname "$0")/../lib/e2e.sh"
 . "$E2E_TOP/tests/lib/etrn_server.sh"
 e2e_init
@@ -24,9 +26,11 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
 chmod 644 "$T/key.pem"
 echo "tim:$(openssl passwd -6 pw)" >"$T/users"
 chown nobody "$T/users" && chmod 600 "$T/users"
-# provider_conf ODMR_PORT - the provider's configuration
+# provider_conf ODMR_PORT [MAIN LINES...] - the provider's configuration
 provider_conf() {
-    srv_conf provider "127.0.0.1:$PP" "odmr_listen = 127.0.0.1:$1" "mynetworks = 127.0.0.0/8" \
+    pc_port=$1; shift
+    srv_conf provider "127.0.0.1:$PP" "odmr_listen = 127.0.0.1:$pc_port" "mynetworks = 127.0.0.0/8" \
+        "$@" \
         "relay_domains = a.test b.test" "etrn_only_domains = a.test b.test" \
         "fast_flush_domains = b.test" \
         "smtpd_tls_cert_file = $T/cert.pem" "smtpd_tls_key_file = $T/key.pem" \
@@ -104,4 +108,20 @@ check "log: the reload names odmr_listen" wait_for 10 grep -q \
     'reload: odmr_listen changed: takes effect after a restart' "$LOG"
 check "the old ODMR listener still answers" sh -c \
     "$SITE --port $OP --user tim --password pw --atrn a.test | grep -q '^atrn: 453'"
+
+# 5. ATRN counts against etrn_rate_limit like ETRN (clients in
+#    smtpd_client_event_limit_exceptions, as above, are not counted)
+provider_conf "$OP" "etrn_rate_limit = 3" "smtpd_client_event_limit_exceptions ="
+kill -HUP "$SRV_PID"
+check "the rate-limited configuration is loaded" wait_for 10 sh -c \
+    "[ \$(grep -c 'reload: configuration .* loaded' '$LOG') -ge 2 ]"
+smtp_table "ATRN past etrn_rate_limit" -e s.test -t -a tim:pw "$OP" <<'TBL'
+ATRN a.test               -> 453 You have no mail
+ATRN a.test               -> 453 You have no mail
+ATRN a.test               -> 453 You have no mail
+ATRN a.test               -> 451 4.7.0 Error: too many ATRN requests from 127.0.0.1
+QUIT                      -> 221 2.0.0 Bye
+TBL
+check "log: the limited ATRN is logged" grep -q \
+    'reject: ATRN from unknown\[127.0.0.1\], sasl_username=tim: more than etrn_rate_limit (3) requests' "$LOG"
 e2e_done
