@@ -51,6 +51,72 @@ check "the log says the summary line is missing" \
     grep -q 'no summary line' "$T/logs/nosummary.log"
 check "failed scripts listed" grep -q '^failed: nosummary' "$T/out"
 
+# check and check_eq return the status, so "check ... || e2e_abort" stops a script
+check_eq "check: a failed assertion returns its command's status" \
+    "$( (check "x" sh -c 'exit 3'; echo "rc $?") | tail -n 1)" "rc 3"
+check_eq "check: a passed one returns 0" "$( (check "x" true; echo "rc $?") | tail -n 1)" "rc 0"
+check_eq "check_eq: unequal returns 1" "$( (check_eq "x" a b; echo "rc $?") | tail -n 1)" "rc 1"
+check_eq "e2e_abort: a FAIL line and the summary, nothing after it" \
+    "$( (E2E_PASS=2 E2E_FAIL=0; e2e_abort "setup"; echo "went on") | tr '\n' '|')" \
+    "FAIL setup|stopped: a step the rest of the script needs failed|2 passed, 1 failed, 0 skipped|"
+( E2E_PASS=0 E2E_FAIL=0; e2e_abort "setup" ) >/dev/null
+check_eq "e2e_abort: exit status" "$?" 1
+
+# alive: a zombie (dead, not yet reaped by its parent) is not alive, although
+# kill -0 succeeds on it; the parent here is a python that never reaps
+start_bg zparent "$PY" -c 'import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(30)'
+check "alive: the unreaped child is a zombie" wait_for 5 sh -c \
+    "zpid=\$(head -n 1 '$T/zparent.out'); [ -n \"\$zpid\" ] && grep -q '^[0-9]* ([^)]*) Z' /proc/\$zpid/stat"
+zpid=$(head -n 1 "$T/zparent.out")
+check "alive: kill -0 succeeds on the zombie" kill -0 "$zpid"
+check_eq "alive: the zombie is not alive" "$(alive "$zpid"; echo $?)" 1
+stop_pid "$E2E_LAST_PID"
+check_eq "alive: a process that is gone is not alive" "$(alive "$zpid"; echo $?)" 1
+sleep 30 &
+spid=$!
+check "alive: a sleeping child is alive" alive "$spid"
+stop_pid "$spid"
+
+# owners: a missing file is an error, not one owner fewer
+touch "$T/own-a"
+check_eq "owners: one file" "$(owners "$T/own-a")" "$(id -un)"
+check_eq "owners: a missing file among others fails" \
+    "$(owners "$T/own-a" "$T/own-missing" >/dev/null; echo $?)" 1
+check "owners: and says so" sh -c 'case "$1" in "stat failed: "*) exit 0 ;; esac; exit 1' sh \
+    "$(owners "$T/own-a" "$T/own-missing")"
+
+# expect_dialogue: the transcript in order; a failure names the first differing line
+printf '1.5 C: MAIL FROM:<a>\n1.6 S: 250 Ok\n1.7 C: QUIT\n' >"$T/dlg"
+check "expect_dialogue: the same lines (times stripped)" expect_dialogue "d" "$T/dlg" <<'EOF'
+C: MAIL FROM:<a>
+S: 250 Ok
+C: QUIT
+EOF
+dlg() { # dlg FILE WANT... - expect_dialogue's output and status, its counts, in one line
+    ( E2E_PASS=0 E2E_FAIL=0; f=$1; shift; printf '%s\n' "$@" >"$T/dlg-want"
+      expect_dialogue "d" "$f" <"$T/dlg-want"; echo "rc $? $E2E_PASS $E2E_FAIL" ) | tr '\n' '|'
+}
+check_eq "expect_dialogue: an order change names the first differing line" \
+    "$(dlg "$T/dlg" 'C: MAIL FROM:<a>' 'C: QUIT' 'S: 250 Ok')" \
+    "FAIL d: line 2: got [S: 250 Ok], want [C: QUIT]|rc 1 0 1|"
+check_eq "expect_dialogue: a transcript that ends early" \
+    "$(dlg "$T/dlg" 'C: MAIL FROM:<a>' 'S: 250 Ok' 'C: QUIT' 'S: 221 Bye')" \
+    "FAIL d: line 4: got the end of the dialogue, want [S: 221 Bye]|rc 1 0 1|"
+check_eq "expect_dialogue: a line more than expected" \
+    "$(dlg "$T/dlg" 'C: MAIL FROM:<a>' 'S: 250 Ok')" \
+    "FAIL d: line 3: got [C: QUIT], want the end of the dialogue|rc 1 0 1|"
+check_eq "expect_dialogue: a missing transcript fails" \
+    "$(dlg "$T/nosuch" 'C: QUIT')" "FAIL d: no transcript $T/nosuch|rc 1 0 1|"
+: >"$T/dlg-empty"
+check_eq "expect_dialogue: an empty transcript fails" \
+    "$(dlg "$T/dlg-empty" 'C: QUIT')" \
+    "FAIL d: line 1: got the end of the dialogue, want [C: QUIT]|rc 1 0 1|"
+
 # grep_none: only "read the file, no line matched" is success
 printf 'one\ntwo\n' >"$T/two-lines"
 check "grep_none: no matching line" grep_none three "$T/two-lines"

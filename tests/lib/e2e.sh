@@ -7,8 +7,22 @@
 #   stop_pid PID                  TERM, then KILL after 5 s
 #   wait_port PORT [SECS] [ADDR]  wait until a TCP port accepts (bounded)
 #   wait_for SECS cmd...          poll cmd every 0.1 s until it succeeds (bounded)
-#   check "what" cmd...           one assertion: cmd must succeed
-#   check_eq "what" GOT WANT      one assertion: strings equal
+#   check "what" cmd...           one assertion: cmd must succeed; returns cmd's
+#                                 status, so "check ... || e2e_abort" stops the script
+#   check_eq "what" GOT WANT      one assertion: strings equal; returns 1 when not
+#   e2e_abort ["why"]             stop here: print why (a FAIL line), the summary
+#                                 line, exit 1 (for a step every later one needs)
+#   alive PID                     PID is a running process: not gone and not a
+#                                 zombie (kill -0 succeeds on a dead child that the
+#                                 shell has not reaped)
+#   owners FILE...                the owners (stat %U) of the FILEs, sorted and
+#                                 unique; "stat failed: ..." when any FILE is not
+#                                 there, so a missing file never looks like an owner
+#   expect_dialogue "what" FILE <<EOF
+#                                 one assertion: FILE's lines (a leading "SECS.FRAC "
+#                                 time stripped) are exactly the here-document's, in
+#                                 order; a failure names the first line that differs
+#                                 (and says when FILE is missing or ends early)
 #   grep_none [OPTS] PATTERN FILE...  true only when grep read every FILE and no line
 #                                 matched ("! grep -q" also passes on a missing file)
 #   smtp_client ARGS...           tests/lib/smtp_client.py (the one SMTP client; see
@@ -108,11 +122,14 @@ wait_for() {
 
 check() {
     what=$1; shift
-    if "$@" >/dev/null 2>&1; then
+    "$@" >/dev/null 2>&1
+    check_rc=$?
+    if [ $check_rc -eq 0 ]; then
         E2E_PASS=$((E2E_PASS + 1)); echo "ok   $what"
     else
         E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $what"
     fi
+    return $check_rc
 }
 
 check_eq() {
@@ -120,6 +137,47 @@ check_eq() {
         E2E_PASS=$((E2E_PASS + 1)); echo "ok   $1"
     else
         E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $1: got [$2], want [$3]"
+        return 1
+    fi
+}
+
+e2e_abort() {
+    [ $# -gt 0 ] && { E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $1"; }
+    echo "stopped: a step the rest of the script needs failed"
+    e2e_done
+    exit 1
+}
+
+alive() {
+    alive_st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null)
+    [ -n "$alive_st" ] && [ "$alive_st" != Z ] && [ "$alive_st" != X ] && [ "$alive_st" != x ]
+}
+
+owners() {
+    owners_out=$(stat -c %U "$@" 2>&1) || { echo "stat failed: $owners_out" | tr '\n' ' '; return 1; }
+    printf '%s\n' "$owners_out" | sort -u
+}
+
+expect_dialogue() {
+    ed_what=$1 ed_file=$2
+    mkdir -p "$T/.e2e"
+    cat >"$T/.e2e/dialogue.want"
+    if [ ! -f "$ed_file" ]; then
+        E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $ed_what: no transcript $ed_file"
+        return 1
+    fi
+    sed 's/^[0-9][0-9]*\.[0-9][0-9]* //' "$ed_file" >"$T/.e2e/dialogue.got"
+    ed_diff=$(awk 'NR == FNR { want[FNR] = $0; nw = FNR; next }
+        { ng = FNR
+          if (FNR > nw) { printf "line %d: got [%s], want the end of the dialogue", FNR, $0; bad = 1; exit }
+          if ($0 != want[FNR]) { printf "line %d: got [%s], want [%s]", FNR, $0, want[FNR]; bad = 1; exit } }
+        END { if (!bad && ng < nw) printf "line %d: got the end of the dialogue, want [%s]", ng + 1, want[ng + 1] }' \
+        "$T/.e2e/dialogue.want" "$T/.e2e/dialogue.got")
+    if [ -z "$ed_diff" ]; then
+        E2E_PASS=$((E2E_PASS + 1)); echo "ok   $ed_what"
+    else
+        E2E_FAIL=$((E2E_FAIL + 1)); echo "FAIL $ed_what: $ed_diff"
+        return 1
     fi
 }
 
