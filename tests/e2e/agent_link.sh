@@ -198,7 +198,7 @@ check "SIGHUP with a bad config: logged, old config kept" \
 write_conf
 kill -HUP "$AGENT_PID"
 check "SIGHUP with a good config: reloaded" wait_for 3 agent_says "reload: configuration read from"
-check "agent still running after the reloads" kill -0 "$AGENT_PID"
+check "agent still running after the reloads" alive "$AGENT_PID"
 
 # 9. SIGTERM: clean exit 0
 kill -TERM "$AGENT_PID"

@@ -261,6 +261,6 @@ check_eq "etrn-queue -p lists the whole queue" \
     "$("$Q" -c "$CONF" -p | tail -n 1 | sed -n 's/^-- [0-9]* Kbytes in \([0-9]*\) Requests*\.$/\1/p')" \
     "$queued"
 check "log: recovery after a kill -9 leaves no error" grep_none 'queue recovery:' "$T/relay/maillog"
-check "server still running after the last restart" kill -0 "$SPID"
+check "server still running after the last restart" alive "$SPID"
 
 e2e_done

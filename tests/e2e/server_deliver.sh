@@ -55,7 +55,7 @@ re="^.* $id: to=<u[12]@sink.test>, relay=127.0.0.1\[127.0.0.1\]:$sinkport, delay
 check_eq "log: two sent lines in Postfix format" "$(grep -cE "$re" "$LOG")" 2
 check "log: '$id: removed'" grep -q " $id: removed$" "$LOG"
 check_eq "queue is empty" "$(srv_queued relay)" 0
-kill -0 "$SRV_PID" 2>/dev/null || { e2e_done; exit 1; }
+alive "$SRV_PID" || e2e_abort "the server is running"
 
 # --- SIGHUP: the qmgr and the transports take the new configuration ---------------
 sed "s/^sink.test = .*/sink.test = smtp:[127.0.0.1]:$closed\nsink2.test = smtp:[127.0.0.1]:$sinkport/; s/^relay_domains = .*/relay_domains = sink.test sink2.test pf.test/" \

@@ -150,7 +150,7 @@ check_eq "every 250 is a stored, intact message with that ID" \
 check_eq "no refused message was stored" \
     "$(grep '^REFUSED ' "$T/fill" | awk '{ print $2 }' | while read -r t; do grep -c "^$t " "$T/after-fill"; done | sort -u)" \
     "0"
-check "server still running on a full disk" kill -0 "$SPID"
+check "server still running on a full disk" alive "$SPID"
 
 # 2. a small message on the full disk: 452 or stored, never a 250 without a file
 $PY "$T/send.py" "$port" tiny 1 1 >"$T/tiny"
@@ -173,7 +173,7 @@ check_eq "after freeing space: the three are stored and intact" \
     "$(grep '^again-' "$T/after-again" | sort)"
 check_eq "after freeing space: no partial file anywhere" \
     "$(sed -n 's/^\(tmp\|incomplete\|corrupt\) //p' "$T/after-again" | tr '\n' ' ')" "0 0 0 "
-check "server still running" kill -0 "$SPID"
+check "server still running" alive "$SPID"
 check_eq "server printed nothing" "$(cat "$T/relay.out")" ""
 
 e2e_done

@@ -104,7 +104,7 @@ check "the warning says how many sessions are open" \
     grep -qE 'retrying every 100 ms \([0-9]+ sessions open\)' "$LOG"
 check_eq "one line when accepting resumes" \
     "$(grep -cE 'accepting new connections again after [0-9]+\.[0-9] s \([0-9]+ failed accept\(\) calls\)' "$LOG")" 1
-check "the server is still running" kill -0 "$SRV_PID"
+check "the server is still running" alive "$SRV_PID"
 stop_pid "$SRV_PID"
 check_eq "nothing on stderr" "$(cat "$T/s.out")" ""
 

@@ -103,7 +103,7 @@ check_eq "hostile ETRN: the reply names the syntax" \
     "$(sess "$port" 'ETRN ../x' 'ETRN' | sed 's/ (.*)$/ (why)/')" \
     "501 5.5.4 Error: invalid parameter syntax (why)
 500 5.5.2 Syntax: ETRN domain"
-check "hostile ETRN: server still running" kill -0 "$SPID"
+check "hostile ETRN: server still running" alive "$SPID"
 check_eq "hostile ETRN: server still answers" "$(sess "$port" 'NOOP')" "250 2.0.0 Ok"
 check_eq "hostile ETRN: nothing made in the server's working directory" \
     "$(find "$T/cwd" -mindepth 1 | wc -l | tr -d ' ')" 0

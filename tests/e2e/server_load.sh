@@ -153,7 +153,7 @@ check_eq "etrn-queue -p: $N recipient lines" "$(grep -c '^  *rcpt@site.test$' "$
 check_eq "etrn-queue -p: summary line" "$(tail -n 1 "$T/mailq")" \
     "-- $(val kbytes) Kbytes in $N Requests."
 
-check "server still running" kill -0 "$SPID"
+check "server still running" alive "$SPID"
 kill -TERM "$SPID"
 wait "$SPID"
 check_eq "SIGTERM: exit 0" "$?" 0

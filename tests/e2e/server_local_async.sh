@@ -126,7 +126,8 @@ PYEOF
 copies() { find "$MAIL/local.test" -path '*/k*/Maildir/new/*' -type f 2>/dev/null | wc -l | tr -d ' '; }
 r=$($PY "$T/send.py" "$port" "$NRCPT" 2>&1)
 check "second message accepted" sh -c "echo '$r' | grep -q '^250 '"
-id=$(echo "$r" | sed -n 's/.*queued as \([0-9A-F]*\).*/\1/p')
+id=$(echo "$r" | sed -n 's/.*queued as \([0-9A-F][0-9A-F]*\).*/\1/p')
+check "second message: a queue id in the reply" test -n "$id"
 # kill as soon as the first copy is there (at most 30 s of polling, every 10 ms)
 i=0
 while [ "$(copies)" -lt 1 ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i + 1)); done
@@ -137,8 +138,8 @@ echo "     killed with $at_kill of $NRCPT copies written"
 if [ "$at_kill" -ge "$NRCPT" ]; then
     skip "kill -9 mid-delivery: the delivery finished before the kill"
 fi
-check "restarted" srv_start relay
-check "after the restart: the message is removed" wait_for 60 grep -q "$id: removed" "$LOG"
+check "restarted" srv_start relay || e2e_abort
+check "after the restart: the message is removed" wait_for 60 grep -q ": ${id:-NO-QUEUE-ID}: removed\$" "$LOG"
 missing=0
 n=0
 while [ $n -lt "$NRCPT" ]; do

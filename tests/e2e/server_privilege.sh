@@ -41,7 +41,7 @@ start_refused() {
 srv_start s || { E2E_FAIL=1; e2e_done; exit 1; }
 srv_stop s
 check_eq "queue tree owned by nobody" \
-    "$(stat -c %U "$SPOOL" "$SPOOL/tmp" "$SPOOL/flush" "$SPOOL/public" | sort -u)" nobody
+    "$(owners "$SPOOL" "$SPOOL/tmp" "$SPOOL/flush" "$SPOOL/public")" nobody
 
 # 1. flush/ -> a victim directory (root's): root must not chown it
 mkdir "$T/victim"
@@ -53,7 +53,7 @@ check_eq "flush/ a link: the reason on stderr" "$out" \
     "etrn-server: fatal: $SPOOL/flush is a symbolic link: refusing to follow it (a queue directory must be a plain directory; remove the link)"
 check "flush/ a link: the reason in the log" \
     grep -qF "fatal: $SPOOL/flush is a symbolic link" "$LOG"
-check_eq "flush/ a link: the victim keeps its owner" "$(stat -c %U "$T/victim" "$T/victim/file" | sort -u)" root
+check_eq "flush/ a link: the victim keeps its owner" "$(owners "$T/victim" "$T/victim/file")" root
 as_nobody "rm '$SPOOL/flush' && mkdir '$SPOOL/flush'"
 
 # 2. tmp/ -> a directory holding files: root must not remove them
@@ -67,14 +67,14 @@ check_eq "tmp/ a link: the reason on stderr" "$out" \
 check_eq "tmp/ a link: the other directory's files are all there" "$(cat "$T/other/a" "$T/other/r123.4")" \
     "keep1
 keep2"
-check_eq "tmp/ a link: the other directory keeps its owner" "$(stat -c %U "$T/other" "$T/other/a" | sort -u)" root
+check_eq "tmp/ a link: the other directory keeps its owner" "$(owners "$T/other" "$T/other/a")" root
 
 # 3. both at once, as the issue reproduced it
 as_nobody "rm -rf '$SPOOL/flush' && ln -s '$T/victim' '$SPOOL/flush'"
 start_refused "flush/ and tmp/ links"
 check "flush/ and tmp/ links: the reason names a link" \
     sh -c "printf '%s' \"\$1\" | grep -q 'is a symbolic link: refusing to follow it'" sh "$out"
-check_eq "flush/ and tmp/ links: victim owner unchanged" "$(stat -c %U "$T/victim")" root
+check_eq "flush/ and tmp/ links: victim owner unchanged" "$(owners "$T/victim")" root
 check "flush/ and tmp/ links: the other files are there" test -f "$T/other/a" -a -f "$T/other/r123.4"
 as_nobody "rm '$SPOOL/flush' '$SPOOL/tmp' && mkdir '$SPOOL/flush' '$SPOOL/tmp'"
 
@@ -84,7 +84,7 @@ start_refused "queue_directory a link"
 check_eq "queue_directory a link: the reason on stderr" "$out" \
     "etrn-server: fatal: $SPOOL is a symbolic link: refusing to follow it (a queue directory must be a plain directory; remove the link)"
 check_eq "queue_directory a link: victim untouched" \
-    "$(stat -c %U "$T/victim"; ls -A "$T/victim")" "root
+    "$(owners "$T/victim"; ls -A "$T/victim")" "root
 file"
 as_nobody "rm '$SPOOL' && mv '$T/s/queue.real' '$SPOOL'"
 
@@ -93,7 +93,7 @@ chown daemon "$SPOOL/hold"
 start_refused "hold/ owned by daemon"
 check_eq "hold/ owned by daemon: the reason on stderr" "$out" \
     "etrn-server: fatal: $SPOOL/hold is owned by uid $(id -u daemon), not by mail_owner (uid 65534) or root: refusing it"
-check_eq "hold/ owned by daemon: still daemon's" "$(stat -c %U "$SPOOL/hold")" daemon
+check_eq "hold/ owned by daemon: still daemon's" "$(owners "$SPOOL/hold")" daemon
 chown nobody "$SPOOL/hold"
 as_nobody "rmdir '$SPOOL/deferred' && echo x >'$SPOOL/deferred'"
 start_refused "deferred/ a file"
@@ -105,7 +105,7 @@ as_nobody "rm '$SPOOL/deferred' && mkdir '$SPOOL/deferred'"
 # the leftover stays (root would have removed it), and the server still runs
 as_nobody "echo partial >'$SPOOL/tmp/t99.1' && chmod 0500 '$SPOOL/tmp'"
 srv_start s
-check "tmp/ read-only for nobody: the server runs" kill -0 "$SRV_PID"
+check "tmp/ read-only for nobody: the server runs" alive "$SRV_PID"
 check "tmp/ read-only for nobody: the leftover is still there" test -f "$SPOOL/tmp/t99.1"
 check "tmp/ read-only for nobody: logged" \
     grep -qF "error: queue recovery: remove tmp/t99.1: Permission denied" "$LOG"
