@@ -70,6 +70,9 @@ import sys
 bad = 0
 for path in sys.argv[1:]:
     data = open(path, "rb").read()
+    if not data:
+        print("%s: empty" % path)
+        bad = 1
     for n, line in enumerate(data.split(b"\n"), 1):
         line = line.rstrip(b"\r")
         if line.startswith(b"\t"):
@@ -85,12 +88,15 @@ only_printable() {
 
 # --- the queued message's Received: header ---------------------------------------------
 qfile=$(find "$T/srv/queue/deferred" "$T/srv/queue/incoming" "$T/srv/queue/active" -type f | head -n 1)
-"$PY" - "$qfile" >"$T/headers" <<'PYEOF'
+check "a queued message to read the headers from" test -n "$qfile"
+"$PY" - "${qfile:-/nonexistent}" >"$T/headers" <<'PYEOF'
 import sys
 data = open(sys.argv[1], "rb").read()
 content = data.split(b"\ndata\n", 1)[1]
 sys.stdout.buffer.write(content.split(b"\r\n\r\n", 1)[0] + b"\r\n")
 PYEOF
+check "the queued message's header starts with its Received: line" \
+    sh -c 'head -n 1 "$1" | grep -q "^Received: from "' sh "$T/headers"
 check "Received: holds only printable ASCII" only_printable "$T/headers"
 check "Received: names the HELO with '?' for each masked byte" \
     grep -qF 'Received: from evil?[2J????.example (unknown [127.0.0.1])' "$T/headers"
