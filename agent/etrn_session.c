@@ -76,6 +76,15 @@ static int auth_mechanism(const char *data, size_t size)
     return n;
 }
 
+/* shown_len - a line's length without its line end (CR, LF or both), for "%.*s"
+   (at most 4096: log lines are cut at 4000 bytes anyway) */
+static int shown_len(const char *line, size_t len)
+{
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    return len > 4096 ? 4096 : (int) len;
+}
+
 /* session_debug - libcurl's view of the wire: replies in, commands out */
 static int session_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *ctx)
 {
@@ -88,11 +97,8 @@ static int session_debug(CURL *curl, curl_infotype type, char *data, size_t size
         while (p < end) {
             const char *nl = memchr(p, '\n', (size_t) (end - p));
             size_t n = nl ? (size_t) (nl - p + 1) : (size_t) (end - p);
-            size_t shown = n;
 
-            while (shown && (p[shown - 1] == '\n' || p[shown - 1] == '\r'))
-                shown--;
-            log_debug("S: %.*s", (int) shown, p);
+            log_debug("S: %.*s", shown_len(p, n), p);
             session_trace_line(tr, p, n);
             p += n;
         }
@@ -105,14 +111,14 @@ static int session_debug(CURL *curl, curl_infotype type, char *data, size_t size
         } else if (tr->in_auth) {
             log_debug("C: (credentials not shown)");
         } else {
-            log_debug("C: %.*s", (int) (size && data[size - 1] == '\n' ? size - 2 : size), data);
+            log_debug("C: %.*s", shown_len(data, size), data);
         }
         if (size >= 5 && strncasecmp(data, "ETRN ", 5) == 0) {
             tr->in_etrn = 1;
             tr->etrn_code = 0;
         }
     } else if (type == CURLINFO_TEXT && log_verbose()) {
-        log_debug("curl: %.*s", (int) (size && data[size - 1] == '\n' ? size - 1 : size), data);
+        log_debug("curl: %.*s", shown_len(data, size), data);
     }
     return 0;
 }
