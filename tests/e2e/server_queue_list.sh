@@ -2,20 +2,16 @@
 # server_queue_list.sh - etrn-queue -p lists a queue in Postfix mailq format
 # without a running server; messages are made with the queue API (queue_inject).
 . "$(dirname "$0")/../lib/e2e.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
 Q="$BIN_DIR/etrn-queue"
 INJ="$TOOLS_DIR/queue_inject"
-cat >"$T/server.ini" <<INI
-[main]
-myhostname = relay.test
-inet_interfaces = 127.0.0.1:2525
-queue_directory = $T/spool
-relay_domains = yahoo.co.jp example.org
-INI
+srv_conf relay "127.0.0.1:$(free_port)" "myhostname = relay.test" "queue_directory = $T/spool" \
+    "relay_domains = yahoo.co.jp example.org"
 
 # no queue directory yet: a clear error, not an empty listing
-out=$("$Q" -c "$T/server.ini" -p 2>&1); rc=$?
+out=$("$Q" -c "$T/relay/server.ini" -p 2>&1); rc=$?
 check_eq "missing queue: exit status" "$rc" 74
 check "missing queue: message names the directory" sh -c "echo '$out' | grep -q '$T/spool'"
 
@@ -25,7 +21,7 @@ out=$("$Q" -c "$T/bad.ini" -p 2>&1); rc=$?
 check_eq "bad config: exit status" "$rc" 78
 check_eq "bad config: message" "$out" "etrn-queue: $T/bad.ini:3: [main] bogus: unknown key"
 
-out=$("$Q" -c "$T/server.ini" -x 2>&1); rc=$?
+out=$("$Q" -c "$T/relay/server.ini" -x 2>&1); rc=$?
 check_eq "unknown option: exit status" "$rc" 64
 
 # the DESIGN sample: one deferred message, 508 bytes, one reason
@@ -36,7 +32,7 @@ set -- $("$INJ" -q "$T/spool" -f relay@test.local -c 'pop[192.168.11.12]' -m def
 id1=$1 at1=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
 check "inject 1 gave an ID" test -n "$id1"
 
-"$Q" -c "$T/server.ini" -p >"$T/out1"; rc=$?
+"$Q" -c "$T/relay/server.ini" -p >"$T/out1"; rc=$?
 check_eq "one message: exit status" "$rc" 0
 printf '%s\n' "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------" >"$T/want1"
 printf '%-11s %7d %-20s %s\n' "$id1" 508 "$at1" relay@test.local >>"$T/want1"
@@ -54,7 +50,7 @@ id2=$1 at2=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
 set -- $(printf 'hi\r\n' | "$INJ" -q "$T/spool" -f a@example.org -m active b@example.org)
 id3=$1 at3=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
 
-"$Q" -c "$T/server.ini" -p >"$T/out2"
+"$Q" -c "$T/relay/server.ini" -p >"$T/out2"
 {
     printf '%s\n' "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------"
     printf '%-11s %7d %-20s %s\n' "$id3*" 4 "$at3" a@example.org
@@ -75,7 +71,7 @@ set -- $(printf 'hi\r\n' | "$INJ" -q "$T/spool" -f a@example.org -m deferred \
     -R '0:P:4.4.1:lost connection' -R '1:P:4.4.1:lost connection' -R "2:P:4.2.0:$LONG" -R '3:P::' \
     r1@example.org r2@example.org x@example.net r4@example.org)
 id4=$1 at4=$(LC_ALL=C date -d "@$2" '+%a %b %e %H:%M:%S')
-"$Q" -c "$T/server.ini" -p >"$T/out3"
+"$Q" -c "$T/relay/server.ini" -p >"$T/out3"
 {
     printf '%s\n' "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------"
     printf '%-11s %7d %-20s %s\n' "$id4" 4 "$at4" a@example.org
@@ -93,6 +89,6 @@ check "reasons right-aligned to column 78 as mailq, once per change, long ones w
 
 # empty again
 rm -f "$T"/spool/deferred/* "$T"/spool/hold/* "$T"/spool/active/*
-check_eq "empty queue" "$("$Q" -c "$T/server.ini" -p)" "Mail queue is empty"
+check_eq "empty queue" "$("$Q" -c "$T/relay/server.ini" -p)" "Mail queue is empty"
 
 e2e_done

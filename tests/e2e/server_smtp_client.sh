@@ -31,20 +31,14 @@ DELIVER=$TOOLS_DIR/smtp_deliver
 SCRIPTED=$E2E_TOP/tests/lib/scripted_smtpd.py
 [ -x "$DELIVER" ] || { echo "missing $DELIVER"; exit 1; }
 
-write_conf() { # write_conf FILE [extra main lines]
-    f=$1; shift
-    {
-        echo "[main]"
-        echo "myhostname = relay.test"
-        echo "inet_interfaces = 127.0.0.1:$(free_port)"
-        echo "queue_directory = $T/queue"
-        echo "mail_owner = nobody"
-        echo "relay_domains = site.test"
-        echo "relayhost = [127.0.0.1]:1"
-        for line in "$@"; do echo "$line"; done
-    } >"$f"
+# conf NAME [extra main lines] - $T/NAME/server.ini for smtp_deliver (tests/lib's
+# srv_conf: relayhost a closed port, no peer name lookups), one queue for all
+conf() {
+    c_name=$1; shift
+    srv_conf "$c_name" "127.0.0.1:$(free_port)" "myhostname = relay.test" \
+        "queue_directory = $T/queue" "relay_domains = site.test" "$@"
 }
-write_conf "$T/plain.ini"
+conf plain
 printf 'From: sender@origin.test\nTo: a@site.test\nSubject: client test\n\nbody line\n.dot line\n' >"$T/msg.txt"
 
 deliver() { # deliver OUTFILE args... - run smtp_deliver, print its exit status
@@ -81,7 +75,7 @@ P1=$(free_port)
 check "pipelining receiver listens" scripted pipe "$P1" \
     --accept-mail --rcpt-reply 'b@site.test=450 4.2.0 <b@site.test>: greylisted' \
     --rcpt-reply 'c@site.test=550 5.1.1 <c@site.test>: no such user'
-rc=$(deliver "$T/o1" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o1" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     -r c@site.test --host 127.0.0.1 --port "$P1" "$T/msg.txt")
 check_eq "pipelining: exit" "$rc" 0
 check_eq "pipelining: 250 -> sent" "$(result "$T/o1" a@site.test)" "sent 2.0.0"
@@ -123,7 +117,7 @@ P2=$(free_port)
 check "non-pipelining receiver listens" scripted nopipe "$P2" --no-pipelining \
     --accept-mail --rcpt-reply 'b@site.test=450 4.2.0 <b@site.test>: greylisted' \
     --rcpt-reply 'c@site.test=550 5.1.1 <c@site.test>: no such user'
-rc=$(deliver "$T/o2" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o2" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     -r c@site.test --host 127.0.0.1 --port "$P2" "$T/msg.txt")
 check_eq "no pipelining: results" \
     "$(result "$T/o2" a@site.test) $(result "$T/o2" b@site.test) $(result "$T/o2" c@site.test)" \
@@ -160,14 +154,14 @@ awk 'BEGIN { for (i = 0; i < 40; i++) printf "line %d of a message that is bigge
     >"$T/big.txt"
 P3=$(free_port)
 check "SIZE 500 receiver listens" scripted size "$P3" --accept-mail --size 500 --8bitmime
-rc=$(deliver "$T/o3" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+rc=$(deliver "$T/o3" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
     --host 127.0.0.1 --port "$P3" "$T/big.txt")
 bigsize=$(( $(wc -c <"$T/big.txt") + $(wc -l <"$T/big.txt") ))
 check_eq "SIZE: over the peer's limit -> bounced 5.3.4" "$(result "$T/o3" a@site.test)" "bounced 5.3.4"
 check_eq "SIZE: text" "$(text "$T/o3" a@site.test)" \
     "message size $bigsize exceeds size limit 500 of server 127.0.0.1[127.0.0.1]"
 check_eq "SIZE: refused before MAIL" "$(grep -c ' C: MAIL' "$T/size.log")" 0
-rc=$(deliver "$T/o3b" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+rc=$(deliver "$T/o3b" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
     --host 127.0.0.1 --port "$P3" "$T/msg.txt")
 msgsize=$(( $(wc -c <"$T/msg.txt") + $(wc -l <"$T/msg.txt") ))
 check_eq "SIZE: a message that fits is sent" "$(result "$T/o3b" a@site.test)" "sent 2.0.0"
@@ -179,7 +173,7 @@ check "no SIZE=, no BODY= to a receiver that does not offer them" \
 # --- 1c. a 220 then close; an endless multi-line reply --------------------------------
 P4=$(free_port)
 check "220-then-close receiver listens" scripted greet "$P4" --greet-then-close
-rc=$(deliver "$T/o4" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+rc=$(deliver "$T/o4" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
     --host 127.0.0.1 --port "$P4" "$T/msg.txt")
 check_eq "220 then close: deferred 4.4.2" "$(result "$T/o4" a@site.test)" "deferred 4.4.2"
 check_eq "220 then close: text" "$(text "$T/o4" a@site.test)" \
@@ -189,7 +183,7 @@ check_eq "220 then close: relay is the host that greeted" "$(relay "$T/o4")" "12
 P5=$(free_port)
 check "endless-reply receiver listens" scripted endless "$P5" --endless-ehlo
 t0=$(date +%s%N)
-rc=$(deliver "$T/o5" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+rc=$(deliver "$T/o5" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
     --host 127.0.0.1 --port "$P5" "$T/msg.txt")
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 check_eq "endless reply: deferred 4.4.2" "$(result "$T/o5" a@site.test)" "deferred 4.4.2"
@@ -210,7 +204,7 @@ P5b=$(free_port)
 long=$(awk 'BEGIN { for (i = 0; i < 5000; i++) printf "x" }')
 check "long-reply receiver listens" scripted longr "$P5b" --accept-mail \
     --rcpt-reply "b@site.test=550 5.1.1 <b@site.test>: $long"
-rc=$(deliver "$T/o5b" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o5b" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     --host 127.0.0.1 --port "$P5b" "$T/msg.txt")
 check_eq "long reply: the session goes on" \
     "$(result "$T/o5b" a@site.test) $(result "$T/o5b" b@site.test)" "sent 2.0.0 bounced 5.1.1"
@@ -220,7 +214,7 @@ check "long reply: warning" grep -q "SMTPDELIVER: reply from 127.0.0.1\[127.0.0.
 P6=$(free_port)
 check "receiver that closes after each message listens" scripted closer "$P6" --accept-mail \
     --close-after-message
-rc=$(deliver "$T/o6" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -n 3 \
+rc=$(deliver "$T/o6" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -n 3 \
     --host 127.0.0.1 --port "$P6" "$T/msg.txt")
 check_eq "dead cached connection: 3 of 3 sent" "$(grep -c '^a@site.test sent 2.0.0 ' "$T/o6")" 3
 check_eq "dead cached connection: 3 sessions, 3 messages" \
@@ -228,7 +222,7 @@ check_eq "dead cached connection: 3 sessions, 3 messages" \
 
 P7=$(free_port)
 check "cache receiver listens" scripted cache "$P7" --accept-mail
-rc=$(deliver "$T/o7" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -n 20 -w 4 \
+rc=$(deliver "$T/o7" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -n 20 -w 4 \
     --host 127.0.0.1 --port "$P7" "$T/msg.txt")
 check_eq "cache: 20 sent" "$(grep -c '^a@site.test sent 2.0.0 ' "$T/o7")" 20
 check_eq "cache: one connection opened" "$(sed -n 's/^connections=//p' "$T/o7")" 1
@@ -240,8 +234,8 @@ echo "     cache: last message at $last, QUIT at ${quit:-never}"
 check "cache: QUIT after smtp_connection_cache_time_limit (2s) idle, within -w 4" \
     awk -v a="$last" -v b="${quit:-0}" 'BEGIN { d = b - a; exit !(d >= 1.5 && d < 4) }'
 
-write_conf "$T/nocache.ini" "smtp_connection_cache_time_limit = 0"
-rc=$(deliver "$T/o7b" -c "$T/nocache.ini" -f sender@origin.test -r a@site.test -n 3 \
+conf nocache "smtp_connection_cache_time_limit = 0"
+rc=$(deliver "$T/o7b" -c "$T/nocache/server.ini" -f sender@origin.test -r a@site.test -n 3 \
     --host 127.0.0.1 --port "$P7" "$T/msg.txt")
 check_eq "no cache (time limit 0): a connection per message" "$(sed -n 's/^connections=//p' "$T/o7b")" 3
 
@@ -260,15 +254,15 @@ if mkcert "$T/ca" mx.site.test "DNS:mx.site.test,IP:127.0.0.1" && mkcert "$T/ca2
     P8=$(free_port)
     check "TLS receiver listens" scripted tls "$P8" --accept-mail --tls-cert "$T/ca/cert.pem" \
         --tls-key "$T/ca/key.pem"
-    write_conf "$T/verify.ini" "smtp_tls_security_level = verify" "smtp_tls_CAfile = $T/ca/ca.pem"
-    rc=$(deliver "$T/o8" -c "$T/verify.ini" -f sender@origin.test -r a@site.test \
+    conf verify "smtp_tls_security_level = verify" "smtp_tls_CAfile = $T/ca/ca.pem"
+    rc=$(deliver "$T/o8" -c "$T/verify/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P8" "$T/msg.txt")
     check_eq "verify, the right CA: sent" "$(result "$T/o8" a@site.test)" "sent 2.0.0"
     check_eq "verify, the right CA: TLS, then MAIL" \
         "$(awk '/ \*: tls established$/ { t = 1 } / C: MAIL FROM:/ { print t + 0; exit }' "$T/tls.log")" 1
-    write_conf "$T/wrongca.ini" "smtp_tls_security_level = verify" "smtp_tls_CAfile = $T/ca2/ca.pem"
+    conf wrongca "smtp_tls_security_level = verify" "smtp_tls_CAfile = $T/ca2/ca.pem"
     : >"$T/tls.log"
-    rc=$(deliver "$T/o9" -c "$T/wrongca.ini" -f sender@origin.test -r a@site.test \
+    rc=$(deliver "$T/o9" -c "$T/wrongca/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P8" "$T/msg.txt")
     check_eq "verify, another CA: deferred 4.7.5" "$(result "$T/o9" a@site.test)" "deferred 4.7.5"
     check "verify, another CA: text" grep -q \
@@ -276,43 +270,43 @@ if mkcert "$T/ca" mx.site.test "DNS:mx.site.test,IP:127.0.0.1" && mkcert "$T/ca2
     check_eq "verify, another CA: no plaintext retry, no MAIL" \
         "$(grep -c ' C: STARTTLS$' "$T/tls.log") $(grep -c ' C: MAIL' "$T/tls.log")" "1 0"
     : >"$T/tls.log"
-    write_conf "$T/none.ini" "smtp_tls_security_level = none"
-    rc=$(deliver "$T/o10" -c "$T/none.ini" -f sender@origin.test -r a@site.test \
+    conf none "smtp_tls_security_level = none"
+    rc=$(deliver "$T/o10" -c "$T/none/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P8" "$T/msg.txt")
     check_eq "none: sent without STARTTLS" \
         "$(result "$T/o10" a@site.test) $(grep -c ' C: STARTTLS' "$T/tls.log")" "sent 2.0.0 0"
     : >"$T/tls.log"
-    rc=$(deliver "$T/o10b" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+    rc=$(deliver "$T/o10b" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P8" "$T/msg.txt")
     check_eq "may (default): STARTTLS without a certificate check" \
         "$(result "$T/o10b" a@site.test) $(grep -c ' \*: tls established' "$T/tls.log")" "sent 2.0.0 1"
-    write_conf "$T/encrypt.ini" "smtp_tls_security_level = encrypt"
-    rc=$(deliver "$T/o11" -c "$T/encrypt.ini" -f sender@origin.test -r a@site.test \
+    conf encrypt "smtp_tls_security_level = encrypt"
+    rc=$(deliver "$T/o11" -c "$T/encrypt/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P1" "$T/msg.txt")
     check_eq "encrypt, no STARTTLS offered: deferred 4.7.4" "$(result "$T/o11" a@site.test)" "deferred 4.7.4"
     check_eq "encrypt, no STARTTLS offered: text" "$(text "$T/o11" a@site.test)" \
         "TLS is required, but was not offered by host 127.0.0.1[127.0.0.1]"
     # smtp_tls_policy_maps: a level per next hop over the default (may)
     printf '# next hop  level\n[127.0.0.1]:%s encrypt\n[127.0.0.1]:%s none\n' "$P1" "$P8" >"$T/tls_policy"
-    write_conf "$T/policy.ini" "smtp_tls_policy_maps = texthash:$T/tls_policy"
-    rc=$(deliver "$T/o11b" -c "$T/policy.ini" -f sender@origin.test -r a@site.test \
+    conf policy "smtp_tls_policy_maps = texthash:$T/tls_policy"
+    rc=$(deliver "$T/o11b" -c "$T/policy/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P1" "$T/msg.txt")
     check_eq "policy map: encrypt for one next hop, which offers no STARTTLS: deferred 4.7.4" \
         "$(result "$T/o11b" a@site.test)" "deferred 4.7.4"
     : >"$T/tls.log"
-    rc=$(deliver "$T/o11c" -c "$T/policy.ini" -f sender@origin.test -r a@site.test \
+    rc=$(deliver "$T/o11c" -c "$T/policy/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P8" "$T/msg.txt")
     check_eq "policy map: none for another, which offers STARTTLS: sent in plaintext" \
         "$(result "$T/o11c" a@site.test) $(grep -c ' C: STARTTLS' "$T/tls.log")" "sent 2.0.0 0"
     if why=$(dnsmasq_usable); then
         PD=$(free_port)
         if dnsmasq_start "$PD" --host-record=mx.site.test,127.0.0.1 --host-record=wrong.site.test,127.0.0.1; then
-            write_conf "$T/verifyname.ini" "smtp_tls_security_level = verify" \
+            conf verifyname "smtp_tls_security_level = verify" \
                 "smtp_tls_CAfile = $T/ca/ca.pem" "dns_resolver = 127.0.0.1:$PD"
-            rc=$(deliver "$T/o12" -c "$T/verifyname.ini" -f sender@origin.test -r a@site.test \
+            rc=$(deliver "$T/o12" -c "$T/verifyname/server.ini" -f sender@origin.test -r a@site.test \
                 --host mx.site.test --port "$P8" "$T/msg.txt")
             check_eq "verify, name in the certificate: sent" "$(result "$T/o12" a@site.test)" "sent 2.0.0"
-            rc=$(deliver "$T/o13" -c "$T/verifyname.ini" -f sender@origin.test -r a@site.test \
+            rc=$(deliver "$T/o13" -c "$T/verifyname/server.ini" -f sender@origin.test -r a@site.test \
                 --host wrong.site.test --port "$P8" "$T/msg.txt")
             check_eq "verify, a name not in the certificate: deferred 4.7.5" \
                 "$(result "$T/o13" a@site.test)" "deferred 4.7.5"
@@ -330,7 +324,7 @@ fi
 ATTACH=$TOOLS_DIR/smtp_attach
 P9=$(free_port)
 check "receiver for attach listens" scripted attach "$P9" --accept-mail
-"$ATTACH" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+"$ATTACH" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     --port "$P9" "$T/msg.txt" >"$T/a1" 2>"$T/a1.err"
 check_eq "attach, plain: exit" "$?" 0
 check_eq "attach, plain: both sent" "$(result "$T/a1" a@site.test) $(result "$T/a1" b@site.test)" \
@@ -342,7 +336,7 @@ if [ -f "$T/ca/cert.pem" ]; then
     start_bg itls "$PY" "$SCRIPTED" --listen "127.0.0.1:$P10" --log "$T/itls.log" --accept-mail \
         --implicit-tls --tls-cert "$T/ca/cert.pem" --tls-key "$T/ca/key.pem"
     check "implicit-TLS receiver listens" wait_port "$P10" 10
-    "$ATTACH" -c "$T/plain.ini" -f sender@origin.test -r a@site.test --tls \
+    "$ATTACH" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test --tls \
         --port "$P10" "$T/msg.txt" >"$T/a2" 2>"$T/a2.err"
     check_eq "attach, already TLS: exit" "$?" 0
     check_eq "attach, already TLS: sent" "$(result "$T/a2" a@site.test)" "sent 2.0.0"
@@ -426,14 +420,14 @@ if why=$(postfix_usable) && [ -f "$T/ca/cert.pem" ]; then
         arrived() { [ "$(maildir_count "$T/vmail")" -ge "$1" ]; }
 
         touch "$T/mark1"
-        rc=$(deliver "$T/p1" -c "$T/none.ini" -f sender@origin.test -r user@site.test \
+        rc=$(deliver "$T/p1" -c "$T/none/server.ini" -f sender@origin.test -r user@site.test \
             --host 127.0.0.1 --port "$PFP" "$T/msg.txt")
         check_eq "Postfix, plain: sent" "$(result "$T/p1" user@site.test)" "sent 2.0.0"
         check "Postfix, plain: in the Maildir" wait_for 10 arrived 1
         check "Postfix, plain: Received: with ESMTP" sh -c "grep -q 'with ESMTP id' \"\$(find '$T/vmail' -path '*/new/*' -type f | head -n 1)\""
 
         touch "$T/mark2"; sleep 1
-        rc=$(deliver "$T/p2" -c "$T/plain.ini" -f sender@origin.test -r user@site.test \
+        rc=$(deliver "$T/p2" -c "$T/plain/server.ini" -f sender@origin.test -r user@site.test \
             --host 127.0.0.1 --port "$PFP" "$T/msg.txt")
         check_eq "Postfix, STARTTLS may: sent" "$(result "$T/p2" user@site.test)" "sent 2.0.0"
         check "Postfix, STARTTLS may: in the Maildir" wait_for 10 arrived 2
@@ -441,7 +435,7 @@ if why=$(postfix_usable) && [ -f "$T/ca/cert.pem" ]; then
         check "Postfix, STARTTLS may: Received: with ESMTPS" grep -q 'with ESMTPS id' "$f"
 
         touch "$T/mark3"; sleep 1
-        rc=$(deliver "$T/p3" -c "$T/verify.ini" -f sender@origin.test -r user@site.test \
+        rc=$(deliver "$T/p3" -c "$T/verify/server.ini" -f sender@origin.test -r user@site.test \
             --host 127.0.0.1 --port "$PFP" "$T/msg.txt")
         check_eq "Postfix, STARTTLS verify (test CA): sent" "$(result "$T/p3" user@site.test)" "sent 2.0.0"
         check "Postfix, STARTTLS verify: in the Maildir" wait_for 10 arrived 3
@@ -450,7 +444,7 @@ if why=$(postfix_usable) && [ -f "$T/ca/cert.pem" ]; then
 
         # 5 MB: 65536 lines of 80 bytes
         awk 'BEGIN { print "Subject: five megabytes\n"; for (i = 0; i < 65536; i++) printf "%07d %071d\n", i, 0; print "the end" }' >"$T/5mb.txt"
-        rc=$(deliver "$T/p4" -c "$T/plain.ini" -f sender@origin.test -r user@site.test \
+        rc=$(deliver "$T/p4" -c "$T/plain/server.ini" -f sender@origin.test -r user@site.test \
             --host 127.0.0.1 --port "$PFP" "$T/5mb.txt")
         check_eq "Postfix, 5 MB: sent" "$(result "$T/p4" user@site.test)" "sent 2.0.0"
         check "Postfix, 5 MB: in the Maildir" wait_for 20 arrived 4
@@ -459,7 +453,7 @@ if why=$(postfix_usable) && [ -f "$T/ca/cert.pem" ]; then
             sh -c "[ -n '$big' ] && tail -n 1 '$big' | grep -q '^the end' && [ \$(grep -c '^[0-9]\{7\} 0' '$big') -eq 65536 ]"
 
         before=$(conns)
-        rc=$(deliver "$T/p5" -c "$T/plain.ini" -f sender@origin.test -r user@site.test -n 200 \
+        rc=$(deliver "$T/p5" -c "$T/plain/server.ini" -f sender@origin.test -r user@site.test -n 200 \
             -t 120 --host 127.0.0.1 --port "$PFP" "$T/msg.txt")
         check_eq "Postfix, 200 messages: all sent" "$(grep -c '^user@site.test sent 2.0.0 ' "$T/p5")" 200
         check "Postfix, 200 messages: in the Maildir" wait_for 60 arrived 204

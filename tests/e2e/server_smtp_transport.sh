@@ -18,6 +18,7 @@
 # Only loopback addresses; nothing asks the system's resolver.
 . "$(dirname "$0")/../lib/e2e.sh"
 . "$(dirname "$0")/../lib/dnsmasq.sh"
+. "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
 
 DELIVER=$TOOLS_DIR/smtp_deliver
@@ -28,20 +29,14 @@ if [ ! -x "$DELIVER" ]; then
 fi
 
 # --- configuration and message ---------------------------------------------------
-write_conf() { # write_conf FILE [extra main lines]
-    f=$1; shift
-    {
-        echo "[main]"
-        echo "myhostname = relay.test"
-        echo "inet_interfaces = 127.0.0.1:$(free_port)"
-        echo "queue_directory = $T/queue"
-        echo "mail_owner = nobody"
-        echo "relay_domains = site.test"
-        echo "relayhost = [127.0.0.1]:1"
-        for line in "$@"; do echo "$line"; done
-    } >"$f"
+# conf NAME [extra main lines] - $T/NAME/server.ini for smtp_deliver (tests/lib's
+# srv_conf: relayhost a closed port, no peer name lookups), one queue for all
+conf() {
+    c_name=$1; shift
+    srv_conf "$c_name" "127.0.0.1:$(free_port)" "myhostname = relay.test" \
+        "queue_directory = $T/queue" "relay_domains = site.test" "$@"
 }
-write_conf "$T/plain.ini"
+conf plain
 
 printf 'From: sender@origin.test\nTo: a@site.test\nSubject: transport test\n\nfirst line\n.leading dot\n..two dots\n.\nlast line\n' >"$T/msg.txt"
 
@@ -69,7 +64,7 @@ if [ -x /usr/sbin/smtp-sink ]; then
     mkdir "$T/sink" && chown nobody "$T/sink"
     start_bg sink /usr/sbin/smtp-sink -u nobody -d "$T/sink/msg." "127.0.0.1:$PS" 10
     check "smtp-sink listens" wait_port "$PS" 10
-    rc=$(deliver "$T/o1" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+    rc=$(deliver "$T/o1" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
         --host 127.0.0.1 --port "$PS" "$T/msg.txt")
     check_eq "sink: smtp_deliver exit" "$rc" 0
     check_eq "sink: a@site.test sent" "$(field "$T/o1" a@site.test 1) $(field "$T/o1" a@site.test 2)" "sent 2.0.0"
@@ -97,7 +92,7 @@ start_bg s2 "$PY" "$SCRIPTED" --listen "127.0.0.1:$P2" --log "$T/s2.log" --accep
     --rcpt-reply 'b@site.test=450 4.2.0 <b@site.test>: Recipient address rejected: Greylisted' \
     --rcpt-reply 'c@site.test=550 5.1.1 <c@site.test>: Recipient address rejected: User unknown'
 check "scripted server (mixed) listens" wait_port "$P2" 10
-rc=$(deliver "$T/o2" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o2" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     -r c@site.test --host 127.0.0.1 --port "$P2" "$T/msg.txt")
 check_eq "mixed: exit" "$rc" 0
 check_eq "mixed: 250 -> sent 2.0.0" "$(field "$T/o2" a@site.test 1) $(field "$T/o2" a@site.test 2)" "sent 2.0.0"
@@ -114,7 +109,7 @@ check "mixed: dot-stuffed on the wire" grep -q ' C: \.\.leading dot$' "$T/s2.log
 
 # every recipient refused: no DATA
 : >"$T/s2.log"
-rc=$(deliver "$T/o2b" -c "$T/plain.ini" -f sender@origin.test -r b@site.test -r c@site.test \
+rc=$(deliver "$T/o2b" -c "$T/plain/server.ini" -f sender@origin.test -r b@site.test -r c@site.test \
     --host 127.0.0.1 --port "$P2" "$T/msg.txt")
 check_eq "all refused: deferred + bounced" \
     "$(field "$T/o2b" b@site.test 1) $(field "$T/o2b" c@site.test 1)" "deferred bounced"
@@ -122,7 +117,7 @@ check_eq "all refused: no DATA sent" "$(grep -c ' C: DATA$' "$T/s2.log")" 0
 
 # null sender
 : >"$T/s2.log"
-rc=$(deliver "$T/o2c" -c "$T/plain.ini" -f '' -r a@site.test --host 127.0.0.1 --port "$P2" "$T/msg.txt")
+rc=$(deliver "$T/o2c" -c "$T/plain/server.ini" -f '' -r a@site.test --host 127.0.0.1 --port "$P2" "$T/msg.txt")
 check_eq "null sender: sent" "$(field "$T/o2c" a@site.test 1)" "sent"
 check "null sender: MAIL FROM:<>" grep -q ' C: MAIL FROM:<>$' "$T/s2.log"
 
@@ -136,14 +131,14 @@ start_bg s4 "$PY" "$SCRIPTED" --listen "127.0.0.1:$P4" --log "$T/s4.log" --accep
     --data-reply '451 4.3.0 Error: queue file write error'
 check "scripted servers (MAIL / DATA refusals) listen" wait_port "$P4" 10
 wait_port "$P3" 10
-rc=$(deliver "$T/o3" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o3" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     --host 127.0.0.1 --port "$P3" "$T/msg.txt")
 check_eq "MAIL FROM 553: every recipient bounced 5.7.1" \
     "$(field "$T/o3" a@site.test 1) $(field "$T/o3" a@site.test 2) $(field "$T/o3" b@site.test 1) $(field "$T/o3" b@site.test 2)" \
     "bounced 5.7.1 bounced 5.7.1"
 check "MAIL FROM 553: text names the command" grep -q '(in reply to MAIL FROM command)$' "$T/o3"
 check_eq "MAIL FROM 553: no RCPT sent" "$(grep -c ' C: RCPT' "$T/s3.log")" 0
-rc=$(deliver "$T/o4" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o4" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     --host 127.0.0.1 --port "$P4" "$T/msg.txt")
 check_eq "end of DATA 451: accepted recipient deferred 4.3.0" \
     "$(field "$T/o4" a@site.test 1) $(field "$T/o4" a@site.test 2)" "deferred 4.3.0"
@@ -159,7 +154,7 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.
     start_bg s5 "$PY" "$SCRIPTED" --listen "127.0.0.1:$P5" --log "$T/s5.log" --accept-mail \
         --tls-cert "$T/cert.pem" --tls-key "$T/key.pem"
     check "scripted server (TLS) listens" wait_port "$P5" 10
-    rc=$(deliver "$T/o5" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+    rc=$(deliver "$T/o5" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
         --host 127.0.0.1 --port "$P5" "$T/msg.txt")
     check_eq "STARTTLS: delivered" "$(field "$T/o5" a@site.test 1)" "sent"
     check "STARTTLS: the client sent STARTTLS" grep -q ' C: STARTTLS$' "$T/s5.log"
@@ -214,7 +209,7 @@ for _ in range(4):  # bounded: the probe, the TLS try, the plaintext retry, spar
 PYEOF
 start_bg s6 "$PY" "$T/broken_tls.py" "$P6"
 check "broken-TLS server listens" wait_port "$P6" 10
-rc=$(deliver "$T/o6t" -c "$T/plain.ini" -f sender@origin.test -r a@site.test \
+rc=$(deliver "$T/o6t" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test \
     --host 127.0.0.1 --port "$P6" "$T/msg.txt")
 check_eq "TLS handshake fails: delivered in plaintext on a second connection" \
     "$(text "$T/o6t" a@site.test)" "250 2.0.0 Ok: queued in plaintext"
@@ -223,7 +218,7 @@ check_eq "TLS handshake fails: STARTTLS tried once, then not" \
 
 # --- 4. a closed port ---------------------------------------------------------------
 PC=$(free_port)
-rc=$(deliver "$T/o6" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -r b@site.test \
+rc=$(deliver "$T/o6" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -r b@site.test \
     --host 127.0.0.1 --port "$PC" "$T/msg.txt")
 check_eq "closed port: exit" "$rc" 0
 check_eq "closed port: deferred 4.4.1" "$(field "$T/o6" a@site.test 1) $(field "$T/o6" a@site.test 2)" "deferred 4.4.1"
@@ -240,31 +235,31 @@ if why=$(dnsmasq_usable); then
             --mx-host=site.test,mx1.site.test,10 --mx-host=site.test,mx2.site.test,20 \
             --host-record=mx1.site.test,127.0.0.2 --host-record=mx2.site.test,127.0.0.3 \
             --host-record=amx.test,127.0.0.3; then
-        write_conf "$T/dns.ini" "dns_resolver = 127.0.0.1:$PD"
-        rc=$(deliver "$T/o7" -c "$T/dns.ini" -f sender@origin.test -r a@site.test \
+        conf dns "dns_resolver = 127.0.0.1:$PD"
+        rc=$(deliver "$T/o7" -c "$T/dns/server.ini" -f sender@origin.test -r a@site.test \
             --mx site.test --port "$PM" "$T/msg.txt")
         check_eq "MX: delivered via the second MX" "$(field "$T/o7" a@site.test 1)" "sent"
         check_eq "MX: relay is mx2" "$(relay "$T/o7")" "mx2.site.test[127.0.0.3]:$PM"
         check "MX: the resolver was asked for site.test's MX" grep -q 'query\[MX\] site.test' "$T/dnsmasq-$PD.out"
         check_eq "MX: one session on 127.0.0.3" "$(grep -c ' C: EHLO ' "$T/s7.log")" 1
 
-        rc=$(deliver "$T/o8" -c "$T/dns.ini" -f sender@origin.test -r u@amx.test \
+        rc=$(deliver "$T/o8" -c "$T/dns/server.ini" -f sender@origin.test -r u@amx.test \
             --mx amx.test --port "$PM" "$T/msg.txt")
         check_eq "no MX: delivered to the A record" "$(field "$T/o8" u@amx.test 1) $(relay "$T/o8")" \
             "sent amx.test[127.0.0.3]:$PM"
 
-        rc=$(deliver "$T/o9" -c "$T/dns.ini" -f sender@origin.test -r u@nowhere.test \
+        rc=$(deliver "$T/o9" -c "$T/dns/server.ini" -f sender@origin.test -r u@nowhere.test \
             --mx nowhere.test --port "$PM" "$T/msg.txt")
         check_eq "NXDOMAIN: bounced 5.4.4" "$(field "$T/o9" u@nowhere.test 1) $(field "$T/o9" u@nowhere.test 2)" \
             "bounced 5.4.4"
 
-        rc=$(deliver "$T/o10" -c "$T/dns.ini" -f sender@origin.test -r u@site.test \
+        rc=$(deliver "$T/o10" -c "$T/dns/server.ini" -f sender@origin.test -r u@site.test \
             --host mx2.site.test --port "$PM" "$T/msg.txt")
         check_eq "[name] next hop: its A record, no MX" "$(field "$T/o10" u@site.test 1) $(relay "$T/o10")" \
             "sent mx2.site.test[127.0.0.3]:$PM"
 
         # only the preferred MX up: every MX down -> the last connect error, deferred
-        rc=$(deliver "$T/o11" -c "$T/dns.ini" -f sender@origin.test -r a@site.test \
+        rc=$(deliver "$T/o11" -c "$T/dns/server.ini" -f sender@origin.test -r a@site.test \
             --mx site.test --port "$PC" "$T/msg.txt")
         check_eq "every MX down: deferred 4.4.1 naming the last one" "$(text "$T/o11" a@site.test)" \
             "connect to mx2.site.test[127.0.0.3]:$PC: Connection refused"
@@ -276,16 +271,16 @@ else
 fi
 
 # bad dns_resolver: a startup error naming file and line
-write_conf "$T/bad.ini" "dns_resolver = 127.0.0.1:notaport"
-"$DELIVER" -c "$T/bad.ini" -f s@origin.test -r a@site.test --host 127.0.0.1 "$T/msg.txt" >/dev/null 2>"$T/bad.err"
+conf bad "dns_resolver = 127.0.0.1:notaport"
+"$DELIVER" -c "$T/bad/server.ini" -f s@origin.test -r a@site.test --host 127.0.0.1 "$T/msg.txt" >/dev/null 2>"$T/bad.err"
 check_eq "bad dns_resolver: exit 1" "$?" 1
-check "bad dns_resolver: FILE:LINE: [main] dns_resolver" grep -q "bad.ini:8: \[main\] dns_resolver:" "$T/bad.err"
+check "bad dns_resolver: FILE:LINE: [main] dns_resolver" grep -qF "$T/bad/server.ini:8: [main] dns_resolver:" "$T/bad.err"
 
 # --- 6. connection reuse: 20 messages, 4 at a time -----------------------------------
 P12=$(free_port)
 start_bg s12 "$PY" "$SCRIPTED" --listen "127.0.0.1:$P12" --log "$T/s12.log" --accept-mail
 check "scripted server (reuse) listens" wait_port "$P12" 10
-rc=$(deliver "$T/o12" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -n 20 -j 4 \
+rc=$(deliver "$T/o12" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -n 20 -j 4 \
     --host 127.0.0.1 --port "$P12" "$T/msg.txt")
 check_eq "reuse: exit" "$rc" 0
 check_eq "reuse: 20 messages sent" "$(grep -c '^a@site.test sent 2.0.0 ' "$T/o12")" 20
@@ -352,7 +347,7 @@ else
 fi
 check "slow receiver listens" wait_port "$PSL" 10
 check "sink listens" wait_port "$PSK" 10
-rc=$(deliver "$T/o13" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -j 10 \
+rc=$(deliver "$T/o13" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -j 10 \
     --host 127.0.0.1 --port "$PSL" --dest "127.0.0.1:$PSK:5" "$T/msg.txt")
 check_eq "stall: exit" "$rc" 0
 check_eq "stall: six jobs, all sent" "$(grep -c '^a@site.test sent 2.0.0 ' "$T/o13")" 6
@@ -371,7 +366,7 @@ check "stall: the caller's event loop never stopped for 0.5 s" lt "$(gap "$T/o13
 PSL2=$(free_port)
 start_bg slow2 "$PY" "$T/slow.py" "$PSL2" 3
 check "second slow receiver listens" wait_port "$PSL2" 10
-rc=$(deliver "$T/o14" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -j 2 -v \
+rc=$(deliver "$T/o14" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -j 2 -v \
     --dest "127.0.0.1:$PSL:1" --dest "127.0.0.1:$PSL2:1" "$T/msg.txt")
 check_eq "two stalls: both sent slowly" "$(grep -c 'Ok: queued slowly$' "$T/o14")" 2
 a1=$(at_of "$T/o14" "127.0.0.1:$PSL"); a2=$(at_of "$T/o14" "127.0.0.1:$PSL2")
@@ -390,7 +385,7 @@ PSL3=$(free_port)
 start_bg slow3 "$PY" "$T/slow.py" "$PSL3" 30
 check "silent receiver listens" wait_port "$PSL3" 10
 t0=$(date +%s%N)
-rc=$(deliver "$T/o15" -c "$T/plain.ini" -f sender@origin.test -r a@site.test -t 1 \
+rc=$(deliver "$T/o15" -c "$T/plain/server.ini" -f sender@origin.test -r a@site.test -t 1 \
     --host 127.0.0.1 --port "$PSL3" "$T/msg.txt")
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "     silent receiver: smtp_deliver took $ms ms"
