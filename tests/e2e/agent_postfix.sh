@@ -48,7 +48,7 @@ AGENT=$BIN_DIR/etrn-agent
 mkdir "$T/sink" && chown postfix "$T/sink"
 start_bg sink /usr/sbin/smtp-sink -u postfix -d "$T/sink/msg." "127.0.0.1:$P2" 10
 SINK_PID=$E2E_LAST_PID
-check "smtp-sink listens on 127.0.0.1:$P2" wait_port "$P2" 10
+check "smtp-sink listens on 127.0.0.1:$P2" wait_port "$P2" 10 || e2e_abort
 
 # sink_count - messages the sink has received
 sink_count() {
@@ -74,7 +74,7 @@ check "postmap builds the transport map" \
     postfix_cmd "$PF" postmap "hash:$PF/conf/transport"
 check "postfix check has no complaint" \
     sh -c "[ -z \"\$(/usr/sbin/postfix -c '$PF/conf' check 2>&1)\" ]"
-check "provider Postfix starts on 127.0.0.1:$P1" postfix_start "$PF"
+check "provider Postfix starts on 127.0.0.1:$P1" postfix_start "$PF" || e2e_abort
 
 # --- three messages for site.test ----------------------------------------------
 for i in 1 2 3; do

@@ -38,7 +38,7 @@ srv_conf provider "127.0.0.1:$PP" "odmr_listen = 127.0.0.1:$OP" "mynetworks = 12
     "c.example = etrn-only:[127.0.0.1]:1" \
     "[etrn_users]" "site = a.example b.example" "other = c.example"
 srv_start provider || { E2E_FAIL=1; e2e_done; exit 1; }
-check "the ODMR listener accepts" wait_port "$OP" 10
+check "the ODMR listener accepts" wait_port "$OP" 10 || e2e_abort
 
 smtp-source -m 10 -s 2 -l 512 -f sender@world.test -t user1@a.example "127.0.0.1:$PP" >"$T/src-a.out" 2>&1
 smtp-source -m 10 -s 2 -l 512 -f sender@world.test -t user2@b.example "127.0.0.1:$PP" >"$T/src-b.out" 2>&1

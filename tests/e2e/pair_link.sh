@@ -61,7 +61,7 @@ srv_conf site "127.0.0.1:2525 $SITE:2525" "mydestination = site.test" \
 start_bg site ip netns exec "$NS" "$BIN_DIR/etrn-server" -c "$T/site/server.ini"
 check "the site's etrn-server listens in its namespace" \
     wait_for 10 ip netns exec "$NS" "$PY" -c \
-    'import socket; socket.create_connection(("127.0.0.1", 2525), 1).close()'
+    'import socket; socket.create_connection(("127.0.0.1", 2525), 1).close()' || e2e_abort
 cat >"$T/agent.ini" <<INI
 [agent]
 helo_name = mail.site.test

@@ -21,7 +21,7 @@ srv_conf s "127.0.0.1:$port" \
     'default_process_limit = 20' \
     '[transport]' \
     'relay.test = etrn-only:[127.0.0.1]:1'
-srv_start s || exit 1
+srv_start s || e2e_abort "etrn-server starts"
 LOG="$T/s/maillog"
 QD="$T/s/queue"
 queued() { find "$QD/incoming" "$QD/active" "$QD/deferred" "$QD/hold" -type f | wc -l; }

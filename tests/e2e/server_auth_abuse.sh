@@ -28,7 +28,7 @@ srv_conf s "127.0.0.1:$port" \
     "smtpd_tls_cert_file = $T/cert.pem" \
     "smtpd_tls_key_file = $T/key.pem" \
     "smtpd_sasl_users_file = $T/users"
-srv_start s || exit 1
+srv_start s || e2e_abort "etrn-server starts"
 LOG="$T/s/maillog"
 export T
 

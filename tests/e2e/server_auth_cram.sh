@@ -23,7 +23,7 @@ srv_conf r "127.0.0.1:$port" "relay_domains = relay.test" "mynetworks = 127.0.0.
     "smtpd_sasl_users_file = $T/users" "smtpd_error_sleep_time = 0s" \
     "etrn_only_domains = other.test"
 srv_start r
-check "server with a CRAM-MD5 user listens" wait_port "$port" 10
+check "server with a CRAM-MD5 user listens" wait_port "$port" 10 || e2e_abort
 
 $PY - "$port" >"$T/cram.out" 2>&1 <<'PYEOF'
 import smtplib, ssl, sys

@@ -86,7 +86,7 @@ S(("127.0.0.1", port), H).serve_forever()
 PYEOF
 mkdir "$T/sink"
 start_bg sink $PY "$T/sink.py" "$sinkport" "$T/sink"
-check "sink listens" wait_port "$sinkport" 10
+check "sink listens" wait_port "$sinkport" 10 || e2e_abort
 
 srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0.0/8" \
     "relay_domains = mixed.test dead.test src.test" "relayhost = [127.0.0.1]:$closed" \

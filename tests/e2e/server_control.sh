@@ -56,7 +56,7 @@ ids() { ls "$SPOOL/$1" 2>/dev/null | sort; }
 start_bg sink $PY "$E2E_TOP/tests/lib/scripted_smtpd.py" --listen "127.0.0.1:$sink" \
     --log "$T/sink.log" --accept-mail --no-starttls
 sink_pid=$E2E_LAST_PID
-check "server and sink listen" srv_start relay
+check "server and sink listen" srv_start relay || e2e_abort
 srv_pid=$SRV_PID
 wait_port "$sink" 10
 
@@ -233,7 +233,7 @@ check_eq "server stopped: -p exit 0" "$rc" 0
 check "server stopped: -p lists the waiting message" grep -q 'f@site.test' "$T/p.out"
 
 # restart on the stale socket: the server replaces it and -f works
-check "restart: listens" srv_start relay
+check "restart: listens" srv_start relay || e2e_abort
 check "restart: control answers" wait_for 10 "$Q" -c "$CONF" status --json
 # ETRN through smtpd reaches the flush service; the flush log written before the
 # restart still knows f@site.test's message

@@ -26,7 +26,7 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     start_bg sink /usr/sbin/smtp-sink -d "$T/sink/msg." "127.0.0.1:$sinkport" 10
 fi
-check "smtp-sink listens" wait_port "$sinkport" 10
+check "smtp-sink listens" wait_port "$sinkport" 10 || e2e_abort
 
 check "etrn-server listens" srv_start relay || { cat "$T/relay.out"; e2e_done; exit 1; }
 

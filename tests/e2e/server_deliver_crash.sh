@@ -31,7 +31,7 @@ check_eq "$N messages queued" "$(grep -c 'nrcpt=1 (queue active)' "$LOG")" $N
 
 mkdir "$T/sink" && chmod 777 "$T/sink"
 start_bg sink /usr/sbin/smtp-sink -u nobody -d "$T/sink/msg." "127.0.0.1:$sinkport" 100
-check "smtp-sink listens" wait_port "$sinkport" 10
+check "smtp-sink listens" wait_port "$sinkport" 10 || e2e_abort
 # kill -9 while deliveries run
 wait_for 30 sh -c "[ \$(find '$T/sink' -type f -name 'msg.*' | wc -l) -ge 150 ]"
 kill -9 "$SRV_PID"
@@ -41,7 +41,7 @@ left=$(queued)
 echo "     killed with $at_kill delivered and $left messages still queued"
 check "killed in the middle of delivery" test "$at_kill" -lt $N -a "$left" -gt 0
 
-check "etrn-server restarts" srv_start relay
+check "etrn-server restarts" srv_start relay || e2e_abort
 check "the queue drains after the restart" wait_for 60 drained
 sleep 0.5
 cat "$T"/sink/msg.* 2>/dev/null | sed -n 's/^X-Rcpt-Args: <\([^>]*\)>.*/\1/p' | sort >"$T/rcpts"

@@ -27,7 +27,7 @@ srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "queue_directory = $S
     "relay_domains = site.test" "etrn_only_domains = site.test" \
     "relayhost = [127.0.0.1]:1" "[transport]" "site.test = smtp:[127.0.0.1]:1"
 
-check "server listens" srv_start relay
+check "server listens" srv_start relay || e2e_abort
 SPID=$SRV_PID
 
 # Ballast takes half the filesystem; removing it later frees space without

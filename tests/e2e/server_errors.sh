@@ -22,7 +22,7 @@ srv_conf s "127.0.0.1:$port" \
     'smtpd_error_sleep_time = 1s' \
     '[transport]' \
     'relay.test = etrn-only:[127.0.0.1]:1'
-srv_start s || exit 1
+srv_start s || e2e_abort "etrn-server starts"
 LOG="$T/s/maillog"
 
 # errs.py SRC CMD... - send each CMD (one at a time, "MSG" = a whole message

@@ -54,7 +54,7 @@ sess() {
     smtp_client $sess_src -e c.test $sess_auth "$@"
 }
 
-check "server listens" srv_start relay "$T/cwd"
+check "server listens" srv_start relay "$T/cwd" || e2e_abort
 SPID=$SRV_PID
 
 # the flush service answers a permitted ETRN: nothing waits for a.test yet

@@ -94,7 +94,7 @@ nqueued() { srv_queued relay; }
 
 start_bg sinkA "$SINK" -v -u nobody -d "$T/dumpa/" "127.0.0.1:$pa" 100
 start_bg sinkB "$SINK" -v -u nobody -d "$T/dumpb/" "127.0.0.1:$pb" 100
-check "sinks listen" wait_port "$pa" 10
+check "sinks listen" wait_port "$pa" 10 || e2e_abort
 wait_port "$pb" 10
 sleep 0.3
 conns_a0=$(conns A)

@@ -27,7 +27,7 @@ srv_conf relay "127.0.0.1:$port" "myhostname = relay.test" "mynetworks = 127.0.0
     "relayhost = [127.0.0.1]:1" "smtpd_client_connection_count_limit = 50" "[transport]" \
     "site.test = smtp:[127.0.0.1]:1"
 
-check "server listens" srv_start relay
+check "server listens" srv_start relay || e2e_abort
 SPID=$SRV_PID
 
 t0=$($PY -c 'import time; print(time.time())')

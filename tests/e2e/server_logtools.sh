@@ -24,7 +24,7 @@ mkdir -p "$T/sink" "$T/refuser" "$T/out"
 chmod 777 "$T/sink" "$T/refuser"
 start_bg sink /usr/sbin/smtp-sink -u postfix -d "$T/sink/msg." "127.0.0.1:$sink" 10
 start_bg refuser /usr/sbin/smtp-sink -u postfix -f rcpt "127.0.0.1:$refuser" 10
-check "test setup: smtp-sink receivers listen" wait_port "$sink" 10
+check "test setup: smtp-sink receivers listen" wait_port "$sink" 10 || e2e_abort
 wait_port "$refuser" 10
 
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \

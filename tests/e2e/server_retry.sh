@@ -64,7 +64,7 @@ kill -9 "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null
 before=$(ntries r@two.test)
 check "message 2: 3 tries before the kill" test "$before" -eq 3
-check "etrn-server restarts" srv_start relay
+check "etrn-server restarts" srv_start relay || e2e_abort
 wait_for 22 sh -c "[ \$(sed -n 's/.* to=<r@two.test>, .*status=deferred.*/x/p' '$LOG' | wc -l) -ge 6 ]"
 got=$(delays r@two.test)
 echo "     tries of message 2 at delay= $got (want about $WANT; killed after the third)"

@@ -361,7 +361,7 @@ srv_conf srv "127.0.0.1:$SP" "myhostname = relay.test" "mynetworks = 127.0.0.0/8
     "[transport]" "stall.test = smtp:[127.0.0.1]:$PS" "drop.test = smtp:[127.0.0.1]:$PDROP" \
     "fast.test = smtp:[127.0.0.1]:$PF" "mixed.test = smtp:[127.0.0.1]:$PM" \
     "origin.test = smtp:[127.0.0.1]:$PF"
-check "etrn-server starts" srv_start srv
+check "etrn-server starts" srv_start srv || e2e_abort
 LOG=$T/srv/maillog
 send() { # send RCPT... - one message through etrn-server
     to=$(echo "$@" | tr ' ' ',')

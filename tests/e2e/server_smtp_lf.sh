@@ -12,7 +12,7 @@ port=$(free_port)
 sink=$(free_port)
 mkdir -p "$T/dump" && chown nobody "$T/dump"
 start_bg sink /usr/sbin/smtp-sink -u nobody -d "$T/dump/" "127.0.0.1:$sink" 100
-check "smtp-sink listens" wait_port "$sink" 10
+check "smtp-sink listens" wait_port "$sink" 10 || e2e_abort
 srv_conf s "127.0.0.1:$port" 'relay_domains = site.test' 'smtp_data_done_timeout = 60s' \
     '[transport]' "site.test = smtp:[127.0.0.1]:$sink"
 mkdir -p "$T/s/queue" && chown nobody "$T/s/queue"
@@ -21,7 +21,7 @@ chmod 644 "$T/msg"
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
     "$INJ" -q "$T/s/queue" -f a@src.test -c "src.test[127.0.0.1]" -m deferred u@site.test <"$T/msg" >"$T/id"
 check "queue_inject made the message" test -s "$T/id"
-srv_start s || exit 1
+srv_start s || e2e_abort "etrn-server starts"
 srv_queue s -f >/dev/null 2>&1
 sent() { grep -q 'to=<u@site.test>.*status=sent' "$T/s/maillog"; }
 check "delivered within 20 s (the end of data was seen)" wait_for 20 sent

@@ -59,7 +59,7 @@ start_server() {
     SPID=$SRV_PID
 }
 start_server
-check "server listens" wait_port "$port" 1
+check "server listens" wait_port "$port" 1 || e2e_abort
 check_eq "server printed nothing" "$(cat "$T/relay.out")" ""
 if [ "$(id -u)" = 0 ]; then
     check_eq "runs as mail_owner nobody" \

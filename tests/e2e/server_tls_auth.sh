@@ -47,7 +47,7 @@ sess() {
 }
 b64() { printf '%s' "$1" | base64 -w0; }
 
-check "server with TLS and AUTH listens" srv_start relay
+check "server with TLS and AUTH listens" srv_start relay || e2e_abort
 SPID=$SRV_PID
 
 # EHLO before and after TLS

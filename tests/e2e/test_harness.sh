@@ -128,7 +128,7 @@ check_eq "grep_none: -v, every line matches: success" \
 # smtp_client and smtp_table against a real etrn-server
 port=$(free_port)
 srv_conf h "127.0.0.1:$port" "myhostname = h.test"
-check "etrn-server for the client tests listens" srv_start h
+check "etrn-server for the client tests listens" srv_start h || e2e_abort
 check_eq "smtp_client: greeting and one reply per command" \
     "$(smtp_client -g -e c.test "$port" 'NOOP' 'NOOP x\x00y' 'QUIT' 'NOOP')" \
     "220 h.test ESMTP etrn-server
