@@ -18,8 +18,9 @@
  * call, the other line by line (split after every '\n'); both must end in
  * the same state. Checks after every record: reply codes within 0..999, the
  * kept texts at most SMTP_REPLY_MAX bytes, without a line feed or a NUL; an
- * ETRN's reply is the reply that ended it (code and text), and an AUTH
- * exchange ends with the first final reply other than 334.
+ * ETRN command line starts waiting for its reply. After every line (of the
+ * line-by-line trace): the reply that ended an ETRN is the ETRN's reply (code
+ * and text), and a final reply other than 334 ends an AUTH exchange.
  */
 #include "../../agent/etrn_session.c"
 
@@ -91,7 +92,9 @@ static void same_trace(struct session_trace *a, struct session_trace *b)
         abort();
 }
 
-/* feed_lines - one HEADER_IN call per line of data */
+/* feed_lines - one HEADER_IN call per line of data; after each line, the
+   reply that ended an ETRN is the ETRN's reply, and a final reply other than
+   334 has ended an AUTH exchange */
 static void feed_lines(struct session_trace *tr, char *data, size_t size)
 {
     char *p = data, *end = data + size;
@@ -99,8 +102,19 @@ static void feed_lines(struct session_trace *tr, char *data, size_t size)
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t) (end - p));
         size_t n = nl ? (size_t) (nl - p + 1) : (size_t) (end - p);
+        int etrn_waiting = tr->in_etrn, before = tr->last_code;
 
+        tr->last_code = -1;     /* still -1 after the call: no reply ended on this line */
         session_debug(NULL, CURLINFO_HEADER_IN, p, n, tr);
+        if (tr->last_code == -1) {
+            tr->last_code = before;
+        } else if (tr->last_code != 334 && tr->in_auth) {
+            abort();
+        }
+        if (etrn_waiting && !tr->in_etrn
+            && (tr->etrn_code != tr->last_code
+                || strcmp(buf_cstr(&tr->etrn_text), buf_cstr(&tr->last_text)) != 0))
+            abort();
         p += n;
     }
 }
@@ -117,7 +131,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                CURLINFO_TEXT };
         curl_infotype kind = kinds[data[pos] % 3];
         size_t len = (size_t) data[pos + 1] | (size_t) data[pos + 2] << 8;
-        int etrn_waiting = whole.in_etrn, last_before = whole.last_code;
         char *copy;
 
         pos += 3;
@@ -136,15 +149,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (kind == CURLINFO_HEADER_OUT && len >= 5 && strncasecmp((const char *) data + pos - len,
                                                                    "ETRN ", 5) == 0
             && (!whole.in_etrn || whole.etrn_code != 0))
-            abort();
-        /* the reply that ended an ETRN is the ETRN's reply */
-        if (kind == CURLINFO_HEADER_IN && etrn_waiting && !whole.in_etrn
-            && (whole.etrn_code != whole.last_code
-                || strcmp(buf_cstr(&whole.etrn_text), buf_cstr(&whole.last_text)) != 0))
-            abort();
-        /* a final reply other than 334 ends an AUTH exchange */
-        if (kind == CURLINFO_HEADER_IN && whole.in_auth && whole.last_code != 334
-            && whole.last_code != last_before)
             abort();
     }
     trace_free(&whole);
