@@ -1,8 +1,10 @@
 /* Unit tests for common/: durations, domains, ETRN arguments, buffers, config, printable. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "config.h"
 #include "domain.h"
 #include "duration.h"
@@ -220,6 +222,112 @@ static void test_config(void)
     cfg_section_free(sample_keys, &conf);
 }
 
+/* map_collect - cfg_map_read callback: "key=value|" per line; the key "stop" is refused */
+static int map_collect(void *ctx, int line, char *key, char *value, char *why, size_t whylen)
+{
+    if (strcmp(key, "stop") == 0) {
+        snprintf(why, whylen, "line %d: stop here", line);
+        return -1;
+    }
+    buf_printf(ctx, "%s=%s|", key, value);
+    return 0;
+}
+
+/* test_map_read - lookup table files: keys, values, comments, and what is refused */
+static void test_map_read(void)
+{
+    static const struct {
+        const char *text;
+        size_t len;       /* of text; 0: strlen */
+        const char *want; /* the collected lines, or "LINE: error" */
+    } cases[] = {
+        { "a.org  smtp:x\n# comment\n\nb.org\tv  w\r\n", 0, "a.org=smtp:x|b.org=v  w|" },
+        { "lonely\nlast-without-newline x", 0, "lonely=|last-without-newline=x|" },
+        { "   \n\t# an indented comment\na x\n", 0, "a=x|" },
+        { "a x\n  b y\n", 0, "2: continuation lines are not supported" },
+        { "a x\nb\0c y\n", 10, "2: a NUL byte in the line" },
+        { "a x\nstop y\nb z\n", 0, "2: line 2: stop here" },
+    };
+    char path[] = "/tmp/etrnkit-test-map-XXXXXX";
+    int fd = mkstemp(path);
+    char why[256];
+    int line;
+
+    TEST_CHECK(fd >= 0, "mkstemp");
+    if (fd < 0)
+        return;
+    close(fd);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+        FILE *fp = fopen(path, "w");
+        struct buf got = BUF_INIT;
+
+        TEST_CHECK(fp && fwrite(cases[i].text, 1, len, fp) == len && fclose(fp) == 0,
+                   "case %zu: write %s", i, path);
+        if (cfg_map_read(path, map_collect, &got, &line, why, sizeof(why)) != 0) {
+            buf_reset(&got);
+            buf_printf(&got, "%d: %s", line, why);
+        }
+        TEST_STREQ(buf_cstr(&got), cases[i].want);
+        buf_free(&got);
+    }
+    unlink(path);
+    TEST_CHECK(cfg_map_read(path, map_collect, NULL, &line, why, sizeof(why)) != 0 && line == 0
+               && strstr(why, "cannot open /tmp/etrnkit-test-map-") == why,
+               "a missing file: line %d, %s", line, why);
+}
+
+/* test_ip_parse - domain_ip_parse: which family, and the bytes */
+static void test_ip_parse(void)
+{
+    static const struct {
+        const char *text;
+        int family;
+        unsigned char first, last; /* addr[0], and the last byte of the family's length */
+    } cases[] = {
+        { "192.0.2.1", AF_INET, 192, 1 },
+        { "2001:db8::7", AF_INET6, 0x20, 7 },
+        { "::ffff:192.0.2.9", AF_INET6, 0, 9 },
+        { "[::1]", 0, 0, 0 },
+        { "192.0.2.256", 0, 0, 0 },
+        { "a.org", 0, 0, 0 },
+        { "", 0, 0, 0 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        unsigned char addr[16] = { 0 };
+        int family = domain_ip_parse(cases[i].text, addr);
+
+        TEST_CHECK(family == cases[i].family, "%s: got family %d, want %d", cases[i].text, family,
+                   cases[i].family);
+        if (family != 0 && family == cases[i].family)
+            TEST_CHECK(addr[0] == cases[i].first
+                       && addr[family == AF_INET ? 3 : 15] == cases[i].last,
+                       "%s: bytes %u..%u", cases[i].text, addr[0],
+                       addr[family == AF_INET ? 3 : 15]);
+    }
+}
+
+/* test_timeval - clock_timeval splits milliseconds into seconds and microseconds */
+static void test_timeval(void)
+{
+    static const struct {
+        long long ms;
+        long sec, usec;
+    } cases[] = {
+        { 0, 0, 0 }, { 1, 0, 1000 }, { 999, 0, 999000 }, { 1500, 1, 500000 },
+        { 86400123, 86400, 123000 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct timeval tv = clock_timeval(cases[i].ms);
+
+        TEST_CHECK(tv.tv_sec == cases[i].sec && tv.tv_usec == cases[i].usec,
+                   "%lld ms: got %ld s %ld us, want %ld s %ld us", cases[i].ms, (long) tv.tv_sec,
+                   (long) tv.tv_usec, cases[i].sec, cases[i].usec);
+    }
+}
+
 /* test_json - the reader of our own JSON: members, escapes, limits, garbage */
 static void test_json(void)
 {
@@ -281,6 +389,9 @@ int main(void)
     test_etrn_args();
     test_buf();
     test_config();
+    test_map_read();
+    test_ip_parse();
+    test_timeval();
     test_printable();
     test_json();
     return test_summary();
