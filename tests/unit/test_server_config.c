@@ -517,6 +517,27 @@ static void test_shipped(void)
     server_config_free(&conf);
 }
 
+/* test_user_covers - which domains an [etrn_users] entry "a.org @b.org" covers */
+static void test_user_covers(void)
+{
+    static const struct {
+        const char *host;
+        int subdomains; /* asked as "@host" (ETRN) */
+        int want;
+    } cases[] = {
+        { "a.org", 0, 1 }, { "x.a.org", 0, 0 }, { "a.org", 1, 0 },
+        { "b.org", 0, 1 }, { "x.b.org", 0, 1 }, { "y.x.b.org", 1, 1 }, { "b.org", 1, 1 },
+        { "xb.org", 0, 0 }, { "org", 0, 0 }, { "c.org", 0, 0 },
+    };
+    char d1[] = "a.org", d2[] = "@b.org", name[] = "u";
+    char *items[] = { d1, d2 };
+    const struct server_etrn_user u = { name, { items, 2 } };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        TEST_CHECK(server_etrn_user_covers(&u, cases[i].host, cases[i].subdomains) == cases[i].want,
+                   "%s%s: want %d", cases[i].subdomains ? "@" : "", cases[i].host, cases[i].want);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/etrnkit-sc-XXXXXX");
@@ -530,6 +551,7 @@ int main(void)
     test_transport();
     test_tls_policy();
     test_shipped();
+    test_user_covers();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
