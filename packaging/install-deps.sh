@@ -8,7 +8,8 @@ pkgs="build-essential pkg-config libcurl4-openssl-dev libinih-dev libssl-dev lib
       postfix swaks fetchmail dnsmasq-base iproute2 openssl ca-certificates procps
       libio-socket-ssl-perl libnet-ssleay-perl libauthen-sasl-perl python3 shellcheck
       dpkg-dev debhelper lintian adduser logrotate
-      clang libfuzzer-14-dev libclang-rt-14-dev"
+      clang libfuzzer-14-dev libclang-rt-14-dev
+      strace"
 
 missing=""
 for p in $pkgs; do
