@@ -57,6 +57,7 @@
 #define UNNAMED "(unnamed)"   /* tmpname of a spare (O_TMPFILE) file: linked, not renamed */
 #define SPARE_TARGET 32       /* spare files the commit threads keep ready */
 #define RECYCLE_MAX 4096      /* files of removed messages kept in tmp/ for reuse */
+#define RECYCLED_PREFIX "r"   /* tmp/ names of recycled files; new files are "t...", spares UNNAMED */
 #define SYNC_DELAY_MS 10      /* QUEUE_LATER deletes wait this long for their fsync */
 
 /* the backend's state: q->be */
@@ -333,6 +334,12 @@ static void remove_tmp(struct queue_fs *q, const char *tmpname, char *err, size_
                  strerror(errno));
 }
 
+/* recycled_name - whether a tmp/ name is a recycled file's (see recycle()) */
+static int recycled_name(const char *name)
+{
+    return name[0] == RECYCLED_PREFIX[0];
+}
+
 /* commit_file - size field, fsync, close (an unnamed file stays open for its link); on failure the file is removed */
 static int commit_file(struct queue_file *qf, char *err, size_t errlen)
 {
@@ -341,6 +348,19 @@ static int commit_file(struct queue_file *qf, char *err, size_t errlen)
     int rc, fd = qf->fd;
 
     snprintf(size, sizeof(size), "%0*lld", SIZE_DIGITS, (long long) qf->size);
+    if (recycled_name(qf->tmpname)) {
+        /* the file held a removed message: cut what is left of it after ours */
+        off_t end = lseek(fd, 0, SEEK_CUR);
+
+        if (end < 0 || ftruncate(fd, end) != 0) {
+            rc = io_status(errno);
+            snprintf(err, errlen, "truncate %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
+            close(fd);
+            qf->fd = -1;
+            remove_tmp(q, qf->tmpname, err, errlen);
+            return rc;
+        }
+    }
     if (fileio_pwrite_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF) != 0 || fsync(fd) != 0) {
         rc = io_status(errno);
         snprintf(err, errlen, "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
@@ -634,9 +654,13 @@ static void refill_one(struct queue_async *qa)
 /*
  * Recycled files. Removing a message with a queue_async frees no inode: the
  * file (a regular file with one link) is renamed from its directory into
- * tmp/ under a new name and emptied, and queue_create takes it before any
- * spare or new file (as PostgreSQL recycles WAL segments). queue_recover
- * empties tmp/ at startup. A file becomes reusable only once the directory
+ * tmp/ under a new name (RECYCLED_PREFIX...), and queue_create takes it before
+ * any spare or new file (as PostgreSQL recycles WAL segments). It is not
+ * emptied: the next message is written over the old bytes and commit_file
+ * cuts the file at its end, on a commit thread. Emptying it on the loop cost
+ * an ftruncate per delivered message that freed its blocks, and on a
+ * filesystem mounted with "discard" waited for the device to discard them.
+ * queue_recover removes tmp/ and what is in it at startup. A file becomes reusable only once the directory
  * it left is fsynced (a queue_delete at once, a QUEUE_LATER one
  * within SYNC_DELAY_MS): until then a crash could bring its
  * old name back, pointing at the next message's content. Only the event
@@ -651,7 +675,6 @@ static int recycle(struct queue_fs *q, enum queue_dir dir, const char *id)
     struct recycled *r;
     struct stat st;
     char name[sizeof(r->name)];
-    int fd, ok;
 
     if (qa == NULL || qa->nrecycled >= RECYCLE_MAX)
         return 1;
@@ -662,20 +685,11 @@ static int recycle(struct queue_fs *q, enum queue_dir dir, const char *id)
     }
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
         return 1;
-    snprintf(name, sizeof(name), "r%ld.%lu", (long) getpid(), q->counter++);
+    snprintf(name, sizeof(name), RECYCLED_PREFIX "%ld.%lu", (long) getpid(), q->counter++);
     if (renameat(q->dirfd[dir], id, q->tmpfd, name) != 0) {
         if (errno == ENOENT)
             return qerr(q, QUEUE_NOTFOUND, "remove %s/%s: %s", dir_names[dir], id, strerror(errno));
         return 1;
-    }
-    fd = openat(q->tmpfd, name, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
-    ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1
-         && ftruncate(fd, 0) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (!ok) {
-        unlinkat(q->tmpfd, name, 0);
-        return QUEUE_OK;
     }
     if (qa->recycled == NULL)
         qa->recycled = xcalloc(RECYCLE_MAX, sizeof(*qa->recycled));
@@ -696,7 +710,7 @@ static void recycled_ready(struct queue_fs *q, enum queue_dir dir)
             qa->recycled[i].ready = 1;
 }
 
-/* take_recycled - (loop thread) an emptied, reusable file for queue_create; 0: none */
+/* take_recycled - (loop thread) a reusable file for queue_create, its old content still in it; 0: none */
 static int take_recycled(struct queue_async *qa, int *fd, char *name, size_t namelen)
 {
     for (size_t i = qa->nrecycled; i-- > 0;) {
@@ -705,7 +719,7 @@ static int take_recycled(struct queue_async *qa, int *fd, char *name, size_t nam
         if (!r.ready)
             continue;
         qa->recycled[i] = qa->recycled[--qa->nrecycled];
-        *fd = openat(qa->q->tmpfd, r.name, O_RDWR | O_TRUNC | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+        *fd = openat(qa->q->tmpfd, r.name, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
         if (*fd >= 0) {
             snprintf(name, namelen, "%s", r.name);
             return 1;

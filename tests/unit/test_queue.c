@@ -595,7 +595,8 @@ static void test_async(void)
         TEST_INTEQ(count_files("incoming"), 3);
     }
 
-    /* a removed message's file waits emptied in tmp/, and the next message reuses it */
+    /* a removed message's file waits in tmp/ as it was (emptying it there cost the loop an
+       ftruncate per delivery), and the next message reuses it, cut to its own length */
     char gone[QUEUE_ID_MAX + 1];
     snprintf(gone, sizeof(gone), "%s", d.id);
     TEST_INTEQ(queue_delete(&q, QUEUE_INCOMING, gone, 0), QUEUE_OK);
@@ -603,14 +604,14 @@ static void test_async(void)
     TEST_INTEQ(count_files("incoming"), unnamed ? 2 : 0);
     TEST_INTEQ(count_files("tmp"), 1);
     char cmd[256];
-    snprintf(cmd, sizeof(cmd), "test -z \"$(find %s/tmp -type f -size +0)\"", top);
-    TEST_CHECK(system(cmd) == 0, "the recycled file is empty");
-    TEST_INTEQ(start_msg(&q, "fourth\r\n", &qf), QUEUE_OK);
+    snprintf(cmd, sizeof(cmd), "test -n \"$(find %s/tmp -type f -size +0)\"", top);
+    TEST_CHECK(system(cmd) == 0, "the recycled file is not emptied on removal");
+    TEST_INTEQ(start_msg(&q, "4\r\n", &qf), QUEUE_OK);
     TEST_CHECK(qf.tmpname[0] == 'r', "the recycled file is used: %s", qf.tmpname);
     TEST_INTEQ(queue_commit_async(&qf, on_done, &d), QUEUE_OK);
     queue_drain(&q);
     TEST_INTEQ(d.status, QUEUE_OK);
-    TEST_CHECK(content_is(&q, d.id, "fourth\r\n"), "recycled file holds only the new message");
+    TEST_CHECK(content_is(&q, d.id, "4\r\n"), "recycled file holds only the new message");
     TEST_CHECK(strcmp(d.id, gone) != 0, "a new ID: %s after %s", d.id, gone);
     TEST_INTEQ(count_files("tmp"), 0);
 
