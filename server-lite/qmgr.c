@@ -133,6 +133,8 @@ struct amsg {
     int skipped;                   /* a recipient was left out (flush of another domain) */
     int expiry_logged;
     unsigned char *touched;        /* per recipient: has a result from this run */
+    unsigned char *owed;           /* per recipient: delivered, not yet written to the file */
+    int last_job;                  /* the result being applied is of the message's last job */
     struct dest **rdest;           /* per recipient: destination, NULL if none */
 };
 
@@ -666,6 +668,36 @@ static void mark(struct amsg *am, size_t i, enum queue_rcpt_state state, const c
     snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
 }
 
+/*
+ * owe - recipient i was delivered by the message's last job: the state is set in
+ * memory only. When that leaves nothing pending, finish() removes the file and
+ * the mark would be written to a file on its way out (an open, a pwrite and a
+ * dirty page per delivered message); otherwise pay() writes it before anything
+ * else happens to the file. A crash meanwhile finds the recipient pending, as it
+ * could with a mark not yet fsynced: it is delivered again, never lost.
+ */
+static void owe(struct amsg *am, size_t i, const char *dsn, const char *reason)
+{
+    struct queue_rcpt *r = &am->qm.rcpts[i];
+
+    r->state = QUEUE_RCPT_DELIVERED;
+    snprintf(r->dsn, sizeof(r->dsn), "%s", dsn ? dsn : "");
+    snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+    am->owed[i] = 1;
+}
+
+/* pay - write the delivered states owe() kept in memory */
+static void pay(struct amsg *am)
+{
+    for (size_t i = 0; i < am->qm.nrcpt; i++)
+        if (am->owed[i]) {
+            struct queue_rcpt *r = &am->qm.rcpts[i];
+
+            am->owed[i] = 0;
+            mark(am, i, QUEUE_RCPT_DELIVERED, r->dsn, r->reason);
+        }
+}
+
 /* log_rcpt - one Postfix delivery line, logged as the service that tried (or qmgr) */
 static void log_rcpt(const char *service, struct amsg *am, const char *addr, const char *relay,
                      double started, double now, const struct delivery_report *rep,
@@ -750,7 +782,10 @@ static void apply(const char *service, struct amsg *am, const size_t *idx, size_
         am->touched[i] = 1;
         switch (res->status) {
         case DELIVERY_OK:
-            mark(am, i, QUEUE_RCPT_DELIVERED, res->dsn, res->text);
+            if (am->last_job)
+                owe(am, i, res->dsn, res->text);
+            else
+                mark(am, i, QUEUE_RCPT_DELIVERED, res->dsn, res->text);
             log_rcpt(service, am, addr, rep->relay, started, now, rep, res, "sent");
             break;
         case DELIVERY_PERM:
@@ -922,8 +957,10 @@ static void job_done(void *ctx, const struct delivery_report *rep)
             }
     }
     if (rep->nrcpt == j->n) {
+        j->am->last_job = j->am->jobs == 1; /* job_end -> finish() follows at once */
         apply(d->odmr ? "odmr" : d->route.transport == SERVER_TRANSPORT_LOCAL ? "local" : "smtp",
               j->am, j->idx, j->n, rep, j->started);
+        j->am->last_job = 0;
     } else {
         log_error("%s: transport answered for %zu of %zu recipients", j->am->qm.id, rep->nrcpt,
                   j->n);
@@ -1087,6 +1124,7 @@ static void activate(struct qmgr *m, struct qent *e)
     am->old_retry = am->qm.retry_time;
     am->flush = e->flush_req;
     am->touched = xcalloc(am->qm.nrcpt + 1, 1);
+    am->owed = xcalloc(am->qm.nrcpt + 1, 1);
     am->rdest = xcalloc(am->qm.nrcpt + 1, sizeof(*am->rdest));
     am->jobs = 1; /* held while jobs are being set up */
     nowidx = xcalloc(am->qm.nrcpt + 1, sizeof(*nowidx));
@@ -1223,6 +1261,7 @@ static void amsg_free(struct qmgr *m, struct amsg *am)
         am->e->am = NULL;
     queue_msg_free(&am->qm);
     free(am->touched);
+    free(am->owed);
     free(am->rdest);
     free(am);
     m->nactive--;
@@ -1262,8 +1301,10 @@ static void finish(struct amsg *am)
         pending += am->qm.rcpts[i].state == QUEUE_RCPT_PENDING;
     if (e->op == OP_DELETE || pending == 0) {
         /* the delete is the record of the final states: no settle() before it */
-        if (queue_delete(m->q, QUEUE_ACTIVE, e->id, QUEUE_LATER) != QUEUE_OK)
+        if (queue_delete(m->q, QUEUE_ACTIVE, e->id, QUEUE_LATER) != QUEUE_OK) {
             log_error("%s: %s", e->id, queue_error(m->q));
+            pay(am); /* the file stays: it should say what happened */
+        }
         log_info("%s: removed", e->id);
         notify(m, am, 1);
         if (e->op == OP_DELETE)
@@ -1273,6 +1314,7 @@ static void finish(struct amsg *am)
         schedule_run(m);
         return;
     }
+    pay(am);
     settle(am);
     if (e->op == OP_HOLD) {
         e->op = OP_NONE;

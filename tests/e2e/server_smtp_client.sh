@@ -397,6 +397,12 @@ check "mixed: the commands were pipelined" grep -q ' \*: pipelined 5 commands$' 
 dsn_arrived() { grep -q ' C: RCPT TO:<sender@origin.test>' "$T/fast.log"; }
 check "mixed: the DSN for c@ reached the sender" wait_for 15 dsn_arrived
 check "mixed: the DSN names c@mixed.test" wait_for 5 grep -q 'Final-Recipient: rfc822; *c@mixed.test' "$T/fast.log"
+# the retry of b@ (minimal_backoff_time 2s) must not send a@ again: the delivered
+# state is in the queue file of a message that stays queued
+retried() { [ "$(grep -c ' C: RCPT TO:<b@mixed.test>' "$T/mixed.log")" -ge 2 ]; }
+check "mixed: b@ is tried again" wait_for 15 retried
+check_eq "mixed: a@ was sent once, not again with the retry" \
+    "$(grep -c ' C: RCPT TO:<a@mixed.test>' "$T/mixed.log")" 1
 srv_stop srv
 
 # --- 3. a private Postfix as the receiving MTA -------------------------------------------
