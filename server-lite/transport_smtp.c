@@ -449,8 +449,10 @@ static void cache_put(struct smtp_transport *t, struct dest *d, struct smtp_clie
 {
     struct idle *e;
 
+    /* no dead-connection check here: cache_get makes it before any reuse, and
+       the idle watch sees the peer close meanwhile (one recv per message less) */
     if (t->cache_ms <= 0 || d->nidle + d->nbusy >= t->limit
-        || smtp_client_age_ms(c) >= t->reuse_ms * 1000 || !smtp_client_alive(c)) {
+        || smtp_client_age_ms(c) >= t->reuse_ms * 1000) {
         close_session(t, c);
         return;
     }
