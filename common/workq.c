@@ -52,7 +52,10 @@ static void *worker(void *p)
             wq->tail = NULL;
         pthread_mutex_unlock(&wq->mu);
         j->work(j->arg);
-        handoff_post(wq->back, &j->link);
+        if (j->done)
+            handoff_post(wq->back, &j->link);
+        else
+            free(j);
         pthread_mutex_lock(&wq->mu);
         wq->inflight--;
         pthread_cond_broadcast(&wq->idle);
@@ -114,7 +117,8 @@ void workq_submit(struct workq *wq, workq_fn work, workq_fn done, void *arg)
     j->work = work;
     j->done = done;
     j->arg = arg;
-    wq->pending++;
+    if (done)
+        wq->pending++;
     pthread_mutex_lock(&wq->mu);
     if (wq->tail)
         wq->tail->next = j;
@@ -135,13 +139,15 @@ size_t workq_pending(const struct workq *wq)
 /* workq_drain - (loop thread) wait for every job and call its done; done may submit more */
 void workq_drain(struct workq *wq)
 {
-    while (wq && wq->pending > 0) {
+    if (wq == NULL)
+        return;
+    do {
         pthread_mutex_lock(&wq->mu);
         while (wq->inflight > 0)
             pthread_cond_wait(&wq->idle, &wq->mu);
         pthread_mutex_unlock(&wq->mu);
         handoff_run(wq->back);
-    }
+    } while (wq->pending > 0);
 }
 
 /* workq_free - drain, stop the threads, unregister from the loop */

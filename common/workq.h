@@ -8,7 +8,8 @@
  * workq_submit(wq, work, done, arg), from the loop's thread: work(arg) runs
  * on one of the threads, in submission order as threads free up; then
  * done(arg) runs on the loop's thread. arg belongs to the caller
- * throughout; done is always called, exactly once per job.
+ * throughout; done is always called, exactly once per job. done may be
+ * NULL: the job then ends on its thread (work reports back by itself).
  * workq_drain(wq) waits for every submitted job and calls its done.
  * workq_free(wq) drains, stops the threads and unregisters; NULL is fine.
  */

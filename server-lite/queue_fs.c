@@ -30,12 +30,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -47,6 +47,7 @@
 #include "fileio.h"
 #include "handoff.h"
 #include "log.h"
+#include "workq.h"
 #include "printable.h"
 #include "queue_fs.h"
 
@@ -478,18 +479,20 @@ static void fs_abort(struct queue_file *qf)
 }
 
 /*
- * Group commit. queue_commit_async hands a file to a pool of threads: each
- * takes a file, writes its size field and fsyncs it (several at once, so the
- * filesystem can join them in one journal commit); whichever thread finds no
- * other one busy with incoming/ then renames every synced file into it and
- * fsyncs the directory once for the whole batch. Finished jobs go back to
- * the event loop through a hand-off (common/handoff: a list and an eventfd),
- * which calls each job's done function.
- * The threads never log and never touch q->err or q->counter.
+ * Group commit. queue_commit_async hands a file to the threads of a
+ * common/workq: each job writes its file's size field and fsyncs it (several
+ * at once, so the filesystem can join them in one journal commit); whichever
+ * job finds no other one busy with incoming/ then renames every synced file
+ * into it and fsyncs the directory once for the whole batch, repeating while
+ * files were synced meanwhile (a job that finds the step busy leaves its file
+ * to that one and ends). Renamed files go back to the event loop through a
+ * hand-off (common/handoff: a list and an eventfd), which calls each one's
+ * done function. The threads never log and never touch q->err or q->counter.
  */
 struct queue_job {
     struct handoff_item link; /* first: the hand-off gives it back as a job */
-    struct queue_job *next;
+    STAILQ_ENTRY(queue_job) next;
+    struct queue_async *qa;
     struct queue_file qf;
     queue_done_fn fn;
     void *ctx;
@@ -498,9 +501,7 @@ struct queue_job {
 };
 
 /* a FIFO of jobs */
-struct job_list {
-    struct queue_job *head, *tail;
-};
+STAILQ_HEAD(job_list, queue_job);
 
 /* a file in tmp/ left by a removed message */
 struct recycled {
@@ -511,17 +512,11 @@ struct recycled {
 
 struct queue_async {
     struct queue_fs *q;
-    struct handoff *back;    /* finished jobs, to the event loop */
-    pthread_mutex_t mu;
-    pthread_cond_t work;     /* submitted got a job, a refill is due, or stop */
-    pthread_cond_t idle;     /* a job reached done */
-    struct job_list submitted; /* not yet fsynced */
+    struct workq *wq;        /* the threads: commits and spare refills */
+    struct handoff *back;    /* committed files, to the event loop */
+    pthread_mutex_t mu;      /* synced, dir_busy and the spares */
     struct job_list synced;  /* fsynced, waiting for the directory step */
-    size_t inflight;         /* submitted, not yet handed back */
     int dir_busy;            /* a thread runs the directory step */
-    int stop;
-    pthread_t *threads;
-    int nthreads;
     int spares[SPARE_TARGET]; /* unnamed files ready for queue_create */
     size_t nspares;
     int spares_usable;       /* -1 not yet tried, 0 no (no O_TMPFILE or no link), 1 yes */
@@ -531,60 +526,30 @@ struct queue_async {
                                        (loop thread only): queue_pending */
     size_t nbusy, busycap;
     int refill_blocked;      /* the last refill failed: wait for the next take */
-    int refilling;           /* a thread is making a spare */
+    int refilling;           /* a refill job is queued or running */
 };
 
-/* job_push - append a job to a list */
-static void job_push(struct job_list *l, struct queue_job *j)
+/* job_done - (mutex held) hand a finished job back to the loop */
+static void job_done(struct queue_async *qa, struct queue_job *j)
 {
-    j->next = NULL;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-}
-
-/* job_take - remove and return the whole list */
-static struct queue_job *job_take(struct job_list *l)
-{
-    struct queue_job *j = l->head;
-
-    l->head = l->tail = NULL;
-    return j;
-}
-
-/* jobs_done - (mutex held) hand a chain of finished jobs back to the loop */
-static void jobs_done(struct queue_async *qa, struct queue_job *j)
-{
-    int woke = 0;
-
-    while (j) {
-        struct queue_job *next = j->next;
-
-        handoff_post(qa->back, &j->link);
-        qa->inflight--;
-        j = next;
-        woke = 1;
-    }
-    if (woke)
-        pthread_cond_broadcast(&qa->idle);
+    handoff_post(qa->back, &j->link);
 }
 
 /* dir_step - rename a batch of synced files into incoming/, one directory fsync */
-static void dir_step(struct queue_async *qa, struct queue_job *batch)
+static void dir_step(struct queue_async *qa, struct job_list *batch)
 {
     char err[512] = "";
     int renamed = 0, rc;
+    struct queue_job *j;
 
-    for (struct queue_job *j = batch; j; j = j->next) {
+    STAILQ_FOREACH(j, batch, next) {
         j->status = commit_rename(&j->qf, j->err, sizeof(j->err));
         j->qf.tmpname[0] = 0;
         renamed |= j->status == QUEUE_OK;
     }
     if (!renamed || (rc = commit_dirsync(qa->q, err, sizeof(err))) == QUEUE_OK)
         return;
-    for (struct queue_job *j = batch; j; j = j->next) {
+    STAILQ_FOREACH(j, batch, next) {
         if (j->status != QUEUE_OK)
             continue;
         j->status = rc;
@@ -596,18 +561,17 @@ static void dir_step(struct queue_async *qa, struct queue_job *batch)
 /*
  * Spare files. Creating a file costs an inode allocation, which on some
  * filesystems (ext4 without a journal skips every inode freed in the last
- * minute) takes longer than the fsyncs. So the commit threads, when they
- * have no commit to do, make unnamed files (O_TMPFILE in tmp/) ahead of
- * need; queue_create takes one when there is one, and the commit gives it
+ * minute) takes longer than the fsyncs. So a refill job on the commit
+ * threads makes unnamed files (O_TMPFILE in tmp/) ahead of need; queue_create takes one when there is one, and the commit gives it
  * its name in incoming/ with linkat. Such a file has no name until it is
  * complete and synced, and vanishes with its descriptor. Refills start at
  * the first take, so spares are made with the server's final uid.
  */
 
-/* refill_due - (mutex held) a commit thread should make a spare */
+/* refill_due - (mutex held) a refill job should start */
 static int refill_due(const struct queue_async *qa)
 {
-    return qa->spares_usable != 0 && !qa->refill_blocked && !qa->refilling && !qa->stop
+    return qa->spares_usable != 0 && !qa->refill_blocked && !qa->refilling
            && qa->nspares < SPARE_TARGET;
 }
 
@@ -628,27 +592,34 @@ static int spares_work(struct queue_fs *q)
     return ok;
 }
 
-/* refill_one - (mutex held, dropped meanwhile) make one spare */
-static void refill_one(struct queue_async *qa)
+/* refill_work - (a commit thread) make spares up to SPARE_TARGET */
+static void refill_work(void *arg)
 {
+    struct queue_async *qa = arg;
     struct queue_fs *q = qa->q;
-    int fd = -1, usable = qa->spares_usable;
+    int usable, more = 1;
 
-    qa->refilling = 1;
+    pthread_mutex_lock(&qa->mu);
+    usable = qa->spares_usable;
     pthread_mutex_unlock(&qa->mu);
     if (usable < 0)
         usable = spares_work(q);
-    if (usable > 0)
-        fd = openat(q->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    pthread_mutex_lock(&qa->mu);
-    qa->refilling = 0;
-    qa->spares_usable = usable;
-    if (fd < 0)
-        qa->refill_blocked = 1; /* e.g. disk full: queue_create makes its own file */
-    else if (qa->nspares < SPARE_TARGET && !qa->stop)
-        qa->spares[qa->nspares++] = fd;
-    else
-        close(fd);
+    while (more) {
+        int fd = usable > 0 ? openat(q->tmpfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) : -1;
+
+        pthread_mutex_lock(&qa->mu);
+        qa->spares_usable = usable;
+        if (fd < 0)
+            qa->refill_blocked = 1; /* e.g. disk full: queue_create makes its own file */
+        else if (qa->nspares < SPARE_TARGET)
+            qa->spares[qa->nspares++] = fd;
+        else
+            close(fd);
+        more = fd >= 0 && qa->nspares < SPARE_TARGET;
+        if (!more)
+            qa->refilling = 0;
+        pthread_mutex_unlock(&qa->mu);
+    }
 }
 
 /*
@@ -759,7 +730,7 @@ static void busy_del(struct queue_async *qa, const char *id)
 /* take_spare - a file for queue_create (loop thread): recycled, or unnamed; 0: none */
 static int take_spare(struct queue_async *qa, int *fd, char *name, size_t namelen)
 {
-    int got = 0;
+    int got = 0, refill;
 
     if (qa == NULL)
         return 0;
@@ -772,57 +743,45 @@ static int take_spare(struct queue_async *qa, int *fd, char *name, size_t namele
         got = 1;
     }
     qa->refill_blocked = 0;
-    if (refill_due(qa))
-        pthread_cond_signal(&qa->work);
+    if ((refill = refill_due(qa)) != 0)
+        qa->refilling = 1;
     pthread_mutex_unlock(&qa->mu);
+    if (refill)
+        workq_submit(qa->wq, refill_work, NULL, qa);
     return got;
 }
 
-/* commit_thread - take jobs until told to stop; make spares when there is none */
-static void *commit_thread(void *arg)
+/* commit_work - (a commit thread) fsync one file, then the directory step if nobody runs it */
+static void commit_work(void *arg)
 {
-    struct queue_async *qa = arg;
+    struct queue_job *j = arg;
+    struct queue_async *qa = j->qa;
 
+    j->status = commit_file(&j->qf, j->err, sizeof(j->err));
     pthread_mutex_lock(&qa->mu);
-    for (;;) {
-        struct queue_job *j;
-
-        while (qa->submitted.head == NULL && !qa->stop && !refill_due(qa))
-            pthread_cond_wait(&qa->work, &qa->mu);
-        if (qa->submitted.head == NULL && qa->stop)
-            break;
-        if (qa->submitted.head == NULL) {
-            refill_one(qa);
-            continue;
-        }
-        j = qa->submitted.head;
-        qa->submitted.head = j->next;
-        if (qa->submitted.head == NULL)
-            qa->submitted.tail = NULL;
+    if (j->status != QUEUE_OK) {
+        j->qf.tmpname[0] = 0;
+        job_done(qa, j);
         pthread_mutex_unlock(&qa->mu);
-        j->status = commit_file(&j->qf, j->err, sizeof(j->err));
-        pthread_mutex_lock(&qa->mu);
-        if (j->status != QUEUE_OK) {
-            j->qf.tmpname[0] = 0;
-            j->next = NULL;
-            jobs_done(qa, j);
-            continue;
-        }
-        job_push(&qa->synced, j);
-        /* files synced while the step ran are picked up by the same thread */
-        while (qa->synced.head && !qa->dir_busy) {
-            struct queue_job *batch = job_take(&qa->synced);
+        return;
+    }
+    STAILQ_INSERT_TAIL(&qa->synced, j, next);
+    /* files synced while the step ran are picked up by the same thread */
+    while (!STAILQ_EMPTY(&qa->synced) && !qa->dir_busy) {
+        struct job_list batch = STAILQ_HEAD_INITIALIZER(batch);
 
-            qa->dir_busy = 1;
-            pthread_mutex_unlock(&qa->mu);
-            dir_step(qa, batch);
-            pthread_mutex_lock(&qa->mu);
-            qa->dir_busy = 0;
-            jobs_done(qa, batch);
+        STAILQ_CONCAT(&batch, &qa->synced);
+        qa->dir_busy = 1;
+        pthread_mutex_unlock(&qa->mu);
+        dir_step(qa, &batch);
+        pthread_mutex_lock(&qa->mu);
+        qa->dir_busy = 0;
+        while ((j = STAILQ_FIRST(&batch)) != NULL) {
+            STAILQ_REMOVE_HEAD(&batch, next);
+            job_done(qa, j);
         }
     }
     pthread_mutex_unlock(&qa->mu);
-    return NULL;
 }
 
 /* job_back - (event loop thread) a finished job: its done function */
@@ -844,32 +803,14 @@ static struct queue_async *async_new(struct queue_fs *q, struct event_base *base
                                      char *err, size_t errlen)
 {
     struct queue_async *qa = xcalloc(1, sizeof(*qa));
-    sigset_t all, old;
-    int rc;
 
     qa->q = q;
+    STAILQ_INIT(&qa->synced);
     qa->spares_usable = -1;
     qa->refill_blocked = 1; /* until the first queue_create: see "Spare files" */
-    if ((qa->back = handoff_new(base, job_back, qa, err, errlen)) == NULL) {
-        free(qa);
-        return NULL;
-    }
     pthread_mutex_init(&qa->mu, NULL);
-    pthread_cond_init(&qa->work, NULL);
-    pthread_cond_init(&qa->idle, NULL);
-    qa->threads = xcalloc((size_t) (nthreads > 0 ? nthreads : 1), sizeof(pthread_t));
-    /* signals stay with the event loop's thread */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (int i = 0; i < (nthreads > 0 ? nthreads : 1); i++) {
-        if ((rc = pthread_create(&qa->threads[i], NULL, commit_thread, qa)) != 0) {
-            snprintf(err, errlen, "cannot start a queue commit thread: %s", strerror(rc));
-            break;
-        }
-        qa->nthreads++;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (qa->nthreads < (nthreads > 0 ? nthreads : 1)) {
+    if ((qa->back = handoff_new(base, job_back, qa, err, errlen)) == NULL
+        || (qa->wq = workq_new(base, nthreads, err, errlen)) == NULL) {
         async_free(qa);
         return NULL;
     }
@@ -910,6 +851,7 @@ static int fs_commit_async(struct queue_file *qf, queue_done_fn fn, void *ctx)
     if (qf->fd < 0)
         return qerr(q, QUEUE_INVAL, "queue_commit_async: no open file");
     j = xcalloc(1, sizeof(*j));
+    j->qa = qa;
     j->qf = *qf;
     j->fn = fn;
     j->ctx = ctx;
@@ -917,11 +859,7 @@ static int fs_commit_async(struct queue_file *qf, queue_done_fn fn, void *ctx)
     qf->fd = -1;
     qf->tmpname[0] = 0;
     busy_add(qa, j->qf.id);
-    pthread_mutex_lock(&qa->mu);
-    qa->inflight++;
-    job_push(&qa->submitted, j);
-    pthread_cond_signal(&qa->work);
-    pthread_mutex_unlock(&qa->mu);
+    workq_submit(qa->wq, commit_work, NULL, j);
     return QUEUE_OK;
 }
 
@@ -936,13 +874,9 @@ static size_t fs_pending(const struct queue *fq)
 /* async_drain - wait for every commit and call the done functions, repeatedly */
 static void async_drain(struct queue_async *qa)
 {
-    if (qa == NULL)
-        return;
-    while (qa->nbusy > 0) {
-        pthread_mutex_lock(&qa->mu);
-        while (qa->inflight > 0)
-            pthread_cond_wait(&qa->idle, &qa->mu);
-        pthread_mutex_unlock(&qa->mu);
+    /* once the threads are idle, every commit was handed back */
+    while (qa && qa->nbusy > 0) {
+        workq_drain(qa->wq);
         handoff_run(qa->back);
     }
 }
@@ -960,22 +894,15 @@ static void async_free(struct queue_async *qa)
 {
     if (qa == NULL)
         return;
-    async_drain(qa);
-    pthread_mutex_lock(&qa->mu);
-    qa->stop = 1;
-    pthread_cond_broadcast(&qa->work);
-    pthread_mutex_unlock(&qa->mu);
-    for (int i = 0; i < qa->nthreads; i++)
-        pthread_join(qa->threads[i], NULL);
-    free(qa->threads);
+    if (qa->wq)
+        async_drain(qa);
+    workq_free(qa->wq); /* a refill job ends first */
     while (qa->nspares > 0)
         close(qa->spares[--qa->nspares]);
     while (qa->nrecycled > 0)
         unlinkat(qa->q->tmpfd, qa->recycled[--qa->nrecycled].name, 0);
     free(qa->recycled);
     free(qa->busy);
-    pthread_cond_destroy(&qa->work);
-    pthread_cond_destroy(&qa->idle);
     pthread_mutex_destroy(&qa->mu);
     handoff_free(qa->back);
     free(qa);

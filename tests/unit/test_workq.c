@@ -1,6 +1,7 @@
 /* Unit tests for common/workq and common/handoff: work off the loop's thread, done on it. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -73,6 +74,35 @@ static void test_workq(void)
         ok &= late[i].done_calls == 1 && late[i].work_off_loop;
     TEST_CHECK(ok, "workq_free: every pending job worked and done once");
     event_base_free(base);
+}
+
+/* slow_work - a job without done: takes a while, then counts itself */
+static int nslow;
+
+static void slow_work(void *arg)
+{
+    (void) arg;
+    usleep(20000);
+    __atomic_add_fetch(&nslow, 1, __ATOMIC_SEQ_CST);
+}
+
+/* test_workq_no_done - a job without done is not pending, and workq_drain still waits for it */
+static void test_workq_no_done(void)
+{
+    struct event_base *b = event_base_new();
+    char err[256];
+    struct workq *wq = workq_new(b, 2, err, sizeof(err));
+
+    TEST_CHECK(wq != NULL, "workq_new: %s", err);
+    if (wq == NULL)
+        return;
+    for (int i = 0; i < 4; i++)
+        workq_submit(wq, slow_work, NULL, NULL);
+    TEST_INTEQ(workq_pending(wq), 0);
+    workq_drain(wq);
+    TEST_INTEQ(__atomic_load_n(&nslow, __ATOMIC_SEQ_CST), 4);
+    workq_free(wq);
+    event_base_free(b);
 }
 
 struct posted {
@@ -188,6 +218,7 @@ static void test_handoff_close(void)
 int main(void)
 {
     test_workq();
+    test_workq_no_done();
     test_handoff();
     test_handoff_close();
     return test_summary();
