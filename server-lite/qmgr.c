@@ -1689,6 +1689,18 @@ int qmgr_delete(struct qmgr *m, const char *id)
     return QUEUE_NOTFOUND;
 }
 
+/* move_ent - an operator's move of a waiting message; a message gone meanwhile is forgotten */
+static int move_ent(struct qmgr *m, struct qent *e, enum queue_dir to)
+{
+    int rc = queue_move(m->q, e->id, e->dir, to);
+
+    if (rc == QUEUE_NOTFOUND)
+        ent_drop(m, e);
+    else if (rc == QUEUE_OK)
+        set_dir(m, e, to);
+    return rc;
+}
+
 /* qmgr_hold - put a message on hold (never scheduled until released) */
 int qmgr_hold(struct qmgr *m, const char *id)
 {
@@ -1705,15 +1717,11 @@ int qmgr_hold(struct qmgr *m, const char *id)
         e->op = OP_HOLD;
         return QUEUE_OK;
     }
-    if ((rc = queue_move(m->q, e->id, e->dir, QUEUE_HOLD)) != QUEUE_OK) {
-        if (rc == QUEUE_NOTFOUND)
-            ent_drop(m, e);
+    if ((rc = move_ent(m, e, QUEUE_HOLD)) != QUEUE_OK)
         return rc;
-    }
     heap_remove(m, e);
     runq_remove(m, e);
     clear_flush(e);
-    set_dir(m, e, QUEUE_HOLD);
     log_info("%s: placed on hold", e->id);
     forget(m, e->id);
     return QUEUE_OK;
@@ -1735,12 +1743,8 @@ int qmgr_release(struct qmgr *m, const char *id)
         }
         return QUEUE_NOTFOUND;
     }
-    if ((rc = queue_move(m->q, e->id, QUEUE_HOLD, QUEUE_INCOMING)) != QUEUE_OK) {
-        if (rc == QUEUE_NOTFOUND)
-            ent_drop(m, e);
+    if ((rc = move_ent(m, e, QUEUE_INCOMING)) != QUEUE_OK)
         return rc;
-    }
-    set_dir(m, e, QUEUE_INCOMING);
     log_info("%s: released from hold", e->id);
     runq_push(m, e);
     return QUEUE_OK;
@@ -1879,11 +1883,9 @@ void qmgr_free(struct qmgr *m)
     htable_free(m->dests, NULL);
     htable_free(m->msgs, NULL);
     free(m->heap);
-    if (m->timer)
-        event_free(m->timer);
-    if (m->run_ev)
-        event_free(m->run_ev);
-    if (m->scan_ev)
-        event_free(m->scan_ev);
+    struct event *evs[] = { m->timer, m->run_ev, m->scan_ev };
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
     free(m);
 }
