@@ -1701,18 +1701,24 @@ static int move_ent(struct qmgr *m, struct qent *e, enum queue_dir to)
     return rc;
 }
 
+/* operator_ent - the entry of a known message an operator acts on, or an error */
+static int operator_ent(struct qmgr *m, const char *id, struct qent **e)
+{
+    if (!queue_id_valid(id))
+        return QUEUE_BADID;
+    if ((*e = htable_find(m->msgs, id)) == NULL)
+        return QUEUE_NOTFOUND;
+    return QUEUE_OK;
+}
+
 /* qmgr_hold - put a message on hold (never scheduled until released) */
 int qmgr_hold(struct qmgr *m, const char *id)
 {
     struct qent *e;
     int rc;
 
-    if (!queue_id_valid(id))
-        return QUEUE_BADID;
-    if ((e = htable_find(m->msgs, id)) == NULL)
-        return QUEUE_NOTFOUND;
-    if (e->dir == QUEUE_HOLD)
-        return QUEUE_OK;
+    if ((rc = operator_ent(m, id, &e)) != QUEUE_OK || e->dir == QUEUE_HOLD)
+        return rc;
     if (e->am) {
         e->op = OP_HOLD;
         return QUEUE_OK;
@@ -1733,16 +1739,14 @@ int qmgr_release(struct qmgr *m, const char *id)
     struct qent *e;
     int rc;
 
-    if (!queue_id_valid(id))
-        return QUEUE_BADID;
-    e = htable_find(m->msgs, id);
-    if (e == NULL || e->dir != QUEUE_HOLD) {
-        if (e && e->am && e->op == OP_HOLD) {
-            e->op = OP_NONE;
-            return QUEUE_OK;
-        }
-        return QUEUE_NOTFOUND;
+    if ((rc = operator_ent(m, id, &e)) != QUEUE_OK)
+        return rc;
+    if (e->am && e->op == OP_HOLD) {
+        e->op = OP_NONE; /* still active: it will not go to hold/ after all */
+        return QUEUE_OK;
     }
+    if (e->dir != QUEUE_HOLD)
+        return QUEUE_NOTFOUND;
     if ((rc = move_ent(m, e, QUEUE_INCOMING)) != QUEUE_OK)
         return rc;
     log_info("%s: released from hold", e->id);

@@ -188,6 +188,19 @@ struct queue_ops {
     void (*close)(struct queue *q);
 };
 
+/* a backend's table: QUEUE_OPS(fs) names fs_create, fs_write, ... for every member,
+   so a backend that lacks one does not compile */
+#define QUEUE_OPS(p)                                                                       \
+    {                                                                                      \
+        .create = p##_create, .write = p##_write, .commit = p##_commit,                    \
+        .abort = p##_abort, .attach = p##_attach, .commit_async = p##_commit_async,        \
+        .pending = p##_pending, .drain = p##_drain, .detach = p##_detach,                  \
+        .load = p##_load, .open_content = p##_open_content, .stat = p##_stat,              \
+        .walk = p##_walk, .update = p##_update, .settle = p##_settle,                      \
+        .set_retry_time = p##_set_retry_time, .move = p##_move, .delete = p##_delete,      \
+        .sync = p##_sync, .recover = p##_recover, .close = p##_close,                      \
+    }
+
 int queue_fail(struct queue *q, int status, const char *fmt, ...) LOG_PRINTF(3, 4);
 int queue_header_safe(const char *s);
 int queue_dsn_valid(const char *dsn);

@@ -1410,26 +1410,4 @@ static int fs_recover(struct queue *fq)
     return rc;
 }
 
-static const struct queue_ops fs_ops = {
-    .create = fs_create,
-    .write = fs_write,
-    .commit = fs_commit,
-    .abort = fs_abort,
-    .attach = fs_attach,
-    .commit_async = fs_commit_async,
-    .pending = fs_pending,
-    .drain = fs_drain,
-    .detach = fs_detach,
-    .load = fs_load,
-    .open_content = fs_open_content,
-    .stat = fs_stat,
-    .walk = fs_walk,
-    .update = fs_update,
-    .settle = fs_settle,
-    .set_retry_time = fs_set_retry_time,
-    .move = fs_move,
-    .delete = fs_delete,
-    .sync = fs_sync,
-    .recover = fs_recover,
-    .close = fs_close,
-};
+static const struct queue_ops fs_ops = QUEUE_OPS(fs);

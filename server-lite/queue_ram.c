@@ -421,29 +421,7 @@ static void ram_close(struct queue *q)
     free(r);
 }
 
-static const struct queue_ops ram_ops = {
-    .create = ram_create,
-    .write = ram_write,
-    .commit = ram_commit,
-    .abort = ram_abort,
-    .attach = ram_attach,
-    .commit_async = ram_commit_async,
-    .pending = ram_pending,
-    .drain = ram_drain,
-    .detach = ram_detach,
-    .load = ram_load,
-    .open_content = ram_open_content,
-    .stat = ram_stat,
-    .walk = ram_walk,
-    .update = ram_update,
-    .settle = ram_settle,
-    .set_retry_time = ram_set_retry_time,
-    .move = ram_move,
-    .delete = ram_delete,
-    .sync = ram_sync,
-    .recover = ram_recover,
-    .close = ram_close,
-};
+static const struct queue_ops ram_ops = QUEUE_OPS(ram);
 
 /* queue_ram_open - an empty queue in memory */
 int queue_ram_open(struct queue *q)
