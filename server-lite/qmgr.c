@@ -591,13 +591,19 @@ int qmgr_grant_held(const struct qmgr *m, const char *domain)
     return grant_find(m, domain) != NULL;
 }
 
-/* flush_for_grant - e is scheduled (run queue, or again after its delivery) for a domain of g */
+/*
+ * flush_for_grant - e is scheduled (run queue, or again after its delivery)
+ * for a domain of g. A flush of every recipient (etrn-queue -f) counts only
+ * while e waits on the run queue: once active, its recipients for g are jobs
+ * of g's destination already, and a delivery hanging elsewhere must not hold
+ * the site's turn open.
+ */
 static int flush_for_grant(const struct qent *e, const struct qmgr_grant *g)
 {
     if (!e->flush_req || (!e->on_runq && e->am == NULL))
         return 0;
     if (e->nflush_domains == 0)
-        return 1;
+        return e->on_runq;
     for (size_t i = 0; i < g->ndomains; i++)
         if (flush_match(e, g->domains[i]))
             return 1;
@@ -1525,17 +1531,27 @@ void qmgr_incoming(struct qmgr *m, const char *id)
     runq_push(m, e);
 }
 
+/* msg_has_pending - qm has a pending recipient in domain (NULL: any) */
+static int msg_has_pending(const struct queue_msg *qm, const char *domain)
+{
+    for (size_t i = 0; i < qm->nrcpt; i++)
+        if (qm->rcpts[i].state == QUEUE_RCPT_PENDING
+            && (domain == NULL || strcasecmp(rcpt_domain(qm->rcpts[i].address), domain) == 0))
+            return 1;
+    return 0;
+}
+
 /* has_pending - 1: a pending recipient in domain (NULL: any), 0: none, <0: queue status */
 static int has_pending(struct qmgr *m, const struct qent *e, const char *domain)
 {
     struct queue_msg qm;
-    int found = 0, rc;
+    int found, rc;
 
+    if (e->am)
+        return msg_has_pending(&e->am->qm, domain);
     if ((rc = queue_load(m->q, e->dir, e->id, &qm)) != QUEUE_OK)
         return rc;
-    for (size_t i = 0; i < qm.nrcpt && !found; i++)
-        found = qm.rcpts[i].state == QUEUE_RCPT_PENDING
-                && (domain == NULL || strcasecmp(rcpt_domain(qm.rcpts[i].address), domain) == 0);
+    found = msg_has_pending(&qm, domain);
     queue_msg_free(&qm);
     return found;
 }
@@ -1558,6 +1574,9 @@ int qmgr_flush_message(struct qmgr *m, const char *id, const char *domain)
     if (e->dir == QUEUE_HOLD || e->op != OP_NONE)
         return 0;
     if (e->am) {
+        /* again after this delivery, if it has recipients there */
+        if (!msg_has_pending(&e->am->qm, domain))
+            return 0;
         add_flush(e, domain);
         return 1;
     }
