@@ -396,7 +396,11 @@ static int link_unnamed(struct queue_file *qf, char *err, size_t errlen)
         snprintf(err, errlen, "link %s/tmp/%s to incoming/%s: %s", q->path, qf->tmpname, qf->id,
                  strerror(errno));
     }
-    close(qf->fd); /* an unnamed file that was not linked is gone with it */
+    /* an unnamed file that was not linked is gone with it */
+    if (close(qf->fd) != 0 && rc == QUEUE_OK) {
+        rc = io_status(errno);
+        snprintf(err, errlen, "close incoming/%s: %s", qf->id, strerror(errno));
+    }
     qf->fd = -1;
     return rc;
 }
@@ -899,8 +903,12 @@ static void async_free(struct queue_async *qa)
     workq_free(qa->wq); /* a refill job ends first */
     while (qa->nspares > 0)
         close(qa->spares[--qa->nspares]);
-    while (qa->nrecycled > 0)
-        unlinkat(qa->q->tmpfd, qa->recycled[--qa->nrecycled].name, 0);
+    while (qa->nrecycled > 0) {
+        const char *name = qa->recycled[--qa->nrecycled].name;
+
+        if (unlinkat(qa->q->tmpfd, name, 0) != 0 && errno != ENOENT)
+            log_warn("cannot remove %s/tmp/%s: %s", qa->q->path, name, strerror(errno));
+    }
     free(qa->recycled);
     free(qa->busy);
     pthread_mutex_destroy(&qa->mu);
@@ -1165,7 +1173,9 @@ static int fs_settle(struct queue *fq, struct queue_msg *msg)
     if (fsync(fd) != 0)
         rc = qerr(q, io_status(errno), "%s/%s: fsync: %s", dir_names[msg->dir], msg->id,
                   strerror(errno));
-    close(fd);
+    if (close(fd) != 0 && rc == QUEUE_OK)
+        rc = qerr(q, io_status(errno), "%s/%s: close: %s", dir_names[msg->dir], msg->id,
+                  strerror(errno));
     if (rc == QUEUE_OK)
         msg->unsynced = 0;
     return rc;
@@ -1245,7 +1255,8 @@ static int fs_delete(struct queue *fq, enum queue_dir dir, const char *id, int f
         return rc;
     if (!(flags & QUEUE_LATER) || q->sync_ev == NULL)
         return sync_msg_dir(q, dir);
-    if (q->later == 0 && evtimer_add(q->sync_ev, &soon) != 0) {
+    /* pending, not q->later: a retry that could not be armed is armed again here */
+    if (!evtimer_pending(q->sync_ev, NULL) && evtimer_add(q->sync_ev, &soon) != 0) {
         log_error("qmgr: cannot arm the queue sync timer; syncing now");
         return sync_msg_dir(q, dir);
     }
