@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "handoff.h"
 #include "log.h"
+#include "loop.h"
 
 struct handoff {
     struct event *ev;
@@ -55,8 +56,7 @@ struct handoff *handoff_new(struct event_base *base, handoff_fn fn, void *ctx, c
     h->ev = event_new(base, h->efd, EV_READ | EV_PERSIST, wake_cb, h);
     if (h->ev == NULL || event_add(h->ev, NULL) != 0) {
         snprintf(err, errlen, "cannot watch an eventfd with libevent");
-        if (h->ev)
-            event_free(h->ev);
+        loop_event_free(&h->ev);
         close(h->efd);
         free(h);
         return NULL;

@@ -25,6 +25,7 @@
 #include "client_name.h"
 #include "handoff.h"
 #include "log.h"
+#include "loop.h"
 #include "mx.h"
 
 struct client_name_query {
@@ -74,10 +75,7 @@ static void *lookup_thread(void *arg)
 static void finish(struct client_name_query *q)
 {
     q->waiting = 0;
-    if (q->timer) {
-        event_free(q->timer);
-        q->timer = NULL;
-    }
+    loop_event_free(&q->timer);
 }
 
 /* query_back - a thread posted an answer: run fn if the loop still waits for it */
@@ -150,8 +148,7 @@ struct client_name_query *client_name_lookup(struct client_names *cn, const char
     snprintf(q->resolver, sizeof(q->resolver), "%s", cn->resolver);
     q->timer = evtimer_new(cn->base, timeout_event, q);
     if (q->timer == NULL || evtimer_add(q->timer, &limit) != 0) {
-        if (q->timer)
-            event_free(q->timer);
+        loop_event_free(&q->timer);
         free(q);
         return NULL;
     }

@@ -54,6 +54,7 @@
 #include "flush.h"
 #include "timefmt.h"
 #include "log.h"
+#include "loop.h"
 #include "queue.h"
 #include "server_config.h"
 
@@ -973,11 +974,10 @@ void flush_free(struct flush *f)
 
     if (f == NULL)
         return;
-    struct event *const timers[] = { f->run_ev, f->refresh_ev, f->step_ev, f->maint_ev };
+    struct event **const timers[] = { &f->run_ev, &f->refresh_ev, &f->step_ev, &f->maint_ev };
 
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
-        if (timers[i])
-            event_free(timers[i]);
+        loop_event_free(timers[i]);
     free(f->walk_ids);
     for (struct site *s = LIST_FIRST(&f->sites); s; s = next) {
         next = LIST_NEXT(s, link);

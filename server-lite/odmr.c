@@ -31,6 +31,7 @@
 #include "delivery.h"
 #include "domain.h"
 #include "log.h"
+#include "loop.h"
 #include "odmr.h"
 #include "smtp_client.h"
 #include "timefmt.h"
@@ -426,10 +427,8 @@ static void turn_end(struct odmr_turn *t)
     }
     if (t->c)
         smtp_client_free(t->c);
-    if (t->idle)
-        event_free(t->idle);
-    if (t->limit)
-        event_free(t->limit);
+    loop_event_free(&t->idle);
+    loop_event_free(&t->limit);
     if (t->prev)
         t->prev->next = t->next;
     else

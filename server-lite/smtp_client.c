@@ -35,6 +35,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
+#include "loop.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 
@@ -159,10 +160,7 @@ static void send_line(struct smtp_client *c, const char *fmt, ...)
 /* close_conn - drop the connection (the session object stays) */
 static void close_conn(struct smtp_client *c)
 {
-    if (c->bev) {
-        bufferevent_free(c->bev); /* closes fd, and the socket under a TLS filter */
-        c->bev = NULL;
-    }
+    loop_bufferevent_free(&c->bev); /* closes fd, and the socket under a TLS filter */
     if (c->timer)
         evtimer_del(c->timer);
     c->state = CS_DEAD;
@@ -1236,12 +1234,9 @@ void smtp_client_free(struct smtp_client *c)
 /* destroy - release everything */
 static void destroy(struct smtp_client *c)
 {
-    if (c->bev)
-        bufferevent_free(c->bev);
-    if (c->timer)
-        event_free(c->timer);
-    if (c->later)
-        event_free(c->later);
+    loop_bufferevent_free(&c->bev);
+    loop_event_free(&c->timer);
+    loop_event_free(&c->later);
     if (c->conf.ssl_ctx)
         SSL_CTX_free(c->conf.ssl_ctx);
     free(c->cmds);

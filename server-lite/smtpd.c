@@ -71,6 +71,7 @@
 #include "domain.h"
 #include "flush.h"
 #include "log.h"
+#include "loop.h"
 #include "odmr.h"
 #include "printable.h"
 #include "queue.h"
@@ -1649,14 +1650,11 @@ static void session_free(struct session *s)
     transaction_reset(s);
     buf_free(&s->out);
     odmr_turn_abort(s->turn); /* the session ended before ATRN's 250 was out */
-    if (s->bev)
-        bufferevent_free(s->bev);
+    loop_bufferevent_free(&s->bev);
     LIST_REMOVE(s, link);
     srv->nsessions--;
-    if (s->deadline)
-        event_free(s->deadline);
-    if (s->tarpit)
-        event_free(s->tarpit);
+    loop_event_free(&s->deadline);
+    loop_event_free(&s->tarpit);
     anvil_disconnect(srv->anvil, s->addr, clock_now_ms());
     free(s->helo);
     free(s->ok);
@@ -2210,8 +2208,7 @@ void smtpd_free(struct smtpd *srv)
     for (size_t i = 0; i < srv->nlisteners; i++)
         evconnlistener_free(srv->listeners[i]);
     free(srv->listeners);
-    if (srv->accept_resume)
-        event_free(srv->accept_resume);
+    loop_event_free(&srv->accept_resume);
     smtpd_tls_free(srv->tls);
     smtpd_auth_free(srv->auth);
     anvil_free(srv->anvil);

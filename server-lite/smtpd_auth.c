@@ -33,6 +33,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "loop.h"
 #include "sasl_users.h"
 #include "smtpd_auth.h"
 #include "workq.h"
@@ -298,8 +299,7 @@ static void check_back(void *arg)
             TAILQ_INSERT_TAIL(&w->a->delayed, w, delayed_link);
             return;
         }
-        event_free(w->timer);
-        w->timer = NULL;
+        loop_event_free(&w->timer);
     }
     fail_reply(w);
 }

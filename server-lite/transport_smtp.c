@@ -34,6 +34,7 @@
 #include "delivery.h"
 #include "handoff.h"
 #include "log.h"
+#include "loop.h"
 #include "mx.h"
 #include "server_config.h"
 #include "smtp_client.h"
@@ -318,8 +319,7 @@ static void job_free(struct job *job)
         log_warn("%s: close content: %m", job->msg.id);
     targets_free(job->targets, job->ntargets);
     delivery_report_free(&job->rep);
-    if (job->later)
-        event_free(job->later);
+    loop_event_free(&job->later);
     free(job);
 }
 

@@ -1,7 +1,12 @@
 /* Unit tests for common/: durations, domains, ETRN arguments, buffers, config, printable. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "buf.h"
 #include "clock.h"
@@ -9,6 +14,7 @@
 #include "domain.h"
 #include "duration.h"
 #include "json.h"
+#include "loop.h"
 #include "printable.h"
 #include "test.h"
 
@@ -383,6 +389,48 @@ static void test_json(void)
     buf_free(&b);
 }
 
+/* fired - a timer that must not run once loop_event_free had it */
+static void fired(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    (*(int *) arg)++;
+}
+
+/* test_loop - loop_event_free and loop_bufferevent_free release, clear, and take NULL */
+static void test_loop(void)
+{
+    static const struct timeval now = { 0, 0 };
+    struct event_base *base = event_base_new();
+    struct event *ev = NULL;
+    struct bufferevent *bev = NULL;
+    int runs = 0, sv[2];
+    char c;
+
+    TEST_CHECK(base != NULL, "event_base_new");
+    loop_event_free(&ev); /* NULL: nothing */
+    loop_bufferevent_free(&bev);
+    ev = evtimer_new(base, fired, &runs);
+    TEST_CHECK(ev != NULL && evtimer_add(ev, &now) == 0, "a due timer");
+    loop_event_free(&ev);
+    TEST_CHECK(ev == NULL, "loop_event_free leaves the pointer NULL");
+    loop_event_free(&ev); /* a second call frees nothing twice */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    TEST_INTEQ(runs, 0); /* the pending timer was deleted with it */
+
+    TEST_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    bev = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    TEST_CHECK(bev != NULL, "bufferevent_socket_new");
+    loop_bufferevent_free(&bev);
+    TEST_CHECK(bev == NULL, "loop_bufferevent_free leaves the pointer NULL");
+    loop_bufferevent_free(&bev);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* libevent may finish the free on the loop */
+    TEST_CHECK(fcntl(sv[1], F_SETFL, O_NONBLOCK) == 0, "fcntl");
+    TEST_INTEQ(read(sv[1], &c, 1), 0); /* the peer sees the socket closed */
+    close(sv[1]);
+    event_base_free(base);
+}
+
 int main(void)
 {
     test_duration();
@@ -394,5 +442,6 @@ int main(void)
     test_timeval();
     test_printable();
     test_json();
+    test_loop();
     return test_summary();
 }
