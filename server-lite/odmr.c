@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <event2/bufferevent.h>
@@ -52,7 +53,7 @@ struct odmr {
     const struct odmr_ops *ops;
     void *ctx;
     struct smtp_client_conf cconf;
-    struct odmr_turn *turns;
+    LIST_HEAD(, odmr_turn) turns; /* zeroed: empty */
     size_t nturns;
     struct atrn_note *notes;
     size_t nnotes;
@@ -62,7 +63,7 @@ enum turn_state { TURN_WAIT, TURN_SETUP, TURN_READY, TURN_SENDING, TURN_QUIT };
 
 struct odmr_turn {
     struct odmr *o;
-    struct odmr_turn *next, *prev;
+    LIST_ENTRY(odmr_turn) link;   /* o->turns */
     enum turn_state state;
     struct odmr_domains domains;
     char user[256];
@@ -230,10 +231,7 @@ void odmr_atrn(struct odmr *o, const char *user, const char *addr, const char *c
         t->grant = o->ops->grant(o->ctx, t->grant, t->name, ds.name[i], turn_deliver, t);
         note(o, ds.name[i], client, user, "250 started");
     }
-    t->next = o->turns;
-    if (t->next)
-        t->next->prev = t;
-    o->turns = t;
+    LIST_INSERT_HEAD(&o->turns, t, link);
     o->nturns++;
     log_info("ATRN from %s, sasl_username=%s: %zu or more message(s) waiting for %zu domain(s); "
              "reversing the connection", client, user, waiting, ds.n);
@@ -429,12 +427,7 @@ static void turn_end(struct odmr_turn *t)
         smtp_client_free(t->c);
     loop_event_free(&t->idle);
     loop_event_free(&t->limit);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        o->turns = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
+    LIST_REMOVE(t, link);
     o->nturns--;
     free(t);
 }
@@ -513,8 +506,8 @@ void odmr_free(struct odmr *o)
 {
     if (o == NULL)
         return;
-    while (o->turns)
-        turn_end(o->turns);
+    while (!LIST_EMPTY(&o->turns))
+        turn_end(LIST_FIRST(&o->turns));
     free(o->notes);
     free(o);
 }
