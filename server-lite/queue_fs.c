@@ -346,40 +346,36 @@ static int commit_file(struct queue_file *qf, char *err, size_t errlen)
 {
     struct queue_fs *q = qf->q->be;
     char size[SIZE_DIGITS + 1];
+    const char *step;
     int rc, fd = qf->fd;
+    off_t end;
 
     snprintf(size, sizeof(size), "%0*lld", SIZE_DIGITS, (long long) qf->size);
-    if (recycled_name(qf->tmpname)) {
-        /* the file held a removed message: cut what is left of it after ours */
-        off_t end = lseek(fd, 0, SEEK_CUR);
-
-        if (end < 0 || ftruncate(fd, end) != 0) {
-            rc = io_status(errno);
-            snprintf(err, errlen, "truncate %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
-            close(fd);
-            qf->fd = -1;
-            remove_tmp(q, qf->tmpname, err, errlen);
-            return rc;
-        }
-    }
-    if (fileio_pwrite_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF) != 0 || fsync(fd) != 0) {
-        rc = io_status(errno);
-        snprintf(err, errlen, "write %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
-        close(fd);
-        qf->fd = -1;
-        remove_tmp(q, qf->tmpname, err, errlen);
-        return rc;
-    }
+    /* a recycled file held a removed message: cut what is left of it after ours */
+    step = "truncate";
+    if (recycled_name(qf->tmpname)
+        && ((end = lseek(fd, 0, SEEK_CUR)) < 0 || ftruncate(fd, end) != 0))
+        goto fail;
+    step = "write";
+    if (fileio_pwrite_all(fd, size, SIZE_DIGITS, (off_t) SIZE_FIELD_OFF) != 0 || fsync(fd) != 0)
+        goto fail;
     if (strcmp(qf->tmpname, UNNAMED) == 0)
         return QUEUE_OK;
     qf->fd = -1;
-    if (close(fd) != 0) {
-        rc = io_status(errno);
-        snprintf(err, errlen, "close %s/tmp/%s: %s", q->path, qf->tmpname, strerror(errno));
-        remove_tmp(q, qf->tmpname, err, errlen);
-        return rc;
-    }
+    step = "close";
+    rc = close(fd);
+    fd = -1;
+    if (rc != 0)
+        goto fail;
     return QUEUE_OK;
+fail:
+    rc = io_status(errno);
+    snprintf(err, errlen, "%s %s/tmp/%s: %s", step, q->path, qf->tmpname, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    qf->fd = -1;
+    remove_tmp(q, qf->tmpname, err, errlen);
+    return rc;
 }
 
 /* link_unnamed - give an unnamed file its name in incoming/ and close it */
