@@ -61,6 +61,7 @@ static const struct cfg_key main_keys[] = {
     { "smtpd_error_sleep_time", CFG_DURATION, "1s", 0, 0, NULL, OFF(smtpd_error_sleep_time), 0 },
     { "smtpd_soft_error_limit", CFG_INT, "10", 0, 0, NULL, OFF(smtpd_soft_error_limit), 0 },
     { "smtpd_hard_error_limit", CFG_INT, "20", 0, 0, NULL, OFF(smtpd_hard_error_limit), 0 },
+    { "smtpd_junk_command_limit", CFG_INT, "100", 1, 0, NULL, OFF(smtpd_junk_command_limit), 0 },
     { "smtpd_tls_cert_file", CFG_STRING, NULL, 0, 0, NULL, OFF(smtpd_tls_cert_file), 0 },
     { "smtpd_tls_key_file", CFG_STRING, NULL, 0, 0, NULL, OFF(smtpd_tls_key_file), 0 },
     { "smtpd_sasl_users_file", CFG_STRING, NULL, 0, 0, NULL, OFF(smtpd_sasl_users_file), 0 },

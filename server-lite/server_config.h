@@ -118,6 +118,7 @@ struct server_config {
                                          the delay of every reply past the soft error limit */
     long long smtpd_soft_error_limit; /* errors in a session before replies slow down */
     long long smtpd_hard_error_limit; /* errors in a session that end it (421); 0: off */
+    long long smtpd_junk_command_limit; /* NOOP, VRFY, ETRN, RSET before each counts as an error */
     char *smtpd_tls_cert_file;
     char *smtpd_tls_key_file;
     char *smtpd_sasl_users_file;

@@ -140,6 +140,8 @@ struct session {
     struct odmr_turn *turn; /* after ATRN's 250: the connection goes to it */
     int busy;              /* waiting for it: no input, no deadline */
     unsigned errors;       /* 4xx/5xx replies since the last message accepted */
+    unsigned junk;         /* NOOP, VRFY, ETRN, RSET since the last message accepted */
+    int junk_error;        /* this line's junk command is past smtpd_junk_command_limit */
     struct event *tarpit;  /* past smtpd_soft_error_limit: the delay before the next reply */
     /* transaction */
     char *sender;
@@ -196,6 +198,7 @@ struct command {
     const char *name;
     int (*check)(struct session *s, const char *arg);
     void (*proceed)(struct session *s, char *arg);
+    int junk;  /* counts against smtpd_junk_command_limit */
 };
 
 static void cmd_helo(struct session *s, char *arg);
@@ -225,14 +228,14 @@ static const struct command commands[NCOMMANDS] = {
     [CMD_EHLO] = { "ehlo", NULL, cmd_ehlo },
     [CMD_STARTTLS] = { "starttls", check_starttls, cmd_starttls },
     [CMD_AUTH] = { "auth", check_auth, cmd_auth },
-    [CMD_ETRN] = { "etrn", check_idle, cmd_etrn },
+    [CMD_ETRN] = { "etrn", check_idle, cmd_etrn, 1 },
     [CMD_ATRN] = { "atrn", check_atrn, cmd_atrn },
     [CMD_MAIL] = { "mail", check_mail, cmd_mail },
     [CMD_RCPT] = { "rcpt", check_rcpt, cmd_rcpt },
     [CMD_DATA] = { "data", check_data, cmd_data },
-    [CMD_RSET] = { "rset", NULL, cmd_rset },
-    [CMD_NOOP] = { "noop", NULL, cmd_noop },
-    [CMD_VRFY] = { "vrfy", NULL, cmd_vrfy },
+    [CMD_RSET] = { "rset", NULL, cmd_rset, 1 },
+    [CMD_NOOP] = { "noop", NULL, cmd_noop, 1 },
+    [CMD_VRFY] = { "vrfy", NULL, cmd_vrfy, 1 },
     [CMD_HELP] = { "help", NULL, cmd_help },
     [CMD_QUIT] = { "quit", NULL, cmd_quit },
 };
@@ -764,6 +767,7 @@ static void commit_done(void *ctx, const char *id, int status, const char *error
     if (status == QUEUE_OK) {
         reply(s, "250 2.0.0 Ok: queued as %s", id);
         s->errors = 0; /* Postfix: errors count "without delivering mail" */
+        s->junk = 0;
     } else {
         queue_fail_reply(s, status);
     }
@@ -1247,6 +1251,9 @@ static void command_line(struct session *s, char *line, size_t len)
                 commands[i].proceed(s, arg);
             if (s->last_code < 400)
                 s->ok[i]++;
+            /* Postfix: past smtpd_junk_command_limit each junk command is an error */
+            if (commands[i].junk && ++s->junk > (unsigned) s->srv->conf->smtpd_junk_command_limit)
+                s->junk_error = 1;
             return;
         }
     }
@@ -1438,6 +1445,7 @@ static void session_lines(struct session *s)
             continue;
         }
         s->last_code = 0;
+        s->junk_error = 0;
         if (smtpd_auth_running(s->auth))
             smtpd_auth_response(s->auth, line, len);
         else
@@ -1462,7 +1470,8 @@ static void tarpit_cb(evutil_socket_t fd, short what, void *arg)
  * error_limits - Postfix's smtpd_soft_error_limit and smtpd_hard_error_limit
  * after a command: count a 4xx/5xx reply; at the hard limit answer 421 and
  * end the session; past the soft limit hold the reply and all input for
- * smtpd_error_sleep_time. The count restarts when a message is accepted.
+ * smtpd_error_sleep_time. A junk command past smtpd_junk_command_limit
+ * counts as an error too. The counts restart when a message is accepted.
  * Clients in smtpd_client_event_limit_exceptions are not slowed or cut off.
  * Returns 1 when the caller must stop reading lines.
  */
@@ -1471,8 +1480,9 @@ static int error_limits(struct session *s)
     const struct server_config *conf = s->srv->conf;
     struct timeval tv;
 
-    if (s->last_code < 400 || s->state == ST_CLOSING || s->exempt)
+    if ((s->last_code < 400 && !s->junk_error) || s->state == ST_CLOSING || s->exempt)
         return 0;
+    s->junk_error = 0;
     s->errors++;
     if (conf->smtpd_hard_error_limit > 0 && s->errors >= (unsigned) conf->smtpd_hard_error_limit) {
         log_info("too many errors after %s from %s", s->last_cmd, s->client);

@@ -4,7 +4,10 @@
 # limit (each reply held for smtpd_error_sleep_time) and disconnected at the
 # hard limit with 421 4.7.0; an accepted message starts the count again;
 # clients in smtpd_client_event_limit_exceptions are neither slowed nor cut
-# off. An ETRN flood past etrn_rate_limit ends the same way.
+# off. An ETRN flood past etrn_rate_limit ends the same way. Past
+# smtpd_junk_command_limit each NOOP, VRFY, ETRN or RSET counts as an error
+# (a client cannot hold a session open with NOOPs); a message restarts that
+# count too.
 . "$(dirname "$0")/../lib/e2e.sh"
 . "$(dirname "$0")/../lib/etrn_server.sh"
 e2e_init
@@ -92,5 +95,35 @@ errs 127.0.0.4 "EHLO c.test" "ETRN relay.test" "ETRN relay.test" "ETRN relay.tes
 check "ETRN flood ends with 421 4.7.0 too many errors" grep -q 'Error: too many errors' "$T/out4"
 check_eq "ETRN flood: 2 started (253), 5 refused (458), then 421" "$(codes <"$T/out4")" \
     "250 253 253 458 458 458 458 458 421"
+
+# 5. smtpd_junk_command_limit (3 here): the first three junk commands are free,
+# each one after that is an error, and the hard limit (5) ends the session
+jport=$(free_port)
+srv_conf j "127.0.0.1:$jport" \
+    'myhostname = relay.test' \
+    'mynetworks = 127.0.0.2/32' \
+    'relay_domains = relay.test' \
+    'etrn_only_domains = relay.test' \
+    'smtpd_junk_command_limit = 3' \
+    'smtpd_hard_error_limit = 5' \
+    'smtpd_error_sleep_time = 0s' \
+    '[transport]' \
+    'relay.test = etrn-only:[127.0.0.1]:1'
+srv_start j || e2e_abort "etrn-server (junk limit) starts"
+$PY "$T/errs.py" "$jport" 127.0.0.3 "EHLO c.test" NOOP RSET "VRFY x" NOOP NOOP NOOP NOOP NOOP \
+    NOOP >"$T/out5"
+check_eq "junk commands: 3 free, 5 counted as errors, then 421" "$(codes <"$T/out5")" \
+    "250 250 250 252 250 250 250 250 250 421"
+check "log: too many errors after NOOP" \
+    wait_for 5 grep -q 'too many errors after NOOP from unknown\[127\.0\.0\.3\]' "$T/j/maillog"
+# a message starts the junk count again: 3 free + 1 error, a message, 3 free + 4 errors
+$PY "$T/errs.py" "$jport" 127.0.0.3 "EHLO c.test" NOOP NOOP NOOP NOOP MSG NOOP NOOP NOOP \
+    NOOP NOOP NOOP NOOP QUIT >"$T/out6"
+check_eq "a message between junk commands: no 421" "$(codes <"$T/out6")" \
+    "250 250 250 250 250 250 250 250 250 250 250 250 250 221"
+$PY "$T/errs.py" "$jport" 127.0.0.2 "EHLO c.test" NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP \
+    QUIT >"$T/out7"
+check_eq "exempt client: nine NOOPs, no 421" "$(codes <"$T/out7")" \
+    "250 250 250 250 250 250 250 250 250 250 221"
 
 e2e_done
