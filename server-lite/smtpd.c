@@ -224,20 +224,20 @@ static int check_rcpt(struct session *s, const char *arg);
 static int check_data(struct session *s, const char *arg);
 
 static const struct command commands[NCOMMANDS] = {
-    [CMD_HELO] = { "helo", NULL, cmd_helo },
-    [CMD_EHLO] = { "ehlo", NULL, cmd_ehlo },
-    [CMD_STARTTLS] = { "starttls", check_starttls, cmd_starttls },
-    [CMD_AUTH] = { "auth", check_auth, cmd_auth },
+    [CMD_HELO] = { "helo", NULL, cmd_helo, 0 },
+    [CMD_EHLO] = { "ehlo", NULL, cmd_ehlo, 0 },
+    [CMD_STARTTLS] = { "starttls", check_starttls, cmd_starttls, 0 },
+    [CMD_AUTH] = { "auth", check_auth, cmd_auth, 0 },
     [CMD_ETRN] = { "etrn", check_idle, cmd_etrn, 1 },
-    [CMD_ATRN] = { "atrn", check_atrn, cmd_atrn },
-    [CMD_MAIL] = { "mail", check_mail, cmd_mail },
-    [CMD_RCPT] = { "rcpt", check_rcpt, cmd_rcpt },
-    [CMD_DATA] = { "data", check_data, cmd_data },
+    [CMD_ATRN] = { "atrn", check_atrn, cmd_atrn, 0 },
+    [CMD_MAIL] = { "mail", check_mail, cmd_mail, 0 },
+    [CMD_RCPT] = { "rcpt", check_rcpt, cmd_rcpt, 0 },
+    [CMD_DATA] = { "data", check_data, cmd_data, 0 },
     [CMD_RSET] = { "rset", NULL, cmd_rset, 1 },
     [CMD_NOOP] = { "noop", NULL, cmd_noop, 1 },
     [CMD_VRFY] = { "vrfy", NULL, cmd_vrfy, 1 },
-    [CMD_HELP] = { "help", NULL, cmd_help },
-    [CMD_QUIT] = { "quit", NULL, cmd_quit },
+    [CMD_HELP] = { "help", NULL, cmd_help, 0 },
+    [CMD_QUIT] = { "quit", NULL, cmd_quit, 0 },
 };
 
 static void uncount(struct session *s, enum cmd_id cmd);
